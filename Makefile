@@ -1,0 +1,45 @@
+# `make test` and `make demo` set everything up from nothing in a project-local virtualenv
+# (.venv, git-ignored). Each install step leaves a stamp, so a second run skips what is done;
+# editing a requirements file or setup.py redoes only the steps after it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+REQ := requirements
+CONSTRAINTS := -c $(REQ)/constraints.txt
+PYTEST_ARGS ?=
+
+.PHONY: install test demo lint clean-venv
+
+install: $(VENV)/.stamp-plugin
+
+$(VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VENV)
+	touch $@
+
+$(VENV)/.stamp-torch: $(VENV)/.stamp-venv $(REQ)/torch.txt
+	$(PIP) install -r $(REQ)/torch.txt
+	touch $@
+
+$(VENV)/.stamp-stack: $(VENV)/.stamp-torch $(REQ)/stack.txt $(REQ)/constraints.txt
+	$(PIP) install $(CONSTRAINTS) -r $(REQ)/stack.txt
+	$(PIP) install $(CONSTRAINTS) --no-deps mmagic
+	touch $@
+
+# basicsr 1.4.2 ships source only; without --no-build-isolation its build pulls another torch.
+$(VENV)/.stamp-basicsr: $(VENV)/.stamp-stack
+	$(PIP) install $(CONSTRAINTS) --no-build-isolation basicsr
+	touch $@
+
+$(VENV)/.stamp-plugin: $(VENV)/.stamp-basicsr setup.py
+	$(PIP) install $(CONSTRAINTS) --no-build-isolation --no-deps -e .
+	touch $@
+
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check ranksrgan_plugin tools tests basicsr benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,139 @@
+"""BasicSR model that trains the Ranker (paper Sec. 3.2, "Ranker")."""
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.metrics import calculate_metric
+from basicsr.models.base_model import BaseModel
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
+
+
+@MODEL_REGISTRY.register()
+class RankerModel(BaseModel):
+    """Trains the *Ranker* (``network_r``) on pairs of SR levels with a rank or regression loss.
+
+    Options beyond BasicSR's usual ones:
+        network_r: the Ranker (e.g. ``type: RankerVGG``); saved as ``net_r_<iter>.pth``.
+        path.pretrain_network_r / param_key_r / strict_load_r: optional initial weights.
+        train.rank_opt: the loss (``RankLoss`` or ``RankRegressionLoss``).
+        train.optim_r, train.scheduler: as for any BasicSR model.
+        val.metrics: whole-split metrics (``calculate_srocc``, ``calculate_pair_accuracy``);
+        val.best_metric: the metric whose best value saves ``net_r_best.pth``
+        (default: the first ``calculate_srocc`` metric).
+
+    The training log has ``l_rank`` (the loss) and ``pair_acc`` (share of the batch's pairs the
+    scores order as the labels).
+    """
+
+    def __init__(self, opt: Dict[str, Any]) -> None:
+        super().__init__(opt)
+        self.net_r = self.model_to_device(build_network(opt['network_r']))
+        self.print_network(self.net_r)
+        load_path = self.opt['path'].get('pretrain_network_r')
+        if load_path is not None:
+            param_key = self.opt['path'].get('param_key_r', 'params')
+            self.load_network(self.net_r, load_path, self.opt['path'].get('strict_load_r', True), param_key)
+        if self.is_train:
+            self.init_training_settings()
+
+    def init_training_settings(self) -> None:
+        self.net_r.train()
+        train_opt = self.opt['train']
+        if not train_opt.get('rank_opt'):
+            raise ValueError('RankerModel needs train.rank_opt (e.g. type: RankLoss).')
+        self.cri_rank = build_loss(train_opt['rank_opt']).to(self.device)
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def setup_optimizers(self) -> None:
+        optim_opt = dict(self.opt['train']['optim_r'])
+        optim_type = optim_opt.pop('type')
+        params = [p for p in self.net_r.parameters() if p.requires_grad]
+        self.optimizer_r = self.get_optimizer(optim_type, params, **optim_opt)
+        self.optimizers.append(self.optimizer_r)
+
+    def feed_data(self, data: Dict[str, Any]) -> None:
+        """A training pair batch (``img_a``/``img_b``) or a validation batch (``img``)."""
+        if 'img_a' in data:
+            self.img_a = data['img_a'].to(self.device)
+            self.img_b = data['img_b'].to(self.device)
+            self.label_a = data['label_a'].to(self.device, torch.float32)
+            self.label_b = data['label_b'].to(self.device, torch.float32)
+        else:
+            self.img = data['img'].to(self.device)
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.optimizer_r.zero_grad()
+        # One forward for both sides of the pairs: half the kernel launches, and BN sees both levels.
+        scores = self.net_r(torch.cat([self.img_a, self.img_b])).reshape(2, -1)
+        l_rank = self.cri_rank(scores[0], scores[1], self.label_a, self.label_b)
+        l_rank.backward()
+        self.optimizer_r.step()
+        with torch.no_grad():
+            label_order = torch.sign(self.label_a - self.label_b)
+            ordered = label_order != 0
+            agree = torch.sign(scores[0] - scores[1]) == label_order
+            pair_acc = agree[ordered].float().mean() if ordered.any() else torch.ones((), device=self.device)
+        self.log_dict = self.reduce_loss_dict(OrderedDict(l_rank=l_rank, pair_acc=pair_acc))
+
+    def test(self) -> None:
+        """Scores of the fed validation batch, in eval mode, as ``self.scores`` (N,)."""
+        self.net_r.eval()
+        with torch.no_grad():
+            self.scores = self.net_r(self.img).reshape(-1)
+        self.net_r.train()
+
+    def dist_validation(self, dataloader, current_iter: int, tb_logger, save_img: bool) -> None:
+        if self.opt['rank'] == 0:  # as SRModel: the whole split on rank 0
+            self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
+
+    def nondist_validation(self, dataloader, current_iter: int, tb_logger, save_img: bool) -> None:
+        """Score every (key, level) of the split, then the whole-split metrics of ``val.metrics``."""
+        dataset_name = dataloader.dataset.opt['name']
+        scores, labels, keys = self.score_dataset(dataloader, use_pbar=self.opt['val'].get('pbar', False))
+        metrics = self.opt['val'].get('metrics')
+        if not metrics:
+            return
+        self._initialize_best_metric_results(dataset_name)
+        data = {'scores': scores, 'labels': labels, 'keys': keys}
+        self.metric_results = {name: calculate_metric(data, metric_opt) for name, metric_opt in metrics.items()}
+        best_metric = self._best_metric_name()
+        for name, value in self.metric_results.items():
+            previous_best = self.best_metric_results[dataset_name][name]['iter']
+            self._update_best_metric_result(dataset_name, name, value, current_iter)
+            improved = self.best_metric_results[dataset_name][name]['iter'] != previous_best
+            if name == best_metric and improved and self.opt['is_train']:
+                self.save_network(self.net_r, 'net_r', 'best')
+        SRModel._log_validation_metric_values(self, current_iter, dataset_name, tb_logger)
+
+    def score_dataset(self, dataloader, use_pbar: bool = False):
+        """Ranker scores, labels and keys of every item of a validation dataloader."""
+        scores: List[float] = []
+        labels: List[float] = []
+        keys: List[str] = []
+        for batch in tqdm(dataloader, unit='patch', desc='Ranker validation', disable=not use_pbar):
+            self.feed_data(batch)
+            self.test()
+            scores += self.scores.cpu().tolist()
+            labels += [float(v) for v in batch['label']]
+            keys += list(batch['key'])
+        return scores, labels, keys
+
+    def _best_metric_name(self) -> Optional[str]:
+        metrics = self.opt['val'].get('metrics') or {}
+        if self.opt['val'].get('best_metric'):
+            return self.opt['val']['best_metric']
+        return next((name for name, opt in metrics.items() if opt.get('type') == 'calculate_srocc'), None)
+
+    def get_current_visuals(self) -> Dict[str, torch.Tensor]:
+        return OrderedDict(scores=self.scores.detach().cpu())
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        self.save_network(self.net_r, 'net_r', current_iter)
+        self.save_training_state(epoch, current_iter)
+
