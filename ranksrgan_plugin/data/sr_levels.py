@@ -1,0 +1,204 @@
+"""Sources of the *levels* of a rank dataset: SR images of rising perceptual quality.
+
+A level turns one source image (its HR ground truth and its LR input) into an SR image of the
+HR's size. Kinds: ``network`` (any BasicSR arch with a weights file, e.g. the paper's SRResNet /
+SRGAN / ESRGAN), ``folder`` (precomputed SR images matched by name), ``hr`` (the ground truth
+itself: the paper's RankSRGAN-HR) and ``builtin`` (classical upscalers, so the tool runs with no
+weights at all). Images are BGR uint8 HWC, as cv2 and BasicSR read them.
+"""
+import os
+import os.path as osp
+from copy import deepcopy
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import cv2
+import numpy as np
+import torch
+from basicsr.archs import build_network
+from basicsr.utils.matlab_functions import imresize
+from torch.nn import functional as F
+
+from .rank_dataset_format import IMAGE_EXTENSIONS
+
+
+class LevelError(ValueError):
+    """A level is misconfigured or produced an unusable image."""
+
+
+def matlab_bicubic(img: np.ndarray, scale: float) -> np.ndarray:
+    """MATLAB ``imresize(img, scale, 'bicubic')`` of a uint8 image (BasicSR's port), rounded to uint8."""
+    resized = imresize(img.astype(np.float32) / 255.0, scale)
+    return np.clip(np.round(resized * 255.0), 0, 255).astype(np.uint8)
+
+
+def unsharp_mask(img: np.ndarray, sigma: float = 2.0, amount: float = 1.5) -> np.ndarray:
+    """Classical unsharp masking: ``img + amount * (img - gaussian_blur(img))``."""
+    img_f = img.astype(np.float32)
+    blurred = cv2.GaussianBlur(img_f, (0, 0), sigma)
+    return np.clip(np.round(img_f + amount * (img_f - blurred)), 0, 255).astype(np.uint8)
+
+
+def _cv2_upscale(interpolation: int) -> Callable[[np.ndarray, int], np.ndarray]:
+    def upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+        return cv2.resize(lr, (lr.shape[1] * scale, lr.shape[0] * scale), interpolation=interpolation)
+
+    return upscale
+
+
+BUILTIN_UPSCALERS: Dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    'nearest': _cv2_upscale(cv2.INTER_NEAREST),
+    'bilinear': _cv2_upscale(cv2.INTER_LINEAR),
+    'bicubic': lambda lr, scale: matlab_bicubic(lr, scale),
+    'lanczos': _cv2_upscale(cv2.INTER_LANCZOS4),
+    'sharpened': lambda lr, scale: unsharp_mask(matlab_bicubic(lr, scale)),
+}
+
+
+class SRLevel:
+    """One level of a rank dataset: ``level(lr, hr, stem)`` returns an SR image of ``hr``'s size."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        sr = self.upscale(lr, hr, stem)
+        if sr.shape != hr.shape:
+            raise LevelError(f'Level {self.name!r} gave a {sr.shape} image for {stem!r}, the HR image is {hr.shape}.')
+        return sr
+
+    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> Dict[str, Any]:
+        """What the manifest records about this level."""
+        return {'name': self.name, 'type': type(self).__name__}
+
+
+class HRLevel(SRLevel):
+    """The ground truth HR image as a level (the paper's RankSRGAN-HR replaces ESRGAN by it)."""
+
+    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        return hr
+
+
+class BuiltinLevel(SRLevel):
+    """A classical upscaler from :data:`BUILTIN_UPSCALERS` (no weights needed)."""
+
+    def __init__(self, name: str, method: str, scale: int) -> None:
+        super().__init__(name)
+        if method not in BUILTIN_UPSCALERS:
+            raise LevelError(f'Level {name!r}: unknown builtin method {method!r}; choose from {sorted(BUILTIN_UPSCALERS)}.')
+        self.method, self.scale = method, scale
+
+    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        return BUILTIN_UPSCALERS[self.method](lr, self.scale)
+
+    def describe(self) -> Dict[str, Any]:
+        return {**super().describe(), 'method': self.method}
+
+
+class FolderLevel(SRLevel):
+    """Precomputed SR images in a folder, matched to the source image by file stem."""
+
+    def __init__(self, name: str, folder: str, suffix: str = '') -> None:
+        super().__init__(name)
+        if not osp.isdir(folder):
+            raise LevelError(f'Level {name!r}: SR folder {folder} does not exist.')
+        self.folder, self.suffix = folder, suffix
+        self.files = {osp.splitext(f)[0]: f for f in sorted(_listdir_images(folder))}
+
+    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        file_name = self.files.get(stem + self.suffix)
+        if file_name is None:
+            raise LevelError(f'Level {self.name!r}: no SR image for {stem!r} in {self.folder}.')
+        return read_image(osp.join(self.folder, file_name))
+
+    def describe(self) -> Dict[str, Any]:
+        return {**super().describe(), 'folder': self.folder, 'suffix': self.suffix}
+
+
+class NetworkLevel(SRLevel):
+    """A BasicSR network (any registered arch: MSRResNet, RRDBNet, the plugin's) run on the LR image.
+
+    The LR image is cut into ``tile`` x ``tile`` tiles (edge-padded by ``tile_pad`` pixels of
+    context) that run ``batch_size`` at a time, so large images fit in memory; ``tile=0`` runs the
+    whole image at once. Runs on ``device`` (default: CUDA when available).
+    """
+
+    def __init__(self, name: str, network: Mapping[str, Any], weights: str, scale: int,
+                 param_key: Optional[str] = None, tile: int = 0, tile_pad: int = 16, batch_size: int = 4,
+                 device: Optional[str] = None) -> None:
+        super().__init__(name)
+        if not weights or not osp.isfile(weights):
+            raise LevelError(f'Level {name!r}: weights file {weights!r} not found. Download the network\'s '
+                             'checkpoint and set the level\'s `weights` to its path.')
+        self.network_opt, self.weights, self.scale = dict(network), weights, scale
+        self.tile, self.tile_pad, self.batch_size = tile, tile_pad, max(1, batch_size)
+        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        self.net = build_network(deepcopy(self.network_opt))
+        self.net.load_state_dict(_network_state_dict(weights, param_key), strict=True)
+        self.net.eval().to(self.device)
+
+    @torch.no_grad()
+    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(lr[:, :, ::-1].transpose(2, 0, 1))).float().div(255)
+        out = self._run_tiled(x[None]) if self.tile else self.net(x[None].to(self.device))
+        out = out[0].clamp(0, 1).mul(255).round().byte().cpu().numpy()
+        return np.ascontiguousarray(out.transpose(1, 2, 0)[:, :, ::-1])
+
+    def _run_tiled(self, x: torch.Tensor) -> torch.Tensor:
+        _, c, h, w = x.shape
+        t, p, s = self.tile, self.tile_pad, self.scale
+        rows, cols = -(-h // t), -(-w // t)
+        padded = F.pad(x, (p, cols * t - w + p, p, rows * t - h + p), mode='replicate')
+        tiles = [padded[0, :, r * t:r * t + t + 2 * p, q * t:q * t + t + 2 * p] for r in range(rows) for q in range(cols)]
+        outputs = []
+        for start in range(0, len(tiles), self.batch_size):
+            batch = torch.stack(tiles[start:start + self.batch_size]).to(self.device)
+            outputs.append(self.net(batch)[:, :, p * s:(p + t) * s, p * s:(p + t) * s].cpu())
+        out = torch.cat(outputs).reshape(rows, cols, c, t * s, t * s).permute(2, 0, 3, 1, 4)
+        return out.reshape(1, c, rows * t * s, cols * t * s)[:, :, :h * s, :w * s]
+
+    def describe(self) -> Dict[str, Any]:
+        return {**super().describe(), 'network': self.network_opt, 'weights': osp.abspath(self.weights),
+                'tile': self.tile, 'tile_pad': self.tile_pad}
+
+
+def _network_state_dict(weights: str, param_key: Optional[str]) -> Dict[str, torch.Tensor]:
+    checkpoint = torch.load(weights, map_location='cpu', weights_only=True)
+    for key in ([param_key] if param_key else ['params_ema', 'params']):
+        if key in checkpoint:
+            return checkpoint[key]
+    if param_key:
+        raise LevelError(f'{weights} has no {param_key!r} entry (has {list(checkpoint)[:5]}).')
+    return checkpoint
+
+
+def _listdir_images(folder: str):
+    return [f for f in os.listdir(folder) if osp.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+
+
+def read_image(path: str) -> np.ndarray:
+    """A BGR uint8 image; a clear error when the file is not a readable image."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise LevelError(f'Cannot read image {path}.')
+    return img
+
+
+def build_level(opt: Mapping[str, Any], scale: int, device: Optional[str] = None) -> SRLevel:
+    """A level from its options: ``{name, type: network|folder|hr|builtin, ...}``."""
+    opt = dict(opt)
+    name, kind = opt.pop('name', None), opt.pop('type', None)
+    if not name:
+        raise LevelError(f'A level needs a `name`: {dict(opt)}')
+    if kind == 'hr':
+        return HRLevel(name)
+    if kind == 'builtin':
+        return BuiltinLevel(name, opt.get('method', name), scale)
+    if kind == 'folder':
+        return FolderLevel(name, opt['folder'], opt.get('suffix', ''))
+    if kind == 'network':
+        opt.setdefault('device', device)
+        return NetworkLevel(name, opt.pop('network'), opt.pop('weights', None), scale, **opt)
+    raise LevelError(f'Level {name!r}: unknown type {kind!r}; use network, folder, hr or builtin.')
