@@ -108,7 +108,8 @@ def convert_features_state_dict(state_dict: Mapping[str, torch.Tensor], net: Ran
     return converted
 
 
-def ranker_state_dict(checkpoint: Mapping, net: RankerVGG, param_key: Optional[str] = 'params') -> Dict[str, torch.Tensor]:
+def ranker_state_dict(checkpoint: Mapping, net: RankerVGG,
+                      param_key: Optional[str] = 'params') -> Dict[str, torch.Tensor]:
     """The :class:`RankerVGG` state_dict held by a checkpoint of any supported layout.
 
     Accepts a bare state_dict or a BasicSR checkpoint (``{param_key: state_dict}``), strips the

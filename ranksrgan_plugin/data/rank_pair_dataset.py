@@ -9,8 +9,17 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .rank_dataset_format import (LABELS_FILE, LabelTable, RankDatasetError, level_path, list_folder_images,
-                                  read_image_shape, read_labels, read_lmdb_meta_info, read_manifest)
+from .rank_dataset_format import (
+    LABELS_FILE,
+    LabelTable,
+    RankDatasetError,
+    level_path,
+    list_folder_images,
+    read_image_shape,
+    read_labels,
+    read_lmdb_meta_info,
+    read_manifest,
+)
 
 _BACKEND_STORAGE = {'lmdb': 'lmdb', 'disk': 'folder'}
 _STORAGE_BACKEND = {storage: backend for backend, storage in _BACKEND_STORAGE.items()}

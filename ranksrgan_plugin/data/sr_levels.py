@@ -87,7 +87,8 @@ class BuiltinLevel(SRLevel):
     def __init__(self, name: str, method: str, scale: int) -> None:
         super().__init__(name)
         if method not in BUILTIN_UPSCALERS:
-            raise LevelError(f'Level {name!r}: unknown builtin method {method!r}; choose from {sorted(BUILTIN_UPSCALERS)}.')
+            raise LevelError(f'Level {name!r}: unknown builtin method {method!r}; '
+                             f'choose from {sorted(BUILTIN_UPSCALERS)}.')
         self.method, self.scale = method, scale
 
     def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
@@ -151,7 +152,8 @@ class NetworkLevel(SRLevel):
         t, p, s = self.tile, self.tile_pad, self.scale
         rows, cols = -(-h // t), -(-w // t)
         padded = F.pad(x, (p, cols * t - w + p, p, rows * t - h + p), mode='replicate')
-        tiles = [padded[0, :, r * t:r * t + t + 2 * p, q * t:q * t + t + 2 * p] for r in range(rows) for q in range(cols)]
+        tiles = [padded[0, :, r * t:r * t + t + 2 * p, q * t:q * t + t + 2 * p]
+                 for r in range(rows) for q in range(cols)]
         outputs = []
         for start in range(0, len(tiles), self.batch_size):
             batch = torch.stack(tiles[start:start + self.batch_size]).to(self.device)

@@ -71,7 +71,8 @@ class RankRegressionLoss(nn.Module):
         super().__init__()
         criteria = {'l1': F.l1_loss, 'mse': F.mse_loss}
         if criterion not in criteria:
-            raise ValueError(f'Unsupported criterion {criterion!r} for RankRegressionLoss; supported: {list(criteria)}.')
+            raise ValueError(f'Unsupported criterion {criterion!r} for RankRegressionLoss; '
+                             f'supported: {list(criteria)}.')
         self.criterion = criteria[criterion]
         self.loss_weight = loss_weight
         self.reduction = _check_reduction(reduction)

@@ -8,7 +8,6 @@ from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
 from basicsr.models.base_model import BaseModel
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
