@@ -63,7 +63,7 @@ def write_manifest(root: str, manifest: Mapping[str, Any]) -> str:
     """Write ``manifest.json`` (adding the format fields) atomically; returns its path."""
     content = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION, **manifest}
     path = osp.join(root, MANIFEST_FILE)
-    _atomic_write(path, json.dumps(content, indent=2, sort_keys=False) + '\n')
+    atomic_write(path, json.dumps(content, indent=2, sort_keys=False) + '\n')
     return path
 
 
@@ -76,7 +76,7 @@ def format_labels(rows: Iterable[Tuple[str, str, float]]) -> str:
 
 def write_labels(path: str, rows: Iterable[Tuple[str, str, float]]) -> None:
     """Write a labels file atomically (a killed writer never leaves half a file)."""
-    _atomic_write(path, format_labels(rows))
+    atomic_write(path, format_labels(rows))
 
 
 def read_labels(path: str) -> LabelTable:
@@ -148,7 +148,8 @@ def read_image_shape(path: str) -> Shape:
     return height, width, channels
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str) -> None:
+    """Write a text file so that a killed writer leaves the old file or the new one, never half."""
     tmp_path = f'{path}.tmp{os.getpid()}'
     with open(tmp_path, 'w', encoding='utf-8') as f:
         f.write(text)
