@@ -145,6 +145,9 @@ def _storage_backend(manifest: Dict[str, Any], root: str) -> str:
     if storage is None:
         raise RankDatasetError(f'No io_backend option and no "storage" in {root}/manifest.json: '
                                'set io_backend: {type: lmdb} or {type: disk}.')
+    if storage not in _STORAGE_BACKEND:
+        raise RankDatasetError(f'{root}/manifest.json has storage {storage!r}; expected one of '
+                               f'{sorted(_STORAGE_BACKEND)}.')
     return _STORAGE_BACKEND[storage]
 
 
