@@ -38,6 +38,9 @@ $(VENV)/.stamp-plugin: $(VENV)/.stamp-basicsr setup.py
 test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+demo: install
+	$(PY) tools/demo.py
+
 lint: install
 	$(VENV)/bin/ruff check ranksrgan_plugin tools tests basicsr benchmarks
 
