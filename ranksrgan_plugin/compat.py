@@ -4,10 +4,13 @@ Each function names the defect it works around and the versions it applies to. T
 once, when ``ranksrgan_plugin`` is imported (before the first ``import basicsr``), and each is a
 no-op where the upstream code is already fixed.
 """
+import contextlib
 import importlib
+import os
 import os.path as osp
 import sys
-from typing import Any, Dict, Optional
+import types
+from typing import Any, Dict, Iterator, Optional
 
 import torch
 
@@ -48,17 +51,98 @@ def load_resume_state_any_device(opt: Dict[str, Any]) -> Optional[Dict[str, Any]
                 opt['path']['resume_state'] = resume_state_path
     if not resume_state_path:
         return None
+    keep_frozen_network_paths(opt)
     device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
     resume_state = torch.load(resume_state_path, map_location=device, weights_only=False)
     check_resume(opt, resume_state['iter'])
     return resume_state
 
 
+def keep_frozen_network_paths(opt: Dict[str, Any]) -> None:
+    """Stop ``check_resume`` (basicsr 1.4.2) from redirecting a frozen network to a checkpoint it never saved.
+
+    On resume, upstream rewrites ``path.pretrain_network_<x>`` to ``models/net_<x>_<iter>.pth`` for
+    every ``network_<x>`` option, unless listed in ``path.ignore_resume_networks``. A model class
+    lists the networks it only loads (RankSRGANModel's Ranker) in ``frozen_networks``.
+    """
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    if opt.get('model_type') not in MODEL_REGISTRY:
+        return
+    frozen = getattr(MODEL_REGISTRY.get(opt['model_type']), 'frozen_networks', ())
+    ignored = list(opt['path'].get('ignore_resume_networks') or [])
+    opt['path']['ignore_resume_networks'] = ignored + [name for name in frozen if name not in ignored]
+
+
+def init_dist_any_device(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
+    """Replacement for ``basicsr.utils.dist_util.init_dist`` as used by ``parse_options`` (basicsr 1.4.2).
+
+    Upstream's pytorch launcher calls ``torch.cuda.set_device(rank % device_count())`` and NCCL,
+    so ``torchrun ... --launcher pytorch`` dies on a CPU-only machine (division by zero). Without
+    CUDA this initialises a gloo process group from torchrun's environment; with CUDA, or with the
+    slurm launcher, it is upstream's function unchanged.
+    """
+    from basicsr.utils import dist_util
+
+    if launcher == 'pytorch' and not torch.cuda.is_available():
+        torch.distributed.init_process_group(backend='gloo', **kwargs)
+    else:
+        dist_util.init_dist(launcher, backend, **kwargs)
+
+
+def model_to_device_any_device(self, net: torch.nn.Module) -> torch.nn.Module:
+    """Replacement for ``BaseModel.model_to_device`` (basicsr 1.4.2).
+
+    Upstream wraps with ``DistributedDataParallel(device_ids=[torch.cuda.current_device()])``,
+    which fails on CPU; a CPU process group (gloo) needs ``device_ids=None``. CUDA: unchanged.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    if self.opt['dist'] and self.device.type == 'cpu':
+        return DistributedDataParallel(net.to(self.device), find_unused_parameters=self.opt.get(
+            'find_unused_parameters', False))
+    return _UPSTREAM['model_to_device'](self, net)
+
+
+_UPSTREAM: Dict[str, Any] = {}
+
+
 def patch_basicsr_train() -> None:
-    """Install the fixes that concern ``basicsr.train.train_pipeline`` (see the functions above)."""
+    """Install the fixes that concern BasicSR's training pipeline (see the functions above)."""
     import basicsr.train
+    import basicsr.utils.options
+    from basicsr.models.base_model import BaseModel
 
     basicsr.train.load_resume_state = load_resume_state_any_device
+    basicsr.utils.options.init_dist = init_dist_any_device
+    if 'model_to_device' not in _UPSTREAM:
+        _UPSTREAM['model_to_device'] = BaseModel.model_to_device
+        BaseModel.model_to_device = model_to_device_any_device
+
+
+@contextlib.contextmanager
+def basicsr_vgg_weights(weights_path: Optional[str]) -> Iterator[None]:
+    """Make BasicSR's ``VGGFeatureExtractor`` (basicsr 1.4.2) load ``weights_path``, or no weights if None.
+
+    Upstream offers no choice: it loads ``experiments/pretrained_models/vgg19-dcbb9e9d.pth``
+    relative to the working directory if present, else asks torchvision to download ImageNet
+    weights (an unexplained network error offline). Within this context the module-level path
+    points at ``weights_path``; with None, torchvision's constructor builds an unpretrained net.
+    """
+    from basicsr.archs import vgg_arch
+
+    saved = vgg_arch.VGG_PRETRAIN_PATH, vgg_arch.vgg
+    if weights_path is None:
+        vgg_arch.VGG_PRETRAIN_PATH = os.devnull + '.absent'
+        vgg_arch.vgg = types.SimpleNamespace(**{
+            name: (lambda constructor: lambda pretrained=False: constructor(weights=None))(getattr(saved[1], name))
+            for name in ('vgg11', 'vgg13', 'vgg16', 'vgg19', 'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn')})
+    else:
+        vgg_arch.VGG_PRETRAIN_PATH = weights_path
+    try:
+        yield
+    finally:
+        vgg_arch.VGG_PRETRAIN_PATH, vgg_arch.vgg = saved
 
 
 def apply() -> None:

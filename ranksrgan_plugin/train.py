@@ -1,4 +1,4 @@
-"""Train with BasicSR's own pipeline, plugin loaded: ``ranksrgan-train -opt options/<file>.yml``.
+"""Train (and test) with BasicSR's own pipelines, plugin loaded: ``ranksrgan-train -opt options/<file>.yml``.
 
 Same flags as ``basicsr/train.py`` (``--launcher``, ``--auto_resume``, ``--debug``,
 ``--force_yml``). Experiments and TensorBoard logs go under ``root_path`` (the working directory
@@ -17,6 +17,14 @@ def train(root_path: Optional[str] = None) -> None:
     from basicsr.train import train_pipeline
 
     train_pipeline(os.path.abspath(root_path or os.getcwd()))
+
+
+def test(root_path: Optional[str] = None) -> None:
+    """Run ``basicsr.test.test_pipeline`` with the plugin registered, writing under ``root_path``."""
+    compat.patch_basicsr_train()
+    from basicsr.test import test_pipeline
+
+    test_pipeline(os.path.abspath(root_path or os.getcwd()))
 
 
 def main() -> None:

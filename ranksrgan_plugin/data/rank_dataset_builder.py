@@ -559,9 +559,8 @@ def sum_timings(records: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
 
 
 def package_versions() -> Dict[str, str]:
-    import torch
-
     import basicsr
+    import torch
 
     return {'ranksrgan_plugin': __version__, 'python': platform.python_version(), 'torch': torch.__version__,
             'basicsr': basicsr.__version__, 'numpy': np.__version__, 'opencv': cv2.__version__}

@@ -1,4 +1,6 @@
 """Losses, registered into BasicSR's LOSS_REGISTRY on import."""
+from .perceptual_loss import VGGPerceptualLoss
+from .rank_content_loss import RankContentLoss
 from .rank_loss import RankLoss, RankRegressionLoss
 
-__all__ = ['RankLoss', 'RankRegressionLoss']
+__all__ = ['RankContentLoss', 'RankLoss', 'RankRegressionLoss', 'VGGPerceptualLoss']

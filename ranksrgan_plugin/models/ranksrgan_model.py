@@ -1,0 +1,108 @@
+"""RankSRGAN in BasicSR: SRGAN plus a frozen Ranker and the rank-content loss."""
+import os.path as osp
+from collections import OrderedDict
+from typing import Any, Dict
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from ..archs.ranker_arch import load_ranker
+from ..losses.perceptual_loss import find_imagenet_vgg_weights
+
+
+@MODEL_REGISTRY.register()
+class RankSRGANModel(SRGANModel):
+    """RankSRGAN (Zhang et al., ICCV 2019): an SRGAN whose generator also minimises the *rank-content loss*.
+
+    Everything of BasicSR's SRGANModel is kept (pixel / perceptual / GAN losses, ``net_d_iters``,
+    ``net_d_init_iters``, EMA, any ``network_g``: SRResNet for RankSRGAN, RRDBNet for
+    "RankESRGAN"). Added:
+
+    - ``network_r``: the *Ranker*, loaded from ``path.pretrain_network_r`` (required), kept in
+      eval mode with ``requires_grad=False``, never wrapped in DDP, never saved, and left out of
+      BasicSR's resume path rewriting (``frozen_networks``);
+    - ``train.rank_opt``: the rank-content loss (``type: RankContentLoss``), logged as
+      ``l_g_rank`` with the batch's mean Ranker score ``out_r``.
+    """
+
+    frozen_networks = ('network_r',)
+
+    def init_training_settings(self) -> None:
+        train_opt = self.opt['train']
+        if not train_opt.get('rank_opt'):
+            raise ValueError('RankSRGANModel needs train.rank_opt (e.g. type: RankContentLoss, loss_weight: 0.03).')
+        _check_upstream_perceptual_weights(train_opt.get('perceptual_opt'))
+        self.net_r = self._load_frozen_ranker()
+        super().init_training_settings()
+        self.cri_rank = build_loss(train_opt['rank_opt']).to(self.device)
+
+    def _load_frozen_ranker(self) -> torch.nn.Module:
+        if 'network_r' not in self.opt:
+            raise ValueError('RankSRGANModel needs network_r: the Ranker architecture (e.g. type: RankerVGG).')
+        path = self.opt['path'].get('pretrain_network_r')
+        if not path:
+            raise ValueError('RankSRGANModel needs path.pretrain_network_r: a trained Ranker checkpoint (train one '
+                             'with options/train_Ranker_NIQE.yml, or convert an official one with '
+                             'tools/convert_official_weights.py).')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'path.pretrain_network_r: Ranker checkpoint {path} does not exist.')
+        net_r = build_network(self.opt['network_r'])
+        load_ranker(net_r, path, self.opt['path'].get('param_key_r', 'params'),
+                    self.opt['path'].get('strict_load_r', True))
+        get_root_logger().info(f'Frozen Ranker {net_r.__class__.__name__} loaded from {path}.')
+        return net_r.to(self.device).eval().requires_grad_(False)
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        loss_dict: Dict[str, torch.Tensor] = OrderedDict()
+        self.net_d.requires_grad_(False)
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
+            self.generator_losses(loss_dict).backward()
+            self.optimizer_g.step()
+        self.net_d.requires_grad_(True)
+        self.discriminator_step(loss_dict)
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def generator_losses(self, loss_dict: Dict[str, Any]) -> torch.Tensor:
+        """SRGAN's generator losses plus the rank-content loss; fills ``loss_dict``, returns the total."""
+        l_g_total = 0
+        if self.cri_pix:
+            loss_dict['l_g_pix'] = self.cri_pix(self.output, self.gt)
+            l_g_total += loss_dict['l_g_pix']
+        if self.cri_perceptual:
+            l_g_percep, l_g_style = self.cri_perceptual(self.output, self.gt)
+            for name, value in (('l_g_percep', l_g_percep), ('l_g_style', l_g_style)):
+                if value is not None:
+                    loss_dict[name] = value
+                    l_g_total += value
+        loss_dict['l_g_gan'] = self.cri_gan(self.net_d(self.output), True, is_disc=False)
+        rank_scores = self.net_r(self.output)
+        loss_dict['l_g_rank'] = self.cri_rank(rank_scores)
+        loss_dict['out_r'] = rank_scores.detach().mean()
+        return l_g_total + loss_dict['l_g_gan'] + loss_dict['l_g_rank']
+
+    def discriminator_step(self, loss_dict: Dict[str, Any]) -> None:
+        """SRGAN's discriminator update on real GT and detached generator output."""
+        self.optimizer_d.zero_grad()
+        real_d_pred = self.net_d(self.gt)
+        loss_dict['l_d_real'] = self.cri_gan(real_d_pred, True, is_disc=True)
+        loss_dict['out_d_real'] = real_d_pred.detach().mean()
+        loss_dict['l_d_real'].backward()
+        fake_d_pred = self.net_d(self.output.detach())
+        loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
+        loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
+        loss_dict['l_d_fake'].backward()
+        self.optimizer_d.step()
+
+
+def _check_upstream_perceptual_weights(perceptual_opt: Any) -> None:
+    """BasicSR's own PerceptualLoss would fail offline with a bare network error: say what is missing."""
+    if perceptual_opt and perceptual_opt.get('type') == 'PerceptualLoss':
+        find_imagenet_vgg_weights(perceptual_opt.get('vgg_type', 'vgg19'))
