@@ -1,0 +1,131 @@
+"""Convert the original RankSRGAN release's checkpoints to the plugin's architectures.
+
+Supported layouts (detected from the keys; anything else is refused with a clear message):
+
+- ``ranker_mmsr``: Ranker with ``conv0_0``, ``bn0_1``, ..., ``classifier.N`` (Ranker_NIQE.pth,
+  Ranker_Ma.pth, Ranker_PI.pth, mmsr_Ranker_NIQE.pth) -> :class:`RankerVGG`, same keys;
+- ``ranker_features``: the older Ranker release, ``features.N`` / ``classifier.N`` in layer order;
+- ``generator_mmsr``: SRResNet with ``conv_first``, ``recon_trunk.N.conv1/conv2``, ``LRconv``,
+  ``upconv1/2``, ``HRconv``, ``conv_last`` -> :class:`RankSRGANGenerator`, same keys;
+- ``generator_model``: the older SRResNet release, ``model.0``, ``model.1.sub.N.res.0/.res.2``,
+  ``model.1.sub.<num_block>`` (LRconv), ``model.2``, ``model.5``, ``model.8``, ``model.10``
+  (RankSRGAN_NIQE.pth, RankSRGAN_Ma.pth, RankSRGAN_PI.pth, SRResNet_bicx4_in3nf64nb16.pth).
+
+The architecture options (depth, widths, blocks) are read off the weights' shapes, the converted
+state_dict is loaded into the built network with ``strict=True`` before it is returned.
+"""
+import re
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Tuple
+
+import torch
+
+from .ranker_arch import _STRIDE1_CONVS_PER_STAGE, RankerVGG, ranker_state_dict
+from .ranksrgan_generator_arch import RankSRGANGenerator
+
+StateDict = Dict[str, torch.Tensor]
+_WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model_state_dict')
+_OLD_GENERATOR_TAIL = {'model.2': 'upconv1', 'model.5': 'upconv2', 'model.8': 'HRconv', 'model.10': 'conv_last'}
+
+
+class UnknownCheckpointLayout(ValueError):
+    """The checkpoint is not one of the supported official layouts."""
+
+
+def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> StateDict:
+    """The bare state_dict of a checkpoint (BasicSR ``params``/``params_ema`` wrappers, ``module.``)."""
+    for key in _WRAPPER_KEYS:
+        if isinstance(checkpoint.get(key), Mapping):
+            checkpoint = checkpoint[key]
+            break
+    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in checkpoint.items())
+
+
+def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """One of ``ranker_mmsr``, ``ranker_features``, ``generator_mmsr``, ``generator_model``."""
+    keys = set(state_dict)
+    if {'conv0_0.weight', 'conv0_1.weight', 'classifier.0.weight'} <= keys:
+        return 'ranker_mmsr'
+    if any(k.startswith('features.') for k in keys) and 'classifier.0.weight' in keys:
+        return 'ranker_features'
+    if {'conv_first.weight', 'recon_trunk.0.conv1.weight', 'LRconv.weight', 'conv_last.weight'} <= keys:
+        return 'generator_mmsr'
+    if {'model.0.weight', 'model.1.sub.0.res.0.weight', 'model.10.weight'} <= keys:
+        return 'generator_model'
+    sample = ', '.join(sorted(keys)[:6])
+    raise UnknownCheckpointLayout(
+        f'Unknown checkpoint layout (keys: {sample}, ...). Supported: the original RankSRGAN Rankers '
+        '(conv0_0/bn0_1/classifier.N or features.N/classifier.N) and generators (conv_first/recon_trunk/LRconv '
+        'or model.0/model.1.sub.N/model.10).')
+
+
+def _ranker_options(conv_shapes: List[torch.Size], hidden: int) -> Dict[str, Any]:
+    """RankerVGG options from the ordered conv weight shapes (stage 0 has two convs)."""
+    stage_convs = len(conv_shapes) - 2
+    per_stage = stage_convs // 4
+    depth = {n + 1: d for d, n in _STRIDE1_CONVS_PER_STAGE.items()}.get(per_stage)
+    if depth is None or stage_convs % 4:
+        raise UnknownCheckpointLayout(f'A Ranker with {len(conv_shapes)} convs is not VGG-8/12/16.')
+    widths = tuple(conv_shapes[2 + per_stage * (s + 1) - 1][0] for s in range(4))
+    return {'type': 'RankerVGG', 'depth': depth, 'num_in_ch': conv_shapes[0][1], 'num_feat': conv_shapes[0][0],
+            'stage_widths': list(widths), 'num_hidden': hidden}
+
+
+def _ranker_conv_shapes(state_dict: StateDict, layout: str) -> List[torch.Size]:
+    if layout == 'ranker_features':
+        weights = [(int(k.split('.')[1]), v.shape) for k, v in state_dict.items()
+                   if k.startswith('features.') and k.endswith('.weight') and v.dim() == 4]
+        return [shape for _, shape in sorted(weights)]
+    convs = [(tuple(map(int, re.match(r'conv(\d+)_(\d+)\.weight', k).groups())), v.shape)
+             for k, v in state_dict.items() if re.match(r'conv\d+_\d+\.weight$', k)]
+    return [shape for _, shape in sorted(convs)]
+
+
+def convert_ranker(state_dict: StateDict, layout: str) -> Tuple[Dict[str, Any], RankerVGG]:
+    options = _ranker_options(_ranker_conv_shapes(state_dict, layout), state_dict['classifier.0.weight'].shape[0])
+    net = RankerVGG(**{k: v for k, v in options.items() if k != 'type'})
+    net.load_state_dict(ranker_state_dict(state_dict, net, param_key=None), strict=True)
+    return options, net
+
+
+def convert_old_generator_keys(state_dict: StateDict) -> StateDict:
+    """``model.N`` (older release) -> RankSRGANGenerator key names."""
+    blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r'model\.1\.sub\.(\d+)\.res\.', k))}
+    lr_conv_index = max(blocks) + 1
+    converted: StateDict = OrderedDict()
+    for key, value in state_dict.items():
+        name, param = key.rsplit('.', 1)
+        if name == 'model.0':
+            new = 'conv_first'
+        elif match := re.match(r'model\.1\.sub\.(\d+)\.res\.([02])$', name):
+            new = f'recon_trunk.{match.group(1)}.conv{1 if match.group(2) == "0" else 2}'
+        elif name == f'model.1.sub.{lr_conv_index}':
+            new = 'LRconv'
+        elif name in _OLD_GENERATOR_TAIL:
+            new = _OLD_GENERATOR_TAIL[name]
+        else:
+            raise UnknownCheckpointLayout(f'Unexpected key {key!r} in a model.N generator checkpoint.')
+        converted[f'{new}.{param}'] = value
+    return converted
+
+
+def convert_generator(state_dict: StateDict, layout: str) -> Tuple[Dict[str, Any], RankSRGANGenerator]:
+    if layout == 'generator_model':
+        state_dict = convert_old_generator_keys(state_dict)
+    num_block = len({k.split('.')[1] for k in state_dict if k.startswith('recon_trunk.')})
+    upscale = 4 if 'upconv2.weight' in state_dict else (3 if state_dict['upconv1.weight'].shape[0] % 9 == 0 else 2)
+    options = {'type': 'RankSRGANGenerator', 'num_in_ch': state_dict['conv_first.weight'].shape[1],
+               'num_out_ch': state_dict['conv_last.weight'].shape[0],
+               'num_feat': state_dict['conv_first.weight'].shape[0], 'num_block': num_block, 'upscale': upscale}
+    net = RankSRGANGenerator(**{k: v for k, v in options.items() if k != 'type'})
+    net.load_state_dict(state_dict, strict=True)
+    return options, net
+
+
+def convert_official_checkpoint(checkpoint: Mapping[str, Any]) -> Tuple[str, Dict[str, Any], torch.nn.Module]:
+    """(layout, architecture options, network with the weights loaded strictly) of an official checkpoint."""
+    state_dict = unwrap_state_dict(checkpoint)
+    layout = detect_layout(state_dict)
+    convert = convert_ranker if layout.startswith('ranker') else convert_generator
+    options, net = convert(state_dict, layout)
+    return layout, options, net

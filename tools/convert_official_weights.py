@@ -1,0 +1,40 @@
+"""Convert official RankSRGAN checkpoints (Rankers and generators) to the plugin's architectures.
+
+    python tools/convert_official_weights.py Ranker_NIQE.pth experiments/pretrained_models/Ranker_NIQE_basicsr.pth
+    python tools/convert_official_weights.py SRResNet_bicx4_in3nf64nb16.pth \
+        experiments/pretrained_models/SRResNet_bicx4_in3nf64nb16_basicsr.pth
+
+Detects the layout (Ranker: mmsr names or features.N; generator: mmsr names or model.N), refuses
+an unknown one, checks that the result loads strictly, writes a BasicSR checkpoint
+(``{'params': state_dict}``) and prints the matching ``network_r`` / ``network_g`` options.
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+import yaml
+
+from ranksrgan_plugin.archs.official_weights import convert_official_checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('input', help='official checkpoint (.pth)')
+    parser.add_argument('output', help='converted BasicSR checkpoint to write')
+    parser.add_argument('--overwrite', action='store_true')
+    args = parser.parse_args()
+    if not osp.isfile(args.input):
+        raise SystemExit(f'{args.input} does not exist.')
+    if osp.exists(args.output) and not args.overwrite:
+        raise SystemExit(f'{args.output} exists; pass --overwrite to replace it.')
+    layout, options, net = convert_official_checkpoint(torch.load(args.input, map_location='cpu', weights_only=True))
+    os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
+    torch.save({'params': net.state_dict()}, args.output)
+    section = 'network_r' if layout.startswith('ranker') else 'network_g'
+    print(f'{args.input}: layout {layout} -> {args.output}\n')
+    print(yaml.safe_dump({section: options}, sort_keys=False))
+
+
+if __name__ == '__main__':
+    main()
