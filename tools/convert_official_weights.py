@@ -15,7 +15,7 @@ import os.path as osp
 import torch
 import yaml
 
-from ranksrgan_plugin.archs.official_weights import convert_official_checkpoint
+from ranksrgan_plugin.archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint
 
 
 def main() -> None:
@@ -28,7 +28,11 @@ def main() -> None:
         raise SystemExit(f'{args.input} does not exist.')
     if osp.exists(args.output) and not args.overwrite:
         raise SystemExit(f'{args.output} exists; pass --overwrite to replace it.')
-    layout, options, net = convert_official_checkpoint(torch.load(args.input, map_location='cpu', weights_only=True))
+    try:
+        layout, options, net = convert_official_checkpoint(torch.load(args.input, map_location='cpu',
+                                                                      weights_only=True))
+    except UnknownCheckpointLayout as error:
+        raise SystemExit(f'{args.input}: {error}') from None
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
     torch.save({'params': net.state_dict()}, args.output)
     section = 'network_r' if layout.startswith('ranker') else 'network_g'

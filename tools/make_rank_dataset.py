@@ -9,13 +9,20 @@ A killed build resumes when the same command is run again. For a cluster array j
     python tools/make_rank_dataset.py merge --inputs out_0 out_1 ... --output datasets/rank_DF2K_niqe
 """
 import argparse
+import logging
 import sys
 from typing import Any, Dict, List, Optional
 
 import yaml
 
-from ranksrgan_plugin.data.rank_dataset_builder import RankDatasetBuilder, load_config, merge_rank_datasets
-from ranksrgan_plugin.data.sr_levels import BUILTIN_UPSCALERS
+from ranksrgan_plugin.data.rank_dataset_builder import (
+    RankDatasetBuilder,
+    RankDatasetBuildError,
+    load_config,
+    merge_rank_datasets,
+)
+from ranksrgan_plugin.data.rank_dataset_format import RankDatasetError
+from ranksrgan_plugin.data.sr_levels import BUILTIN_UPSCALERS, LevelError
 
 
 def levels_from_names(names: str) -> List[Dict[str, Any]]:
@@ -44,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--stride', type=int)
     parser.add_argument('--max-patches-per-image', type=int)
     parser.add_argument('--sharpness-threshold', type=float)
+    parser.add_argument('--no-sharpness-filter', action='store_true', help='keep every location (threshold None)')
     parser.add_argument('--min-gap', type=float)
     parser.add_argument('--val-fraction', type=float)
     parser.add_argument('--seed', type=int)
@@ -68,6 +76,8 @@ def build_main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     if args.levels:
         overrides['levels'] = levels_from_names(args.levels)
     cfg = load_config(config, **overrides)
+    if args.no_sharpness_filter:
+        cfg['sharpness_threshold'] = None
     return RankDatasetBuilder(cfg, overwrite=args.overwrite, progress=not args.no_progress).run()
 
 
@@ -82,7 +92,12 @@ def merge_main(argv: List[str]) -> Dict[str, Any]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    manifest = merge_main(argv[1:]) if argv[:1] == ['merge'] else build_main(argv)
+    # the builder logs through basicsr's get_root_logger, which sets INFO only when given a log file
+    logging.getLogger('ranksrgan_plugin').setLevel(logging.INFO)
+    try:
+        manifest = merge_main(argv[1:]) if argv[:1] == ['merge'] else build_main(argv)
+    except (RankDatasetBuildError, RankDatasetError, LevelError) as error:
+        raise SystemExit(f'make_rank_dataset: error: {error}') from None
     for split, summary in manifest['splits'].items():
         print(f"{split}: {summary['num_keys']} keys from {summary['num_images']} images")
 

@@ -113,7 +113,8 @@ def convert_generator(state_dict: StateDict, layout: str) -> Tuple[Dict[str, Any
     if layout == 'generator_model':
         state_dict = convert_old_generator_keys(state_dict)
     num_block = len({k.split('.')[1] for k in state_dict if k.startswith('recon_trunk.')})
-    upscale = 4 if 'upconv2.weight' in state_dict else (3 if state_dict['upconv1.weight'].shape[0] % 9 == 0 else 2)
+    shuffle_channels = state_dict['upconv1.weight'].shape[0] // state_dict['conv_first.weight'].shape[0]
+    upscale = 4 if 'upconv2.weight' in state_dict else (3 if shuffle_channels == 9 else 2)
     options = {'type': 'RankSRGANGenerator', 'num_in_ch': state_dict['conv_first.weight'].shape[1],
                'num_out_ch': state_dict['conv_last.weight'].shape[0],
                'num_feat': state_dict['conv_first.weight'].shape[0], 'num_block': num_block, 'upscale': upscale}

@@ -202,7 +202,7 @@ class RankDatasetBuilder:
 
     def run(self) -> Dict[str, Any]:
         """Build (or resume) and finalise; returns the top-level manifest."""
-        self._prepare_output()
+        # inputs, levels and metric first: a bad option fails before the output folder is touched
         hr_source = ImageSource(self.cfg['hr'], 'HR')
         lr_source = ImageSource(self.cfg['lr'], 'LR') if self.cfg['lr'] else None
         stems = hr_source.stems()
@@ -211,6 +211,7 @@ class RankDatasetBuilder:
         my_stems = stems[self.cfg['shard_index']::self.cfg['num_shards']]
         levels = [build_level(opt, self.cfg['scale'], self.cfg['device']) for opt in self.cfg['levels']]
         metric = build_patch_metric(self.cfg['metric'], self.cfg['device'])
+        self._prepare_output()
         todo = [stem for stem in my_stems if not osp.isfile(self._record_path(stem))]
         self.logger.info(f'Rank dataset {self.output}: {len(my_stems)} images in this shard, '
                          f'{len(my_stems) - len(todo)} already done.')
@@ -453,7 +454,8 @@ def merge_rank_datasets(inputs: Sequence[str], output: str, overwrite: bool = Fa
         if parts:
             split_summaries[split] = _merge_split(parts, osp.join(output, split))
     manifest = dict(manifests[0])
-    manifest.update(options=options, splits=split_summaries, counts=_sum_dicts(m['counts'] for m in manifests),
+    manifest.update(options=_merged_options(options, output), splits=split_summaries,
+                    counts=_sum_dicts(m['counts'] for m in manifests),
                     skipped={k: v for m in manifests for k, v in m['skipped'].items()},
                     timings_s=_sum_dicts(m['timings_s'] for m in manifests),
                     inputs={**manifest['inputs'], 'num_images': sum(m['inputs']['num_images'] for m in manifests)},
@@ -518,6 +520,10 @@ def _check_shards(manifests: Sequence[Dict[str, Any]], inputs: Sequence[str]) ->
         raise RankDatasetBuildError(f'Merging needs each of the {num_shards} shards exactly once, got shard '
                                     f'indices {indices}.')
     return {**manifests[0]['options'], 'num_shards': 1, 'shard_index': 0}
+
+
+def _merged_options(options: Dict[str, Any], output: str) -> Dict[str, Any]:
+    return {**options, 'output': output}
 
 
 # ----------------------------------------------------------------------------------------------
