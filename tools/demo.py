@@ -2,16 +2,22 @@
 
 1. writes scikit-image's bundled photos to datasets/demo/hr;
 2. builds a NIQE rank dataset from them with built-in levels (options/rank_dataset_demo.yml);
-3. trains a small Ranker through ``basicsr/train.py`` (options/train_Ranker_demo.yml);
-4. prints the Ranker's validation SROCC and pair accuracy (before and after training) and where
-   every output is, and saves them to the experiment folder as demo_results.json.
+3. trains a small Ranker through ``basicsr/train.py`` (options/train_Ranker_demo.yml) and
+   measures its validation SROCC and pair accuracy, before and after training;
+4. trains a small SRResNet (L1) and then RankSRGAN from it with the frozen demo Ranker
+   (options/train_SRResNet_demo.yml, options/train_RankSRGAN_demo.yml), and measures NIQE and
+   PSNR of the validation photos before (SRResNet) and after (RankSRGAN);
+5. prints both tables and where every output is; saves them as results/demo/demo_results.json.
 """
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
 from typing import Any, Dict
 
+import cv2
+import numpy as np
 import torch
 import yaml
 
@@ -19,15 +25,25 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes first: basicsr 1.4.2 cannot
 
 # isort: split
 from basicsr.archs import build_network
+from basicsr.data.transforms import mod_crop
+from basicsr.metrics import calculate_psnr
+from basicsr.utils import img2tensor, tensor2img
 
 from ranksrgan_plugin.archs import load_ranker
 from ranksrgan_plugin.data.demo_images import export_skimage_photos
 from ranksrgan_plugin.data.rank_dataset_builder import RankDatasetBuilder, load_config
-from ranksrgan_plugin.metrics.ranker_evaluation import evaluate_ranker
+from ranksrgan_plugin.data.rank_dataset_format import read_manifest
+from ranksrgan_plugin.data.sr_levels import matlab_bicubic
+from ranksrgan_plugin.metrics.niqe_batch import calculate_niqe_batched
+from ranksrgan_plugin.metrics.ranker_evaluation import evaluate_ranker as score_rank_set
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 DATASET_OPTIONS = osp.join(REPO_ROOT, 'options', 'rank_dataset_demo.yml')
 RANKER_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_Ranker_demo.yml')
+SRRESNET_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_SRResNet_demo.yml')
+RANKSRGAN_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_RankSRGAN_demo.yml')
+SR_DATA = osp.join(REPO_ROOT, 'datasets', 'demo', 'sr')
+RESULTS = osp.join(REPO_ROOT, 'results', 'demo')
 
 
 def read_yaml(path: str) -> Dict[str, Any]:
@@ -35,8 +51,8 @@ def read_yaml(path: str) -> Dict[str, Any]:
         return yaml.safe_load(f)
 
 
-def build_rank_dataset() -> str:
-    """Build the demo rank dataset, or reuse it when a finished one was built with the same options."""
+def build_rank_dataset() -> Dict[str, Any]:
+    """Build the demo rank dataset (or reuse a finished one built with the same options); returns its options."""
     cfg = load_config(read_yaml(DATASET_OPTIONS))
     cfg['hr'], cfg['output'] = (osp.join(REPO_ROOT, cfg[key]) for key in ('hr', 'output'))
     export_skimage_photos(cfg['hr'])
@@ -45,18 +61,57 @@ def build_rank_dataset() -> str:
         with open(manifest_path, encoding='utf-8') as f:
             if json.load(f)['options'] == cfg:
                 print(f'Reusing the demo rank dataset in {cfg["output"]}')
-                return cfg['output']
+                return cfg
     RankDatasetBuilder(cfg, overwrite=True).run()
-    return cfg['output']
+    return cfg
 
 
-def train_ranker() -> str:
-    subprocess.run([sys.executable, osp.join(REPO_ROOT, 'basicsr', 'train.py'), '-opt', RANKER_OPTIONS],
+def train(options_file: str) -> str:
+    """Train through the repository's ``basicsr/train.py``; returns the experiment folder."""
+    subprocess.run([sys.executable, osp.join(REPO_ROOT, 'basicsr', 'train.py'), '-opt', options_file],
                    cwd=REPO_ROOT, check=True)
-    return osp.join(REPO_ROOT, 'experiments', read_yaml(RANKER_OPTIONS)['name'])
+    return osp.join(REPO_ROOT, 'experiments', read_yaml(options_file)['name'])
 
 
-def evaluate(experiment: str, val_root: str) -> Dict[str, Dict[str, float]]:
+def write_paired_photos(rank_cfg: Dict[str, Any]) -> None:
+    """GT (mod-4 crop) and x4 MATLAB-bicubic LQ photos, split as the rank dataset's source images."""
+    for split in ('train', 'val'):
+        for stem in read_manifest(osp.join(rank_cfg['output'], split))['source_images']:
+            gt = mod_crop(cv2.imread(osp.join(rank_cfg['hr'], f'{stem}.png')), 4)
+            for kind, img in (('gt', gt), ('lq', matlab_bicubic(gt, 1 / 4))):
+                os.makedirs(osp.join(SR_DATA, split, kind), exist_ok=True)
+                cv2.imwrite(osp.join(SR_DATA, split, kind, f'{stem}.png'), img)
+
+
+def evaluate_generators(runs: Dict[str, str]) -> Dict[str, Dict[str, float]]:
+    """Mean PSNR (Y, shave 4) and NIQE (Y, shave 4) on the validation photos, per generator (and bicubic)."""
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    names = sorted(os.listdir(osp.join(SR_DATA, 'val', 'gt')))
+    results = {}
+    for run, (options_file, weights) in {'bicubic': (None, None), **runs}.items():
+        net = None
+        if options_file:
+            net = build_network(dict(read_yaml(options_file)['network_g']))
+            net.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True)['params'])
+            net = net.to(device).eval()
+        psnrs, niqes = [], []
+        for name in names:
+            gt = cv2.imread(osp.join(SR_DATA, 'val', 'gt', name))
+            lq = cv2.imread(osp.join(SR_DATA, 'val', 'lq', name))
+            sr = matlab_bicubic(lq, 4) if net is None else upscale(net, lq, device)
+            psnrs.append(calculate_psnr(sr, gt, crop_border=4, test_y_channel=True))
+            niqes.append(calculate_niqe_batched(sr, crop_border=4))
+        results[run] = {'psnr': float(np.mean(psnrs)), 'niqe': float(np.mean(niqes)), 'num_images': len(names)}
+    return results
+
+
+@torch.no_grad()
+def upscale(net: torch.nn.Module, lq: np.ndarray, device: torch.device) -> np.ndarray:
+    x = img2tensor(lq.astype(np.float32) / 255.0, bgr2rgb=True, float32=True)[None].to(device)
+    return tensor2img(net(x).clamp(0, 1))
+
+
+def evaluate_ranker(experiment: str, val_root: str) -> Dict[str, Dict[str, float]]:
     """SROCC and pair accuracy on the validation split, of the trained Ranker and of its initialisation."""
     opt = read_yaml(RANKER_OPTIONS)
     results = {}
@@ -64,26 +119,44 @@ def evaluate(experiment: str, val_root: str) -> Dict[str, Dict[str, float]]:
     untrained = build_network(dict(opt['network_r']))
     trained = load_ranker(build_network(dict(opt['network_r'])), osp.join(experiment, 'models', 'net_r_latest.pth'))
     for name, net in (('untrained', untrained), ('trained', trained)):
-        result = evaluate_ranker(net, val_root)
+        result = score_rank_set(net, val_root)
         results[name] = {'srocc': result['srocc'], 'pair_accuracy': result['pair_accuracy'],
                          'num_items': len(result['scores'])}
     return results
 
 
+def print_table(title: str, columns: Dict[str, str], rows: Dict[str, Dict[str, float]]) -> None:
+    print(f'\n{title}')
+    print('| | ' + ' | '.join(columns.values()) + ' |\n|---|' + '---|' * len(columns))
+    for name, values in rows.items():
+        print(f'| {name} | ' + ' | '.join(f'{values[key]:.4f}' for key in columns) + ' |')
+
+
 def main() -> None:
-    dataset = build_rank_dataset()
-    experiment = train_ranker()
-    results = evaluate(experiment, osp.join(dataset, 'val'))
-    results_path = osp.join(experiment, 'demo_results.json')
+    rank_cfg = build_rank_dataset()
+    dataset = rank_cfg['output']
+    ranker_experiment = train(RANKER_OPTIONS)
+    ranker = evaluate_ranker(ranker_experiment, osp.join(dataset, 'val'))
+    write_paired_photos(rank_cfg)
+    srresnet_experiment = train(SRRESNET_OPTIONS)
+    ranksrgan_experiment = train(RANKSRGAN_OPTIONS)
+    generators = evaluate_generators({
+        'SRResNet (before)': (SRRESNET_OPTIONS, osp.join(srresnet_experiment, 'models', 'net_g_latest.pth')),
+        'RankSRGAN (after)': (RANKSRGAN_OPTIONS, osp.join(ranksrgan_experiment, 'models', 'net_g_latest.pth')),
+    })
+    os.makedirs(RESULTS, exist_ok=True)
+    results_path = osp.join(RESULTS, 'demo_results.json')
     with open(results_path, 'w', encoding='utf-8') as f:
-        json.dump(results, f, indent=2)
-    print('\nRanker on the demo validation split (NIQE labels):')
-    print('| Ranker | SROCC | pair accuracy | items |\n|---|---|---|---|')
-    for name, values in results.items():
-        print(f"| {name} | {values['srocc']:.4f} | {values['pair_accuracy']:.4f} | {values['num_items']} |")
+        json.dump({'ranker': ranker, 'generators': generators}, f, indent=2)
+    print_table('Ranker on the demo rank set\'s validation split (NIQE labels):',
+                {'srocc': 'SROCC', 'pair_accuracy': 'pair accuracy'}, ranker)
+    print_table('Generators on the validation photos (Y channel, 4-pixel shave):',
+                {'psnr': 'PSNR (dB)', 'niqe': 'NIQE (lower = better)'}, generators)
     print(f'\nRank dataset:  {dataset} (train/, val/, manifest.json)')
-    print(f'Ranker:        {experiment}/models/net_r_latest.pth (training log and options in {experiment})')
-    print(f'TensorBoard:   {osp.join(REPO_ROOT, "tb_logger", osp.basename(experiment))}')
+    for experiment in (ranker_experiment, srresnet_experiment, ranksrgan_experiment):
+        print(f'Experiment:    {experiment} (models/, training log, options)')
+    print(f'Validation SR: {ranksrgan_experiment}/visualization')
+    print(f'TensorBoard:   {osp.join(REPO_ROOT, "tb_logger")}')
     print(f'Results:       {results_path}')
 
 
