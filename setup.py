@@ -38,10 +38,11 @@ setup(
         'scikit-image',
     ],
     extras_require={
-        # The combination verified to import and train (see requirements/constraints.txt);
-        # mmagic itself is installed with --no-deps by the Makefile (its own requirement list
-        # pulls mediapipe, facexlib, ... which SR training never imports).
+        # The combination verified to import and train (see requirements/constraints.txt). mmagic's
+        # own requirements also pull mediapipe, facexlib, controlnet-aux, ... which SR training
+        # never imports: the Makefile installs mmagic with --no-deps and this list instead.
         'mmagic': [
+            'mmagic==1.2.0',
             'mmengine==0.10.7',
             'mmcv-lite==2.1.0',
             'numpy<2',

@@ -148,3 +148,158 @@ def basicsr_vgg_weights(weights_path: Optional[str]) -> Iterator[None]:
 def apply() -> None:
     """Apply the import-time workarounds (called by ``ranksrgan_plugin/__init__.py``)."""
     alias_torchvision_functional_tensor()
+
+
+# --- MMagic side (ranksrgan_plugin.mmagic) ----------------------------------------------------------
+
+MMCV_OPS_PLACEHOLDER_FLAG = '__ranksrgan_placeholder__'
+
+
+class _MissingMMCVOp(torch.nn.Module):
+    """Stands for a compiled mmcv op class: subclassing works (MMagic subclasses some at import), building raises."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f'{type(self).__name__} needs the compiled ops of full mmcv (mmcv.ops), which this '
+                           'environment lacks (mmcv-lite); install full mmcv to use this MMagic model.')
+
+
+def _missing_mmcv_function(name: str):
+    def missing(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f'mmcv.ops.{name} needs the compiled ops of full mmcv, which this environment lacks '
+                           '(mmcv-lite); install full mmcv to use this MMagic model.')
+
+    missing.__name__ = name
+    return missing
+
+
+# module name -> names that MMagic 1.2.0 imports from it at module level without a fallback
+# (editors basicvsr_plusplus_net, edvr, tdan: mmcv.ops; stylegan1, stylegan2: the two submodules).
+# Names MMagic imports inside try/except ImportError (conv2d, bias_act, ...) are left out on purpose,
+# so that MMagic's own pure-PyTorch fallbacks are used.
+_MMCV_OPS_NAMES = {
+    'mmcv.ops': ('DeformConv2d', 'DeformConv2dPack', 'ModulatedDeformConv2d', 'deform_conv2d',
+                 'modulated_deform_conv2d'),
+    'mmcv.ops.fused_bias_leakyrelu': ('FusedBiasLeakyReLU', 'fused_bias_leakyrelu'),
+    'mmcv.ops.upfirdn2d': ('upfirdn2d',),
+}
+
+
+def _mmcv_ops_placeholder(module_name: str) -> types.ModuleType:
+    module = types.ModuleType(module_name, f'Placeholder for {module_name} (ranksrgan_plugin.compat): no compiled '
+                                           'mmcv ops in this environment.')
+    setattr(module, MMCV_OPS_PLACEHOLDER_FLAG, True)
+    for name in _MMCV_OPS_NAMES[module_name]:
+        if name[0].isupper():
+            setattr(module, name, type(name, (_MissingMMCVOp,), {'__module__': module_name}))
+        else:
+            setattr(module, name, _missing_mmcv_function(name))
+    return module
+
+
+def install_mmcv_ops_placeholders() -> list:
+    """Let ``import mmagic.models`` work without compiled mmcv ops (mmagic 1.2.0 with mmcv-lite 2.x).
+
+    ``mmagic.models`` imports every editor, and five of them (basicvsr_plusplus_net, edvr, tdan,
+    stylegan1, stylegan2) import ``mmcv.ops`` at module level; with mmcv-lite (no ``mmcv._ext``) that
+    import fails, so no MMagic model can be built, SRGAN/ESRGAN included (they need no ops). Full
+    mmcv must be compiled (about 45 minutes on 2 cores). Only when ``mmcv`` imports but ``mmcv.ops``
+    does not, this puts placeholder modules for ``mmcv.ops``, ``mmcv.ops.fused_bias_leakyrelu`` and
+    ``mmcv.ops.upfirdn2d`` into ``sys.modules`` (building a model that needs an op then raises a
+    clear error) and logs one warning. With full mmcv, or without mmcv, nothing is touched.
+
+    Returns:
+        The module names installed (empty when nothing was done).
+    """
+    try:
+        importlib.import_module('mmcv')
+    except ImportError:
+        return []  # no mmcv at all: MMagic's own import error is the right message
+    try:
+        importlib.import_module('mmcv.ops')
+        return []
+    except ImportError as error:
+        reason = f'{type(error).__name__}: {error}'
+    for name in _MMCV_OPS_NAMES:
+        sys.modules[name] = _mmcv_ops_placeholder(name)
+    parent = sys.modules['mmcv.ops']
+    parent.__path__ = []  # a package, so that ``import mmcv.ops.upfirdn2d`` resolves from sys.modules
+    sys.modules['mmcv'].ops = parent
+    installed = list(_MMCV_OPS_NAMES)
+    import logging
+
+    logging.getLogger('ranksrgan_plugin').warning(
+        'mmcv.ops is unavailable (%s, e.g. mmcv-lite): installed placeholders for %s; MMagic models that need '
+        'compiled ops (EDVR, TDAN, BasicVSR++, StyleGAN1/2) raise when built, SRGAN/ESRGAN are unaffected.',
+        reason, ', '.join(installed))
+    return installed
+
+
+@contextlib.contextmanager
+def mmagic_vgg_weights(weights_path: Optional[str]) -> Iterator[None]:
+    """Make MMagic's ``PerceptualVGG`` (mmagic 1.2.0) load ``weights_path``, or no weights if None.
+
+    Upstream ignores its ``pretrained`` argument (the loading call is commented out) and always calls
+    ``torchvision.models.vgg<N>(pretrained=True)``, which downloads ImageNet weights into torch's hub
+    cache: an unexplained network error offline, and no way to pick a file or an unpretrained VGG
+    (``pretrained=None`` crashes on ``None.startswith``). Within this context the ``vgg`` module seen
+    by ``mmagic.models.losses.perceptual_loss`` builds unpretrained VGGs and, with a path, loads
+    that torchvision state_dict into them.
+    """
+    from mmagic.models.losses import perceptual_loss
+
+    saved = perceptual_loss.vgg
+
+    def constructor(name: str):
+        def build(*args: Any, **kwargs: Any) -> torch.nn.Module:
+            net = getattr(saved, name)(weights=None)
+            if weights_path is not None:
+                net.load_state_dict(torch.load(weights_path, map_location='cpu', weights_only=True))
+            return net
+
+        return build
+
+    perceptual_loss.vgg = types.SimpleNamespace(**{
+        name: constructor(name)
+        for name in ('vgg11', 'vgg13', 'vgg16', 'vgg19', 'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn')})
+    try:
+        yield
+    finally:
+        perceptual_loss.vgg = saved
+
+
+def mmengine_checkpoint_globals() -> list:
+    """What mmengine (0.10.x) pickles besides tensors: the message hub's HistoryBuffers (with bound
+    methods, hence ``getattr``), numeric numpy scalars and arrays, schedulers' ``Counter``s and ``_codecs.encode``."""
+    import codecs
+    import collections
+
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    multiarray = np.core.multiarray
+    numeric_dtypes = [type(np.dtype(code)) for code in np.typecodes['AllInteger'] + np.typecodes['AllFloat'] + '?']
+    return [HistoryBuffer, np.ndarray, np.dtype, *numeric_dtypes, multiarray.scalar, multiarray._reconstruct,
+            collections.Counter, codecs.encode, getattr]
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Make mmengine 0.10.7 read its own checkpoints again under torch >= 2.6 (``--resume``, ``load_from``).
+
+    ``mmengine.runner.checkpoint.load_from_local`` calls ``torch.load`` without ``weights_only``;
+    torch 2.6 made ``weights_only=True`` the default, and mmengine's checkpoints hold more than
+    tensors (see :func:`mmengine_checkpoint_globals`), so resuming fails with an UnpicklingError.
+    This re-registers mmengine's loader for local files (the ``''`` scheme) so that it loads with
+    exactly those globals allowed, still under the safe loader; other loads are untouched.
+    Idempotent; a no-op on torch without ``torch.serialization.safe_globals`` (< 2.5).
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+
+    if not hasattr(torch.serialization, 'safe_globals') or '' in _UPSTREAM.get('mmengine_loaders', {}):
+        return
+
+    def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
+        with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+            return load_from_local(filename, map_location)
+
+    _UPSTREAM.setdefault('mmengine_loaders', {})[''] = load_from_local
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safely, force=True)

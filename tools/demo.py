@@ -83,17 +83,53 @@ def write_paired_photos(rank_cfg: Dict[str, Any]) -> None:
                 cv2.imwrite(osp.join(SR_DATA, split, kind, f'{stem}.png'), img)
 
 
+def load_network(options_file: str, section: str, weights: str) -> torch.nn.Module:
+    net = build_network(dict(read_yaml(options_file)[section]))
+    net.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True)['params'])
+    return net.eval()
+
+
+@torch.no_grad()
+def mean_ranker_score(ranker_weights: str, generator_weights: str, crop: int = 128) -> float:
+    """The demo Ranker's mean score of the SRResNet's outputs on the training photos (``crop`` tiles).
+
+    RankSRGAN's rank-content loss is sigmoid(score - bias): centring it on the starting
+    generator's scores keeps its gradient from starting saturated (the demo Ranker's scores are not
+    near 0 as the paper's were).
+    """
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    ranker = load_network(RANKER_OPTIONS, 'network_r', ranker_weights).to(device)
+    generator = load_network(SRRESNET_OPTIONS, 'network_g', generator_weights).to(device)
+    scores = []
+    for name in sorted(os.listdir(osp.join(SR_DATA, 'train', 'lq'))):
+        sr = upscale(generator, cv2.imread(osp.join(SR_DATA, 'train', 'lq', name)), device)
+        tiles = [sr[top:top + crop, left:left + crop] for top in range(0, sr.shape[0] - crop + 1, crop)
+                 for left in range(0, sr.shape[1] - crop + 1, crop)]
+        batch = torch.stack([img2tensor(tile.astype(np.float32) / 255.0, bgr2rgb=True) for tile in tiles])
+        scores += ranker(batch.to(device)).reshape(-1).tolist()
+    return float(np.mean(scores))
+
+
+def options_with_rank_bias(bias: float) -> str:
+    """A copy of the RankSRGAN demo options with ``train.rank_opt.bias`` set (BasicSR's --force_yml
+    cannot set a negative number: basicsr 1.4.2 reads ``-0.1`` as a string)."""
+    options = read_yaml(RANKSRGAN_OPTIONS)
+    options['train']['rank_opt']['bias'] = round(bias, 4)
+    os.makedirs(RESULTS, exist_ok=True)
+    path = osp.join(RESULTS, osp.basename(RANKSRGAN_OPTIONS))
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(f'# {osp.relpath(RANKSRGAN_OPTIONS, REPO_ROOT)} with rank_opt.bias set by tools/demo.py\n')
+        yaml.safe_dump(options, f, sort_keys=False)
+    return path
+
+
 def evaluate_generators(runs: Dict[str, str]) -> Dict[str, Dict[str, float]]:
     """Mean PSNR (Y, shave 4) and NIQE (Y, shave 4) on the validation photos, per generator (and bicubic)."""
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     names = sorted(os.listdir(osp.join(SR_DATA, 'val', 'gt')))
     results = {}
     for run, (options_file, weights) in {'bicubic': (None, None), **runs}.items():
-        net = None
-        if options_file:
-            net = build_network(dict(read_yaml(options_file)['network_g']))
-            net.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True)['params'])
-            net = net.to(device).eval()
+        net = load_network(options_file, 'network_g', weights).to(device) if options_file else None
         psnrs, niqes = [], []
         for name in names:
             gt = cv2.imread(osp.join(SR_DATA, 'val', 'gt', name))
@@ -139,7 +175,9 @@ def main() -> None:
     ranker = evaluate_ranker(ranker_experiment, osp.join(dataset, 'val'))
     write_paired_photos(rank_cfg)
     srresnet_experiment = train(SRRESNET_OPTIONS)
-    ranksrgan_experiment = train(RANKSRGAN_OPTIONS)
+    bias = mean_ranker_score(osp.join(ranker_experiment, 'models', 'net_r_latest.pth'),
+                             osp.join(srresnet_experiment, 'models', 'net_g_latest.pth'))
+    ranksrgan_experiment = train(options_with_rank_bias(bias))
     generators = evaluate_generators({
         'SRResNet (before)': (SRRESNET_OPTIONS, osp.join(srresnet_experiment, 'models', 'net_g_latest.pth')),
         'RankSRGAN (after)': (RANKSRGAN_OPTIONS, osp.join(ranksrgan_experiment, 'models', 'net_g_latest.pth')),
@@ -147,10 +185,10 @@ def main() -> None:
     os.makedirs(RESULTS, exist_ok=True)
     results_path = osp.join(RESULTS, 'demo_results.json')
     with open(results_path, 'w', encoding='utf-8') as f:
-        json.dump({'ranker': ranker, 'generators': generators}, f, indent=2)
+        json.dump({'ranker': ranker, 'generators': generators, 'rank_content_bias': bias}, f, indent=2)
     print_table('Ranker on the demo rank set\'s validation split (NIQE labels):',
                 {'srocc': 'SROCC', 'pair_accuracy': 'pair accuracy'}, ranker)
-    print_table('Generators on the validation photos (Y channel, 4-pixel shave):',
+    print_table(f'Generators on the validation photos (Y channel, 4-pixel shave; rank-content bias {bias:.3f}):',
                 {'psnr': 'PSNR (dB)', 'niqe': 'NIQE (lower = better)'}, generators)
     print(f'\nRank dataset:  {dataset} (train/, val/, manifest.json)')
     for experiment in (ranker_experiment, srresnet_experiment, ranksrgan_experiment):

@@ -1,0 +1,62 @@
+# The paper's Ranker (VGG-12) trained with the margin rank loss on a NIQE-labelled rank dataset
+# (SRResNet / SRGAN / ESRGAN levels of DIV2K + Flickr2K), in MMagic.
+# Paper settings (RankSRGAN, ICCV 2019; ../shared/REFERENCE.md): margin 0.5, Adam lr 1e-4,
+# weight decay 1e-4, batch 16, MultiStepLR [100k, 200k] x0.5, 400k iterations; validation: SROCC
+# (Table 1-2) and pair accuracy over the whole held-out split. Same settings as options/train_Ranker_NIQE.yml.
+#   python tools/make_rank_dataset.py -opt options/rank_dataset_DF2K_NIQE.yml   # datasets/rank_DF2K_niqe/{train,val}
+#   python tools/mmagic_train.py options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py
+#   torchrun --nproc_per_node=4 tools/mmagic_train.py \
+#       options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py --launcher pytorch
+# The best checkpoint (best_SROCC_iter_*.pth) is a valid `ranker_checkpoint` of the RankSRGAN configs.
+_base_ = 'mmagic::_base_/default_runtime.py'
+
+custom_imports = dict(imports=['ranksrgan_plugin.mmagic'], allow_failed_imports=False)
+
+experiment_name = 'ranker_vgg12_1xb16-400k_rank-df2k-niqe'
+work_dir = f'./work_dirs/{experiment_name}'
+save_dir = './work_dirs/'
+
+model = dict(
+    type='RankerModel',
+    ranker=dict(type='RankerVGG', depth=12),
+    rank_loss=dict(type='RankLoss', margin=0.5, loss_weight=1.0),  # RankRegressionLoss: the "regression" Ranker
+    data_preprocessor=dict(type='BaseDataPreprocessor'))
+
+data_root = 'datasets/rank_DF2K_niqe'
+train_dataloader = dict(
+    num_workers=6,
+    batch_size=16,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='RankPairDataset',
+        data_root=data_root + '/train',
+        io_backend=dict(type='lmdb'),
+        use_hflip=True,
+        use_rot=True))
+val_dataloader = dict(
+    num_workers=4,
+    batch_size=16,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='RankPairDataset',
+        data_root=data_root + '/val',
+        test_mode=True,
+        io_backend=dict(type='lmdb')))
+val_evaluator = dict(type='Evaluator', metrics=[dict(type='SROCC'), dict(type='PairAccuracy')])
+
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=400_000, val_interval=5000)
+val_cfg = dict(type='MultiValLoop')
+
+optim_wrapper = dict(
+    constructor='DefaultOptimWrapperConstructor',
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4))
+param_scheduler = dict(type='MultiStepLR', by_epoch=False, milestones=[100_000, 200_000], gamma=0.5)
+
+default_hooks = dict(checkpoint=dict(save_best='SROCC', rule='greater'))
+custom_hooks = []  # MMagic's image visualisation hook has no images to show for a Ranker

@@ -1,0 +1,27 @@
+"""RankSRGAN in MMagic: importing this package registers the plugin into MMagic's own registries.
+
+A config loads it with ``custom_imports = dict(imports=['ranksrgan_plugin.mmagic'], allow_failed_imports=False)``.
+The mmcv ops placeholders (``ranksrgan_plugin.compat.install_mmcv_ops_placeholders``) go in first,
+before anything imports ``mmagic.models``; with full mmcv nothing is touched.
+
+Registered (``mmagic.registry``):
+    MODELS: ``RankerVGG``, ``VGGStyleDiscriminatorAnySize``, ``RankLoss``, ``RankRegressionLoss``,
+    ``RankContentLoss`` (the BasicSR side's own classes), ``RankSRGAN``, ``RankESRGAN``, ``RankerModel``;
+    DATASETS: ``RankPairDataset``; METRICS: ``SROCC``, ``PairAccuracy``, ``BatchedNIQE``.
+"""
+from .. import compat
+
+compat.install_mmcv_ops_placeholders()
+compat.allow_mmengine_checkpoint_globals()
+
+from . import registry  # noqa: E402  (registers the shared classes first: the models below build them)
+from .checkpoints import export_ranker_for_basicsr, load_ranker_checkpoint  # noqa: E402
+from .metrics import SROCC, BatchedNIQE, PairAccuracy  # noqa: E402
+from .rank_pair_dataset import RankPairDataset  # noqa: E402
+from .ranker_model import RankerModel  # noqa: E402
+from .ranksrgan import RankESRGAN, RankSRGAN  # noqa: E402
+
+__all__ = [
+    'BatchedNIQE', 'PairAccuracy', 'RankESRGAN', 'RankPairDataset', 'RankSRGAN', 'RankerModel', 'SROCC',
+    'export_ranker_for_basicsr', 'load_ranker_checkpoint', 'registry',
+]

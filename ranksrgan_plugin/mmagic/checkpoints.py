@@ -1,0 +1,71 @@
+"""Ranker checkpoints across the two sides: BasicSR / official files into MMagic models, MMagic ones out to BasicSR.
+
+Layouts read by :func:`ranker_weights`:
+    - mmengine (a checkpoint written by MMagic's Runner, e.g. of :class:`~.ranker_model.RankerModel`):
+      ``{'meta': ..., 'state_dict': {'ranker.<name>': tensor, ...}, ...}``;
+    - BasicSR (the plugin's ``net_r_<iter>.pth``): ``{'params': state_dict}``;
+    - the official releases (mmsr ``conv0_0 ...`` or the older ``features.N``), bare state_dicts.
+"""
+import os
+import os.path as osp
+from collections import OrderedDict
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+from torch import nn
+
+from .. import compat
+from ..archs.ranker_arch import RankerVGG, ranker_state_dict
+
+MMENGINE_RANKER_PREFIX = 'ranker.'
+
+
+def read_checkpoint(path: str) -> Dict[str, Any]:
+    """Load a checkpoint file on the CPU without running arbitrary pickled code (``weights_only``)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Ranker checkpoint {path} does not exist.')
+    # mmengine checkpoints also hold the training log (HistoryBuffers, numpy values): allow exactly those
+    with torch.serialization.safe_globals(compat.mmengine_checkpoint_globals()):
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def is_mmengine_checkpoint(checkpoint: Mapping[str, Any]) -> bool:
+    """True for a checkpoint saved by mmengine's Runner (weights under ``state_dict``)."""
+    return isinstance(checkpoint.get('state_dict'), Mapping)
+
+
+def ranker_weights(checkpoint: Mapping[str, Any], net: nn.Module,
+                   prefix: str = MMENGINE_RANKER_PREFIX) -> Dict[str, torch.Tensor]:
+    """The Ranker's state_dict held by a checkpoint of any layout of the module docstring."""
+    if not is_mmengine_checkpoint(checkpoint):
+        return ranker_state_dict(checkpoint, net, 'params')
+    state_dict = checkpoint['state_dict']
+    weights = OrderedDict((key[len(prefix):], value) for key, value in state_dict.items() if key.startswith(prefix))
+    if not weights:
+        raise KeyError(f'The mmengine checkpoint has no weights under {prefix!r} (keys start with '
+                       f'{sorted({key.split(".")[0] for key in state_dict})}): is it a Ranker checkpoint?')
+    return ranker_state_dict(weights, net, param_key=None)
+
+
+def load_ranker_checkpoint(net: nn.Module, path: str, prefix: str = MMENGINE_RANKER_PREFIX) -> nn.Module:
+    """Load a Ranker checkpoint of any supported layout into ``net`` (strict: every key must match)."""
+    net.load_state_dict(ranker_weights(read_checkpoint(path), net, prefix), strict=True)
+    return net
+
+
+def export_ranker_for_basicsr(src: str, dst: str, prefix: str = MMENGINE_RANKER_PREFIX,
+                              ranker: Optional[nn.Module] = None) -> str:
+    """Write the Ranker of an MMagic (mmengine) checkpoint as a BasicSR checkpoint ``{'params': state_dict}``.
+
+    The result loads with ``ranksrgan_plugin.archs.load_ranker`` and as ``path.pretrain_network_r`` of
+    the BasicSR options. ``ranker`` (default: VGG-12) is only needed to convert the older
+    ``features.N`` layout; the weights are checked against it when given.
+    """
+    checkpoint = read_checkpoint(src)
+    net = ranker if ranker is not None else RankerVGG()
+    weights = ranker_weights(checkpoint, net, prefix)
+    if ranker is not None:
+        ranker.load_state_dict(weights, strict=True)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save({'params': OrderedDict((k, v.cpu()) for k, v in weights.items())}, dst)
+    return dst

@@ -1,0 +1,141 @@
+"""Metrics for MMagic's evaluators: the Ranker's whole-split SROCC and pair accuracy, and batched NIQE of SR outputs.
+
+All three work with MMagic's ``Evaluator`` / ``MultiValLoop`` (``prepare``, ``evaluate()``) and with
+mmengine's own ``Evaluator`` / ``ValLoop`` (``evaluate(size)``). Results of every rank are gathered
+before ``compute_metrics`` (mmengine's ``BaseMetric.evaluate``), so a DDP validation still scores
+the whole split at once.
+"""
+from collections import defaultdict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmagic.registry import METRICS
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+
+from ..metrics.niqe_batch import niqe_batch
+from ..metrics.rank_metrics import calculate_pair_accuracy, calculate_srocc
+
+
+class _SplitMetric(BaseMetric):
+    """A BaseMetric that MMagic's Evaluator can drive: ``prepare`` notes the split size, ``evaluate()`` uses it."""
+
+    SAMPLER_MODE = 'normal'
+    sample_model = 'orig'
+
+    def prepare(self, module: torch.nn.Module, dataloader) -> None:
+        """Called by MMagic's Evaluator before each validation: remember the dataset size."""
+        self.size = len(dataloader.dataset)
+
+    def get_metric_sampler(self, model: torch.nn.Module, dataloader, metrics: Sequence[BaseMetric]):
+        """MMagic's Evaluator asks each metric group for its data: the validation dataloader itself."""
+        return dataloader
+
+    def evaluate(self, size: Optional[int] = None) -> Dict[str, Any]:
+        return super().evaluate(size if size is not None else self.size)
+
+
+class _RankMetric(_SplitMetric):
+    """Collects (score, label, key) of every Ranker output (``RankerModel`` in ``predict`` mode)."""
+
+    def process(self, data_batch: Any, data_samples: Sequence[Dict[str, Any]]) -> None:
+        for sample in data_samples:
+            self.results.append((float(sample['score']), float(sample['label']), str(sample['key'])))
+
+    @staticmethod
+    def _columns(results: List[Tuple[float, float, str]]) -> Tuple[List[float], List[float], List[str]]:
+        scores, labels, keys = zip(*results)
+        return list(scores), list(labels), list(keys)
+
+
+@METRICS.register_module()
+class SROCC(_RankMetric):
+    """Spearman rank-order correlation between Ranker scores and labels over the whole split (paper Table 1-2).
+
+    Args:
+        collect_device (str): 'cpu' or 'gpu', where DDP results are gathered. Default: 'cpu'.
+        prefix (str, optional): Prefix of the metric name. Default: None (the name is ``SROCC``).
+    """
+
+    def compute_metrics(self, results: List[Tuple[float, float, str]]) -> Dict[str, float]:
+        scores, labels, _ = self._columns(results)
+        return {'SROCC': calculate_srocc(scores, labels)}
+
+
+@METRICS.register_module()
+class PairAccuracy(_RankMetric):
+    """The original code's aligned *pair accuracy*: share of level pairs of one key ordered as their labels.
+
+    Args:
+        collect_device (str): 'cpu' or 'gpu', where DDP results are gathered. Default: 'cpu'.
+        prefix (str, optional): Prefix of the metric name. Default: None (the name is ``PairAccuracy``).
+    """
+
+    def compute_metrics(self, results: List[Tuple[float, float, str]]) -> Dict[str, float]:
+        scores, labels, keys = self._columns(results)
+        return {'PairAccuracy': calculate_pair_accuracy(scores, labels, keys)}
+
+
+@METRICS.register_module()
+class BatchedNIQE(_SplitMetric):
+    """NIQE of SR outputs, BasicSR's definition (the paper's validation measure), computed in batches.
+
+    Reads ``output.<key>`` of each data sample as MMagic's own NIQE metric does: MMagic's
+    ``BaseEditModel`` stores predictions as CHW tensors in [0, 255], BGR after the data
+    preprocessor's ``destruct``, which is what ``niqe_batch`` expects. Images of the same size are
+    buffered and scored ``batch_size`` at a time (``niqe_batch``); the rest is scored before the
+    results of all ranks are gathered. The result is the mean over images; images whose NIQE is
+    undefined (NaN, e.g. flat) are left out with a warning.
+
+    Args:
+        key (str): Output field to score. Default: 'pred_img'.
+        crop_border (int): Pixels cropped from each edge. Default: 0 (the paper: 4).
+        convert_to (str): 'y' (the paper, BasicSR) or 'gray'. Default: 'y'.
+        batch_size (int): Images per ``niqe_batch`` call. Default: 16.
+        device (str, optional): Where NIQE runs. Default: where the images are (CPU in MMagic).
+        collect_device (str): 'cpu' or 'gpu', where DDP results are gathered. Default: 'cpu'.
+        prefix (str, optional): Prefix of the metric name. Default: None (the name is ``NIQE``).
+    """
+
+    def __init__(self, key: str = 'pred_img', crop_border: int = 0, convert_to: str = 'y', batch_size: int = 16,
+                 device: Optional[str] = None, collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.key, self.crop_border, self.convert_to = key, crop_border, convert_to
+        self.batch_size, self.device = batch_size, device
+        self._pending: Dict[Tuple[int, ...], List[Tuple[torch.Tensor, Dict[str, float]]]] = defaultdict(list)
+
+    def process(self, data_batch: Any, data_samples: Sequence[Dict[str, Any]]) -> None:
+        for sample in data_samples:
+            image = torch.as_tensor(sample['output'][self.key]).detach()
+            slot = {'NIQE': float('nan')}  # filled when its group is scored; keeps the results in sample order
+            self.results.append(slot)
+            group = self._pending[tuple(image.shape)]
+            group.append((image, slot))
+            if len(group) >= self.batch_size:
+                self._score(tuple(image.shape))
+
+    def _score(self, shape: Tuple[int, ...]) -> None:
+        group = self._pending.pop(shape)
+        images = torch.stack([image for image, _ in group]).float()
+        if images.shape[1] == 1:  # single-channel CHW -> (N, H, W)
+            images, order = images[:, 0], 'HW'
+        else:
+            order = 'CHW'
+        values = niqe_batch(images, crop_border=self.crop_border, input_order=order, convert_to=self.convert_to,
+                            device=self.device, batch_size=self.batch_size)
+        for (_, slot), value in zip(group, values):
+            slot['NIQE'] = float(value)
+
+    def evaluate(self, size: Optional[int] = None) -> Dict[str, Any]:
+        for shape in list(self._pending):
+            self._score(shape)
+        return super().evaluate(size)
+
+    def compute_metrics(self, results: List[Dict[str, float]]) -> Dict[str, float]:
+        values = np.array([result['NIQE'] for result in results], dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            print_log(f'BatchedNIQE: NIQE is undefined for {int((~finite).sum())} of {len(values)} images '
+                      '(e.g. flat images); they are left out of the mean.', logger='current', level=30)
+        return {'NIQE': float(values[finite].mean()) if finite.any() else float('nan')}

@@ -1,0 +1,69 @@
+"""The model that trains the Ranker in MMagic / mmengine (paper Sec. 3.2, "Ranker")."""
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from mmagic.registry import MODELS
+from mmengine.model import BaseModel
+
+DEFAULT_RANK_LOSS = dict(type='RankLoss', margin=0.5)
+
+
+@MODELS.register_module()
+class RankerModel(BaseModel):
+    """Trains the *Ranker* on pairs of SR levels with the *rank loss* (or the "regression" Ranker loss).
+
+    Batches come from :class:`~.rank_pair_dataset.RankPairDataset` collated by ``default_collate``:
+    pairs (``img_a``, ``img_b``, ``label_a``, ``label_b``) in training, single items (``img``,
+    ``label``, ``key``, ``level``) in validation. ``forward(mode='loss')`` gives ``loss_rank`` and
+    ``pair_acc`` (share of the batch's pairs the scores order as the labels; logged, not a loss),
+    so mmengine's own ``train_step`` and DDP wrappers apply unchanged. ``forward(mode='predict')``
+    gives one dict per item (``score``, ``label``, ``key``, ``level``) for the whole-split metrics
+    ``SROCC`` and ``PairAccuracy``. The checkpoint's weights are ``ranker.*``; RankSRGAN loads them
+    directly, ``export_ranker_for_basicsr`` writes them for the BasicSR side.
+
+    Args:
+        ranker (dict): Config of the Ranker, e.g. ``dict(type='RankerVGG', depth=12)``.
+        rank_loss (dict): ``RankLoss`` (margin 0.5, the paper) or ``RankRegressionLoss``.
+        data_preprocessor (dict, optional): Default: ``BaseDataPreprocessor`` (moves data to the device).
+        init_cfg (dict, optional): mmengine weight initialisation config.
+    """
+
+    def __init__(self, ranker: Dict[str, Any], rank_loss: Optional[Dict[str, Any]] = None,
+                 data_preprocessor: Optional[Dict[str, Any]] = None, init_cfg: Optional[Dict[str, Any]] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'), init_cfg=init_cfg)
+        self.ranker = MODELS.build(ranker)
+        self.rank_loss = MODELS.build(rank_loss or DEFAULT_RANK_LOSS)
+
+    def forward(self, img: Optional[torch.Tensor] = None, mode: str = 'tensor',
+                **batch: Any) -> Union[torch.Tensor, Dict[str, torch.Tensor], List[Dict[str, Any]]]:
+        """``loss``: the pair losses; ``predict``: per-item outputs; ``tensor``: scores (N,) of ``img``."""
+        if mode == 'loss':
+            return self.loss(batch['img_a'], batch['img_b'], batch['label_a'], batch['label_b'])
+        scores = self.ranker(img).reshape(-1)
+        if mode == 'predict':
+            return self.predict(scores, batch['label'], batch['key'], batch['level'])
+        if mode == 'tensor':
+            return scores
+        raise ValueError(f'RankerModel.forward: unknown mode {mode!r}; use loss, predict or tensor.')
+
+    def loss(self, img_a: torch.Tensor, img_b: torch.Tensor, label_a: torch.Tensor,
+             label_b: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Rank loss of a batch of pairs, plus the batch's pair accuracy (not a loss: no 'loss' in its name)."""
+        # one forward for both sides of the pairs: BatchNorm sees both levels, as on the BasicSR side
+        scores = self.ranker(torch.cat([img_a, img_b])).reshape(2, -1)
+        label_a, label_b = label_a.to(scores), label_b.to(scores)
+        losses = {'loss_rank': self.rank_loss(scores[0], scores[1], label_a, label_b)}
+        with torch.no_grad():
+            label_order = torch.sign(label_a - label_b)
+            ordered = label_order != 0
+            agree = (torch.sign(scores[0] - scores[1]) == label_order)[ordered]
+            losses['pair_acc'] = agree.float().mean() if ordered.any() else torch.ones((), device=scores.device)
+        return losses
+
+    @staticmethod
+    def predict(scores: torch.Tensor, labels: Sequence, keys: Sequence[str],
+                levels: Sequence[str]) -> List[Dict[str, Any]]:
+        """One ``{'score', 'label', 'key', 'level'}`` dict per item (plain Python values)."""
+        labels = labels.tolist() if isinstance(labels, torch.Tensor) else list(labels)
+        return [{'score': float(score), 'label': float(label), 'key': key, 'level': level}
+                for score, label, key, level in zip(scores.tolist(), labels, keys, levels)]

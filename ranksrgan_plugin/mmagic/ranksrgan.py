@@ -1,0 +1,170 @@
+"""RankSRGAN and RankESRGAN for MMagic: its SRGAN / ESRGAN plus a frozen Ranker and the rank-content loss."""
+import copy
+import logging
+import os.path as osp
+from typing import Any, Callable, Dict, Optional
+
+import torch
+from mmagic.models.editors.esrgan import ESRGAN
+from mmagic.models.editors.srgan import SRGAN
+from mmagic.registry import MODELS
+from mmagic.structures import DataSample
+from mmengine.logging import print_log
+from torch import nn
+
+from .. import compat
+from ..losses.perceptual_loss import find_imagenet_vgg_weights
+from .checkpoints import load_ranker_checkpoint
+
+DEFAULT_RANK_LOSS = dict(type='RankContentLoss', loss_weight=0.03)
+
+
+class FrozenNetwork:
+    """A network held outside its owner's module tree: frozen, in eval mode, never saved or trained.
+
+    Not being an ``nn.Module`` attribute, the network is invisible to ``state_dict`` (so to
+    mmengine's checkpoints), ``parameters`` (so to optimiser wrappers), ``train()`` and DDP wrapping.
+    Its owner moves it with itself (see ``RankContentMixin._apply``).
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net.eval().requires_grad_(False)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str]) -> FrozenNetwork:
+    """Build the Ranker from its config and load a trained checkpoint (required)."""
+    if not ranker_checkpoint:
+        raise ValueError('RankSRGAN needs ranker_checkpoint: a trained Ranker (train one with '
+                         'options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py, or convert an official one '
+                         'with tools/convert_official_weights.py).')
+    if not osp.isfile(ranker_checkpoint):
+        raise FileNotFoundError(f'ranker_checkpoint: Ranker checkpoint {ranker_checkpoint} does not exist.')
+    net = MODELS.build(ranker)
+    load_ranker_checkpoint(net, ranker_checkpoint)
+    print_log(f'Frozen Ranker {type(net).__name__} loaded from {ranker_checkpoint}.', logger='current')
+    return FrozenNetwork(net)
+
+
+def perceptual_vgg_weights(perceptual_loss: Optional[Dict[str, Any]]) -> Optional[str]:
+    """The VGG weights file for MMagic's PerceptualLoss, from its ``pretrained`` option.
+
+    ``'torchvision://vgg<N>'`` (MMagic's default): torchvision's ImageNet file, found on disk or
+    downloaded, else ``MissingVGGWeightsError`` saying where to put it; a path: that file; None: an
+    unpretrained VGG (tests only).
+    """
+    pretrained = perceptual_loss.get('pretrained', 'torchvision://vgg19')
+    if pretrained is None:
+        print_log('PerceptualLoss: pretrained=None, the VGG has random weights (meant for tests).',
+                  logger='current', level=logging.WARNING)
+        return None
+    if pretrained.startswith('torchvision://'):
+        return find_imagenet_vgg_weights(pretrained[len('torchvision://'):])
+    if not osp.isfile(pretrained):
+        raise FileNotFoundError(f'PerceptualLoss: pretrained VGG weights file {pretrained} does not exist.')
+    return pretrained
+
+
+class RankContentMixin:
+    """Adds the frozen *Ranker* and the *rank-content loss* to an MMagic GAN editor (SRGAN, ESRGAN).
+
+    The generator's step gets ``loss_rank`` = rank-content loss of the Ranker's scores of the
+    generator's output; the log also shows ``rank_score``, the batch's mean Ranker score.
+    """
+
+    def __init__(self, *, ranker: Dict[str, Any], ranker_checkpoint: Optional[str] = None,
+                 rank_loss: Optional[Dict[str, Any]] = None, perceptual_loss: Optional[Dict[str, Any]] = None,
+                 **kwargs: Any) -> None:
+        frozen_ranker = build_frozen_ranker(ranker, ranker_checkpoint)
+        if perceptual_loss and perceptual_loss.get('type') in ('PerceptualLoss', 'mmagic.PerceptualLoss'):
+            weights = perceptual_vgg_weights(perceptual_loss)
+            perceptual_loss = copy.deepcopy(perceptual_loss)
+            # upstream asserts `vgg_type in pretrained` and otherwise ignores it (compat.mmagic_vgg_weights)
+            perceptual_loss['pretrained'] = f"torchvision://{perceptual_loss.get('vgg_type', 'vgg19')}"
+            with compat.mmagic_vgg_weights(weights):
+                super().__init__(perceptual_loss=perceptual_loss, **kwargs)
+        else:
+            super().__init__(perceptual_loss=perceptual_loss, **kwargs)
+        self._frozen_ranker = frozen_ranker
+        self.rank_loss = MODELS.build(rank_loss or DEFAULT_RANK_LOSS)
+        self._output_channel_order: Optional[str] = None
+
+    @property
+    def ranker(self) -> nn.Module:
+        """The frozen Ranker (not a submodule: see :class:`FrozenNetwork`)."""
+        return self._frozen_ranker.net
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> 'RankContentMixin':
+        # .to() / .cuda() / .half() of the model move the Ranker too (once it is set: not during __init__)
+        super()._apply(fn, *args, **kwargs)
+        if '_frozen_ranker' in self.__dict__:
+            self._frozen_ranker.net._apply(fn)
+        return self
+
+    def train(self, mode: bool = True) -> 'RankContentMixin':
+        """As ``nn.Module.train``; the Ranker stays in eval mode whatever ``mode`` is."""
+        super().train(mode)
+        self._frozen_ranker.net.eval()
+        return self
+
+    def extract_gt_data(self, data_samples: DataSample) -> torch.Tensor:
+        """Upstream's GT extraction; also notes the channel order of this batch's generator outputs."""
+        order = data_samples.metainfo.get('img_output_channel_order')
+        order = order[0] if isinstance(order, (list, tuple)) else order
+        self._output_channel_order = order.upper() if isinstance(order, str) else None
+        return super().extract_gt_data(data_samples)
+
+    def ranker_inputs(self, batch_outputs: torch.Tensor) -> torch.Tensor:
+        """Generator outputs (the data preprocessor's normalised space) as the Ranker takes them: RGB in [0, 1].
+
+        The channel order is the batch's (``img_output_channel_order`` of its metainfo, noted by
+        ``extract_gt_data``); unknown is taken as RGB, which MMagic's SR pipelines load.
+        """
+        preprocessor = self.data_preprocessor
+        images = batch_outputs
+        if getattr(preprocessor, '_enable_normalize', False):
+            images = (images * preprocessor.std.view(1, -1, 1, 1) + preprocessor.mean.view(1, -1, 1, 1)) / 255.
+        if self._output_channel_order == 'BGR':
+            images = images.flip(1)
+        elif self._output_channel_order not in (None, 'RGB'):
+            raise ValueError(f'The Ranker takes RGB images; the generator outputs {self._output_channel_order}.')
+        return images
+
+    def g_step(self, batch_outputs: torch.Tensor, batch_gt_data: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Upstream's generator losses plus ``loss_rank`` (and ``rank_score``, logged, not a loss)."""
+        losses = super().g_step(batch_outputs, batch_gt_data)
+        scores = self._frozen_ranker(self.ranker_inputs(batch_outputs))
+        losses['loss_rank'] = self.rank_loss(scores)
+        losses['rank_score'] = scores.detach().mean()
+        return losses
+
+
+@MODELS.register_module()
+class RankSRGAN(RankContentMixin, SRGAN):
+    """RankSRGAN (Zhang et al., ICCV 2019): MMagic's SRGAN whose generator also minimises the *rank-content loss*.
+
+    The *Ranker* is built from ``ranker`` and loaded from ``ranker_checkpoint`` (required: a BasicSR
+    ``{'params': ...}`` file, an official release, or an MMagic :class:`RankerModel` checkpoint). It
+    is frozen (eval mode, ``requires_grad=False``) and held outside the module tree, so it is never
+    trained, never wrapped by DDP, never given to an optimiser and never saved in checkpoints: a
+    RankSRGAN checkpoint is an SRGAN checkpoint, and resuming reloads the Ranker from its path.
+
+    Args:
+        ranker (dict): Config of the Ranker, e.g. ``dict(type='RankerVGG', depth=12)``.
+        ranker_checkpoint (str): Path of the trained Ranker.
+        rank_loss (dict): Config of the rank-content loss. Default: ``RankContentLoss`` weight 0.03.
+        perceptual_loss (dict, optional): MMagic's PerceptualLoss; its ``pretrained`` is honoured
+            ('torchvision://vgg19': the ImageNet file on disk, else a clear error saying where to put
+            it; a path; None: random weights, for tests).
+        Other args: as MMagic's SRGAN (generator, discriminator, gan_loss, pixel_loss, train_cfg, ...).
+    """
+
+
+@MODELS.register_module()
+class RankESRGAN(RankContentMixin, ESRGAN):
+    """RankESRGAN: MMagic's ESRGAN (relativistic GAN, RRDBNet) with the frozen Ranker and rank-content loss.
+
+    Same extra arguments and guarantees as :class:`RankSRGAN`.
+    """

@@ -1,0 +1,213 @@
+"""MMagic side: configs inherit MMagic's own, the plugin registers into MMagic's registries, compat workarounds."""
+import importlib
+import logging
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from mmagic.registry import DATASETS, METRICS, MODELS
+from mmengine.config import Config
+
+import ranksrgan_plugin.mmagic  # noqa: F401  (placeholders, registration)
+from ranksrgan_plugin import compat
+from ranksrgan_plugin.archs import RankerVGG, VGGStyleDiscriminatorAnySize
+from ranksrgan_plugin.losses import RankContentLoss, RankLoss, RankRegressionLoss
+from ranksrgan_plugin.losses.perceptual_loss import MissingVGGWeightsError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / 'options' / 'mmagic'
+RANKER_CONFIG = CONFIG_DIR / 'ranker_vgg12_1xb16-400k_rank-df2k-niqe.py'
+RANKSRGAN_CONFIG = CONFIG_DIR / 'ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py'
+RANKESRGAN_CONFIG = CONFIG_DIR / 'rankesrgan_x4c64b23g32_1xb8-500k_div2k-niqe.py'
+PLUGIN_IMPORT = dict(imports=['ranksrgan_plugin.mmagic'], allow_failed_imports=False)
+
+
+def test_every_config_is_tested():
+    assert sorted(CONFIG_DIR.glob('*.py')) == sorted([RANKER_CONFIG, RANKSRGAN_CONFIG, RANKESRGAN_CONFIG])
+
+
+def test_ranksrgan_config_inherits_mmagic_srgan():
+    cfg = Config.fromfile(str(RANKSRGAN_CONFIG))
+    # set only by the MMagic base configs (srgan_x4c64b16, msrresnet_x4c64b16, default_runtime)
+    assert cfg.default_scope == 'mmagic'
+    assert cfg.model.generator == dict(type='MSRResNet', in_channels=3, out_channels=3, mid_channels=64,
+                                       num_blocks=16, upscale_factor=4)
+    assert cfg.model.perceptual_loss.layer_weights == {'34': 1.0}
+    assert cfg.model.gan_loss.loss_weight == 5e-3 and cfg.model.gan_loss.gan_type == 'vanilla'
+    assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'
+    assert cfg.param_scheduler.milestones == [50000, 100000, 200000, 300000]
+    assert cfg.val_cfg.type == 'MultiValLoop'
+    assert cfg.train_dataloader.dataset.ann_file == 'meta_info_DIV2K800sub_GT.txt'
+    assert cfg.default_hooks.checkpoint.save_best == 'PSNR'
+    # what RankSRGAN changes
+    assert cfg.custom_imports == PLUGIN_IMPORT
+    assert cfg.model.type == 'RankSRGAN'
+    assert cfg.model.ranker == dict(type='RankerVGG', depth=12)
+    assert cfg.model.ranker_checkpoint == 'experiments/pretrained_models/Ranker_NIQE_basicsr.pth'
+    assert cfg.model.rank_loss.type == 'RankContentLoss' and cfg.model.rank_loss.loss_weight == 0.03
+    assert cfg.model.pixel_loss.loss_weight == 0
+    assert cfg.model.discriminator == dict(type='VGGStyleDiscriminatorAnySize', num_in_ch=3, num_feat=64,
+                                           input_size=296)
+    crop = next(step for step in cfg.train_dataloader.dataset.pipeline if step.type == 'PairedRandomCrop')
+    assert crop.gt_patch_size == 296 and cfg.train_dataloader.batch_size == 8
+    assert cfg.optim_wrapper.generator.optimizer.betas == (0.9, 0.99)
+    assert cfg.optim_wrapper.discriminator.optimizer.betas == (0.9, 0.99)
+    assert cfg.train_cfg.max_iters == 500_000
+    assert {'type': 'BatchedNIQE', 'crop_border': 4, 'convert_to': 'y'} in cfg.val_evaluator.metrics
+    assert cfg.work_dir == './work_dirs/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe'
+
+
+def test_rankesrgan_config_inherits_mmagic_esrgan():
+    cfg = Config.fromfile(str(RANKESRGAN_CONFIG))
+    assert cfg.model.generator.type == 'RRDBNet' and cfg.model.generator.num_blocks == 23
+    assert cfg.model.generator.init_cfg.prefix == 'generator.'
+    assert cfg.model.pixel_loss.loss_weight == 1e-2
+    assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+    assert cfg.model.type == 'RankESRGAN'
+    assert cfg.custom_imports == PLUGIN_IMPORT
+    assert cfg.model.generator.init_cfg.checkpoint.startswith('experiments/pretrained_models/esrgan_psnr_x4c64b23g32')
+    assert cfg.model.ranker_checkpoint == 'experiments/pretrained_models/Ranker_NIQE_basicsr.pth'
+    assert cfg.model.discriminator.input_size == 296 and cfg.train_dataloader.batch_size == 8
+    assert cfg.work_dir == './work_dirs/rankesrgan_x4c64b23g32_1xb8-500k_div2k-niqe'
+
+
+def test_ranker_config_inherits_mmagic_runtime():
+    cfg = Config.fromfile(str(RANKER_CONFIG))
+    # set only by mmagic's _base_/default_runtime.py
+    assert cfg.default_scope == 'mmagic'
+    assert cfg.default_hooks.checkpoint.max_keep_ckpts == 10
+    assert cfg.log_processor.window_size == 100 and cfg.log_processor.by_epoch is False
+    assert cfg.env_cfg.mp_cfg.mp_start_method == 'fork'
+    # the paper's Ranker settings
+    assert cfg.custom_imports == PLUGIN_IMPORT
+    assert cfg.model.ranker == dict(type='RankerVGG', depth=12)
+    assert cfg.model.rank_loss == dict(type='RankLoss', margin=0.5, loss_weight=1.0)
+    assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4)
+    assert cfg.param_scheduler.milestones == [100_000, 200_000] and cfg.train_cfg.max_iters == 400_000
+    assert cfg.train_dataloader.dataset.data_root == 'datasets/rank_DF2K_niqe/train'
+    assert cfg.val_dataloader.dataset.data_root == 'datasets/rank_DF2K_niqe/val'
+    assert cfg.val_dataloader.dataset.test_mode is True
+    assert cfg.default_hooks.checkpoint.save_best == 'SROCC' and cfg.custom_hooks == []
+
+
+@pytest.mark.parametrize('registry, name, cls', [
+    (MODELS, 'RankerVGG', RankerVGG),
+    (MODELS, 'VGGStyleDiscriminatorAnySize', VGGStyleDiscriminatorAnySize),
+    (MODELS, 'RankLoss', RankLoss),
+    (MODELS, 'RankRegressionLoss', RankRegressionLoss),
+    (MODELS, 'RankContentLoss', RankContentLoss),
+    (MODELS, 'RankSRGAN', ranksrgan_plugin.mmagic.RankSRGAN),
+    (MODELS, 'RankESRGAN', ranksrgan_plugin.mmagic.RankESRGAN),
+    (MODELS, 'RankerModel', ranksrgan_plugin.mmagic.RankerModel),
+    (DATASETS, 'RankPairDataset', ranksrgan_plugin.mmagic.RankPairDataset),
+    (METRICS, 'SROCC', ranksrgan_plugin.mmagic.SROCC),
+    (METRICS, 'PairAccuracy', ranksrgan_plugin.mmagic.PairAccuracy),
+    (METRICS, 'BatchedNIQE', ranksrgan_plugin.mmagic.BatchedNIQE),
+])
+def test_plugin_classes_are_in_mmagic_registries(registry, name, cls):
+    assert registry.get(name) is cls  # the shared core is the BasicSR side's very class, not a copy
+
+
+def _ranker_file(path: Path, depth: int = 12) -> Path:
+    torch.save({'params': RankerVGG(depth=depth).state_dict()}, path)
+    return path
+
+
+def _model_cfg(config: Path, ranker_checkpoint: Path) -> dict:
+    model = Config.fromfile(str(config)).model.to_dict()
+    model.update(ranker_checkpoint=str(ranker_checkpoint))
+    model['perceptual_loss']['pretrained'] = None  # unpretrained VGG: no download
+    model['generator'].pop('init_cfg', None)
+    return model
+
+
+@pytest.mark.parametrize('config', [RANKSRGAN_CONFIG, RANKESRGAN_CONFIG], ids=['ranksrgan', 'rankesrgan'])
+def test_shipped_model_config_builds(tmp_path, config):
+    model = MODELS.build(_model_cfg(config, _ranker_file(tmp_path / 'ranker.pth')))
+    assert type(model).__name__ == Config.fromfile(str(config)).model.type
+    assert isinstance(model.ranker, RankerVGG) and not model.ranker.training
+    assert not any(name.startswith('ranker') for name in model.state_dict())
+    with torch.no_grad():
+        scores = model.ranker(torch.rand(1, 3, 48, 48))
+    assert scores.shape == (1, 1)
+
+
+def test_missing_ranker_checkpoint_is_a_clear_error(tmp_path):
+    model = _model_cfg(RANKSRGAN_CONFIG, tmp_path / 'absent.pth')
+    with pytest.raises(FileNotFoundError, match='absent.pth'):
+        MODELS.build(model)
+    model['ranker_checkpoint'] = None
+    with pytest.raises(ValueError, match='ranker_checkpoint'):
+        MODELS.build(model)
+
+
+def test_missing_vgg_weights_say_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+
+    def offline(*args, **kwargs):
+        raise OSError('network unreachable')
+
+    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', offline)
+    model = _model_cfg(RANKSRGAN_CONFIG, _ranker_file(tmp_path / 'ranker.pth'))
+    model['perceptual_loss']['pretrained'] = 'torchvision://vgg19'
+    with pytest.raises(MissingVGGWeightsError, match='vgg19-dcbb9e9d.pth'):
+        MODELS.build(model)
+
+
+def test_perceptual_loss_loads_the_given_vgg_file(tmp_path):
+    import torchvision
+
+    torch.manual_seed(1)
+    reference = torchvision.models.vgg11(weights=None)
+    torch.save(reference.state_dict(), tmp_path / 'vgg11.pth')
+    model = _model_cfg(RANKSRGAN_CONFIG, _ranker_file(tmp_path / 'ranker.pth', depth=8))
+    model.update(ranker=dict(type='RankerVGG', depth=8))
+    model['perceptual_loss'].update(vgg_type='vgg11', layer_weights={'3': 1.0}, pretrained=str(tmp_path / 'vgg11.pth'))
+    built = MODELS.build(model)
+    torch.testing.assert_close(built.perceptual_loss.vgg.vgg_layers[3].weight, reference.features[3].weight)
+
+
+def _forget_mmcv_ops(monkeypatch, replacement):
+    for name in ('mmcv.ops', 'mmcv.ops.fused_bias_leakyrelu', 'mmcv.ops.upfirdn2d'):
+        monkeypatch.setitem(sys.modules, name, None)  # records the original entry (or its absence) for teardown
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, 'mmcv.ops', replacement)
+    monkeypatch.setattr(sys.modules['mmcv'], 'ops', replacement, raising=False)
+
+
+def test_mmcv_ops_placeholders_only_when_ops_are_missing(monkeypatch, caplog):
+    _forget_mmcv_ops(monkeypatch, None)  # None in sys.modules: `import mmcv.ops` raises ImportError
+    with caplog.at_level(logging.WARNING, logger='ranksrgan_plugin'):
+        installed = compat.install_mmcv_ops_placeholders()
+    assert installed == ['mmcv.ops', 'mmcv.ops.fused_bias_leakyrelu', 'mmcv.ops.upfirdn2d']
+    assert len([r for r in caplog.records if 'placeholders' in r.getMessage()]) == 1
+    ops = importlib.import_module('mmcv.ops')
+    assert getattr(ops, compat.MMCV_OPS_PLACEHOLDER_FLAG)
+    from mmcv.ops.fused_bias_leakyrelu import FusedBiasLeakyReLU
+    from mmcv.ops.upfirdn2d import upfirdn2d
+
+    class Subclass(ops.ModulatedDeformConv2d):  # MMagic subclasses some ops at import time
+        pass
+
+    with pytest.raises(RuntimeError, match='full mmcv'):
+        Subclass(3, 3, 3)
+    with pytest.raises(RuntimeError, match='full mmcv'):
+        FusedBiasLeakyReLU(3)
+    with pytest.raises(RuntimeError, match='upfirdn2d'):
+        upfirdn2d(torch.zeros(1))
+    with pytest.raises(ImportError):  # names MMagic imports with a fallback stay absent
+        exec('from mmcv.ops import conv2d', {})
+    assert compat.install_mmcv_ops_placeholders() == []  # already importable now: nothing more
+
+
+def test_mmcv_ops_untouched_when_real_ops_exist(monkeypatch, caplog):
+    real_ops = types.ModuleType('mmcv.ops')
+    _forget_mmcv_ops(monkeypatch, real_ops)
+    with caplog.at_level(logging.WARNING, logger='ranksrgan_plugin'):
+        assert compat.install_mmcv_ops_placeholders() == []
+    assert sys.modules['mmcv.ops'] is real_ops
+    assert 'mmcv.ops.upfirdn2d' not in sys.modules and not caplog.records
