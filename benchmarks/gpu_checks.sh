@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's one prepared GPU check, for a lent CUDA machine (see README "Benchmarks"):
+# CUDA code paths (NIQE, rank dataset levels, Ranker and RankSRGAN training through basicsr/train.py)
+# and GPU timings. That machine has torch but not basicsr/lmdb/addict: carry them as wheels in .whl/
+# (pip download / pip wheel, see the device notes). Writes logs to $OUT (default /tmp/gpu_checks).
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu_checks}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 -c "import torch, ranksrgan_plugin; print('torch', torch.__version__, torch.cuda.get_device_name(0))" || exit 1
+
+echo '== NIQE: batched torch (CPU, CUDA) vs basicsr process pool'
+timeout 240 python3 benchmarks/niqe.py --num-patches 512 2>&1 | tee "$OUT/niqe.txt"
+
+echo '== RankSRGANModel vs SRGANModel train step on CUDA'
+for gt in 128 296; do
+  timeout 120 python3 benchmarks/train_step.py --device cuda --batch 8 --gt-size $gt --steps 12 2>&1 \
+    | tail -5 | tee -a "$OUT/train_step.txt"
+done
+
+echo '== make demo on CUDA (rank dataset with NIQE on CUDA, Ranker, SRResNet, RankSRGAN)'
+timeout 300 python3 tools/demo.py > "$OUT/demo.log" 2>&1; echo "demo exit $?"
+tail -25 "$OUT/demo.log"
+
+echo '== test suite in this Python 3.12 / numpy 2 / torch 2.x environment, CPU only (as CI)'
+CUDA_VISIBLE_DEVICES= timeout 300 python3 -m pytest tests -q -x -p no:cacheprovider \
+  --ignore-glob='tests/test_mmagic*' 2>&1 | tail -15 | tee "$OUT/pytest.txt"
