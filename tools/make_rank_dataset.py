@@ -39,6 +39,14 @@ def levels_from_names(names: str) -> List[Dict[str, Any]]:
     return levels
 
 
+def metric_options(name: str, ma_model: Optional[str] = None) -> Dict[str, Any]:
+    """The ``metric`` option for ``--metric``: Y channel, 4-pixel shave (the paper's protocol)."""
+    options: Dict[str, Any] = {'type': name, 'crop_border': 4}
+    if name in ('ma', 'pi') and ma_model:
+        options['model_path'] = ma_model
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', '--config', help='YAML file of rank-dataset options')
@@ -55,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--min-gap', type=float)
     parser.add_argument('--val-fraction', type=float)
     parser.add_argument('--seed', type=int)
+    parser.add_argument('--metric', choices=['niqe', 'ma', 'pi'], help='label metric (default niqe, Y, shave 4)')
+    parser.add_argument('--ma-model', help="Ma et al.'s model.mat, for --metric ma|pi (else $RANKSRGAN_MA_MODEL)")
     parser.add_argument('--storage', choices=['lmdb', 'folder'])
     parser.add_argument('--device', help='torch device, e.g. cpu, cuda, cuda:1 (default: CUDA if available)')
     parser.add_argument('--num-shards', type=int)
@@ -75,6 +85,8 @@ def build_main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         'min_gap', 'val_fraction', 'seed', 'storage', 'device', 'num_shards', 'shard_index')}
     if args.levels:
         overrides['levels'] = levels_from_names(args.levels)
+    if args.metric:
+        overrides['metric'] = metric_options(args.metric, args.ma_model)
     cfg = load_config(config, **overrides)
     if args.no_sharpness_filter:
         cfg['sharpness_threshold'] = None
@@ -96,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.getLogger('ranksrgan_plugin').setLevel(logging.INFO)
     try:
         manifest = merge_main(argv[1:]) if argv[:1] == ['merge'] else build_main(argv)
-    except (RankDatasetBuildError, RankDatasetError, LevelError) as error:
+    except (RankDatasetBuildError, RankDatasetError, LevelError, FileNotFoundError) as error:
         raise SystemExit(f'make_rank_dataset: error: {error}') from None
     for split, summary in manifest['splits'].items():
         print(f"{split}: {summary['num_keys']} keys from {summary['num_images']} images")

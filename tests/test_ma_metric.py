@@ -1,0 +1,311 @@
+"""Ma et al.'s metric and PI: model.mat reading, forests, features (analytic cases), API and registration."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
+from ranksrgan_plugin.metrics import ma_metric as M
+from ranksrgan_plugin.metrics.patch_metrics import PATCH_METRICS, build_patch_metric
+
+INTERIOR, LEAF = -3, -1
+LINEAR = np.array([[1.5], [0.5], [-0.25], [2.0]])
+
+
+def _forest(split_dim: int) -> dict:
+    """Two trees: tree 1 splits x[split_dim] <= 0.5 -> 1.0 else 3.0; tree 2 is a single leaf 5.0."""
+    ldau = np.array([[2, 0], [0, 0], [0, 0]], dtype=np.float64)
+    rdau = np.array([[3, 0], [0, 0], [0, 0]], dtype=np.float64)
+    status = np.array([[INTERIOR, LEAF], [LEAF, 0], [LEAF, 0]], dtype=np.float64)
+    upper = np.array([[0.5, 0], [0, 0], [0, 0]])
+    avnode = np.array([[0, 5.0], [1.0, 0], [3.0, 0]])
+    mbest = np.array([[split_dim + 1, 0], [0, 0], [0, 0]], dtype=np.float64)
+    return {'lDau': ldau, 'rDau': rdau, 'nodestatus': status, 'upper': upper, 'avnode': avnode, 'mbest': mbest,
+            'ndtree': np.array([[3], [1]], dtype=np.float64), 'nrnodes': 3.0, 'ntree': 2.0}
+
+
+def _write_model(path) -> str:
+    rf = np.empty((3, 1), dtype=object)
+    for i, dim in enumerate((2, 10, 24)):  # split on dct[2], gsm[10], svd[24]
+        rf[i, 0] = _forest(dim)
+    scipy.io.savemat(str(path), {'model': {'rf': rf, 'linear': LINEAR}})
+    return str(path)
+
+
+@pytest.fixture()
+def model_path(tmp_path):
+    return _write_model(tmp_path / 'model.mat')
+
+
+def _hand_score(feats):
+    s = [((1.0 if feats[g][d] <= 0.5 else 3.0) + 5.0) / 2 for g, d in (('dct', 2), ('gsm', 10), ('svd', 24))]
+    return float(LINEAR[0, 0] + LINEAR[1, 0] * s[0] + LINEAR[2, 0] * s[1] + LINEAR[3, 0] * s[2])
+
+
+def _photo(h=128, w=128, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    img = 128 + 60 * np.sin(xx / 7.0) * np.cos(yy / 11.0) + rng.normal(0, 8, (h, w))
+    return np.clip(img, 0, 255).round()
+
+
+# ------------------------------------------------------------------------------------------- model
+def test_synthetic_model_loads_and_gives_hand_computed_scores(model_path):
+    model = M.load_ma_model(model_path)
+    assert len(model.forests) == 3 and model.forests[0].ntree == 2
+    np.testing.assert_array_equal(model.linear, LINEAR[:, 0])
+    feats = {'dct': np.zeros(18), 'gsm': np.zeros(45), 'svd': np.zeros(75)}
+    feats['dct'][2], feats['gsm'][10], feats['svd'][24] = 0.2, 0.9, 0.5  # left, right, left (<= is left)
+    # forests: (1+5)/2 = 3, (3+5)/2 = 4, 3 -> 1.5 + 0.5*3 - 0.25*4 + 2*3 = 8.0
+    assert model.predict(feats)[0] == pytest.approx(8.0)
+    assert _hand_score(feats) == pytest.approx(8.0)
+    batch = {k: np.stack([v, v + 1.0]) for k, v in feats.items()}  # second sample: all right -> 1.5+2-1+8 = 10.5
+    np.testing.assert_allclose(model.predict(batch), [8.0, 10.5])
+
+
+def test_forest_depth_and_mbest_indexing():
+    # a depth-2 tree: x[0] <= 0 ? (x[1] <= 10 ? 7 : 8) : 9
+    f = M.RegressionForest(lDau=np.array([2, 4, 0, 0, 0]), rDau=np.array([3, 5, 0, 0, 0]),
+                           nodestatus=np.array([INTERIOR, INTERIOR, LEAF, LEAF, LEAF]),
+                           upper=np.array([0.0, 10.0, 0, 0, 0]), avnode=np.array([0, 0, 9.0, 7.0, 8.0]),
+                           mbest=np.array([1, 2, 0, 0, 0]))
+    x = np.array([[-1, 5], [-1, 11], [1, 0], [0, 10]], dtype=float)
+    np.testing.assert_array_equal(f.predict(x), [7, 8, 9, 7])
+    with pytest.raises(ValueError):
+        f.predict(np.zeros((1, 1)))
+
+
+def test_ma_score_equals_forests_on_real_features(model_path):
+    y = _photo()
+    feats = M.ma_features(y)
+    assert M.ma_score(y, crop_border=0, model=model_path, input_order='HW') == pytest.approx(_hand_score(feats))
+
+
+def test_missing_model_error_names_file_source_and_place(tmp_path, monkeypatch):
+    monkeypatch.delenv(M.MODEL_ENV, raising=False)
+    monkeypatch.setattr(M, 'DEFAULT_MODEL_PATH', tmp_path / 'nowhere' / 'model.mat')
+    with pytest.raises(FileNotFoundError) as err:
+        M.load_ma_model()
+    msg = str(err.value)
+    assert 'model.mat' in msg and 'chaoma99/sr-metric' in msg and M.MODEL_ENV in msg and 'nowhere' in msg
+    with pytest.raises(FileNotFoundError, match='model.mat'):
+        M.load_ma_model(tmp_path / 'missing.mat')
+    with pytest.raises(FileNotFoundError, match='sr-metric'):
+        M.calculate_ma(np.zeros((64, 64, 3), np.uint8), crop_border=4)
+
+
+def test_model_from_env_and_cache(tmp_path, monkeypatch, model_path):
+    monkeypatch.setenv(M.MODEL_ENV, model_path)
+    assert M.load_ma_model().linear[0] == 1.5
+    monkeypatch.delenv(M.MODEL_ENV)
+    cache = tmp_path / 'cache' / 'model.mat'
+    cache.parent.mkdir()
+    _write_model(cache)
+    monkeypatch.setattr(M, 'DEFAULT_MODEL_PATH', cache)
+    assert M.load_ma_model().path == str(cache.resolve())
+
+
+# ---------------------------------------------------------------------------------------- features
+def test_feature_sizes_per_group_and_scale():
+    assert M.FEATURE_SIZES == {'dct': 18, 'gsm': 45, 'svd': 75}
+    for h, w in ((96, 96), (101, 77)):
+        f = M.ma_features(_photo(h, w))
+        assert {k: v.shape for k, v in f.items()} == {'dct': (18,), 'gsm': (45,), 'svd': (75,)}
+        assert all(np.isfinite(v).all() for v in f.values())
+    pyr = M._gauss_pyramid(torch.zeros(1, 101, 77))
+    assert [tuple(p.shape[1:]) for p in pyr] == [(101, 77), (50, 38), (25, 19)]
+
+
+def test_deterministic_and_batch_equals_single():
+    imgs = np.stack([_photo(seed=1), _photo(seed=2)])
+    a, b = M.ma_features_batch(imgs), M.ma_features_batch(imgs)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+        np.testing.assert_allclose(a[k][1], M.ma_features(imgs[1])[k], rtol=1e-9, atol=1e-9)
+
+
+def test_svd_features_flat_and_rank_one():
+    c = 100.0
+    f = M.ma_features(np.full((80, 80), c))['svd'].reshape(3, 25)
+    # constant image: every 5x5 patch is c/255 -> rank 1, sigma_1 = c/255 * 5 * sqrt(#patches)
+    for s, patches in enumerate((256, 64, 16)):  # 80x80, 40x40, 20x20
+        assert f[s, 0] == pytest.approx(c / 255 * 5 * math.sqrt(patches), rel=1e-9)
+        assert np.abs(f[s, 1:]).max() < 1e-5
+    # a periodic image whose every 5x5 patch is u v^T: one singular value |u||v| sqrt(#patches)
+    u, v = np.arange(1, 6, dtype=float), np.array([2.0, 0, 1, 3, 1])
+    img = np.tile(np.outer(u, v), (8, 8))
+    s0 = M._svd_scale_features(torch.from_numpy(img)[None])[0].numpy()
+    assert s0[0] == pytest.approx(np.linalg.norm(u) * np.linalg.norm(v) * 8, rel=1e-9)
+    assert np.abs(s0[1:]).max() < 1e-5
+    assert np.all(np.diff(s0) <= 1e-9)  # descending
+
+
+def test_dct_features_flat_image():
+    f = M.ma_features(np.full((64, 64), 77.0))['dct'].reshape(3, 6)
+    # no AC energy: coefficient of variation and its orientation variance are 0; GGD shape is the grid maximum
+    np.testing.assert_allclose(f[:, 2:], 0, atol=1e-9)
+    np.testing.assert_allclose(f[:, :2], 10.0, atol=1e-9)
+
+
+def test_dct_features_white_gaussian_noise():
+    # orthonormal DCT of i.i.d. Gaussian pixels: i.i.d. Gaussian AC coefficients of equal variance, so
+    # std|x| / mean|x| = sqrt(pi/2 - 1) in every block and the three orientation groups agree
+    noise = np.random.default_rng(0).normal(0, 1, (1, 400, 400))
+    f = M._dct_scale_features(torch.from_numpy(noise))[0].numpy()
+    assert f[3] == pytest.approx(math.sqrt(math.pi / 2 - 1), abs=0.01)
+    assert f[5] < 0.05  # sample noise only (about 16 coefficients per group)
+    xx = np.arange(400)[None, None, :]
+    stripes = noise * 0.1 + np.cos(2 * np.pi * xx / 5.0)  # energy in the horizontal-frequency group only
+    assert M._dct_scale_features(torch.from_numpy(stripes))[0, 5].item() > 10 * f[5]
+    assert f[1] == pytest.approx(2.0, abs=0.35)  # GGD shape of Gaussian samples (48 per block: biased, noisy)
+
+
+def test_ggd_shape_and_coefficient_of_variation_known_values():
+    rng = np.random.default_rng(0)
+    gauss = torch.from_numpy(rng.normal(size=(1, 400_000)))
+    lap = torch.from_numpy(rng.laplace(size=(1, 400_000)))
+    assert M.ggd_shape(gauss).item() == pytest.approx(2.0, abs=0.03)
+    assert M.ggd_shape(lap).item() == pytest.approx(1.0, abs=0.03)
+    x = torch.tensor([[1.0, -3.0]])  # |x| = 1, 3: std (unbiased) sqrt(2), mean 2
+    assert M.coeff_variation(x).item() == pytest.approx(math.sqrt(2) / 2, rel=1e-6)
+
+
+def test_dct_orientation_masks_partition_and_symmetry():
+    m = M._orientation_masks()
+    assert m.shape == (3, 7, 7) and not m[:, 0, 0].any()
+    np.testing.assert_array_equal(m[2], m[0].T)
+    assert not (m[0] & m[1]).any() and not (m[0] & m[2]).any() and not (m[1] & m[2]).any()
+    assert m[1].sum() == 16 and m[0].sum() == 6 + 5 + 3 + 2
+    ac = np.ones((7, 7), bool)
+    ac[0, 0] = False
+    np.testing.assert_array_equal(m.any(0), ac)  # the three groups partition the 48 AC coefficients
+
+
+def test_dct_matrix_orthonormal():
+    d = M._dct_matrix(7)
+    np.testing.assert_allclose(d @ d.T, np.eye(7), atol=1e-12)
+
+
+def test_steerable_pyramid_flat_image_and_tight_frame():
+    high, bands = M.steerable_pyramid(torch.full((1, 64, 64), 50.0))
+    assert float(high.abs().max()) < 1e-9 and all(float(b.abs().max()) < 1e-9 for lv in bands for b in lv)
+    assert [tuple(b.shape[1:]) for b in bands[0]] == [(64, 64)] * 6 and tuple(bands[1][0].shape[1:]) == (32, 32)
+    # an oriented grating at a mid frequency: the band of its orientation dominates the finest scale
+    yy, xx = np.mgrid[:64, :64]
+    grating = torch.from_numpy(np.cos(2 * np.pi * 12 * xx / 64.0))[None]  # horizontal frequency, 0.375 of Nyquist
+    _, bands = M.steerable_pyramid(grating)
+    energy = [float((b ** 2).sum()) for b in bands[0]]
+    assert int(np.argmax(energy)) == 0 and energy[0] > 10 * energy[3]
+
+
+def test_ssim_identical_is_one():
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 40, 40)))
+    np.testing.assert_allclose(M.ssim_batch(x, x).numpy(), 1.0, atol=1e-5)
+    other = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 40, 40)))
+    assert abs(float(M.ssim_batch(x, other)[0])) < 0.1  # independent noise: no structure in common
+    # (a, b) batched against one shared b equals the pairwise calls
+    pairs = M.ssim_batch(torch.stack([x, other], 1), x.unsqueeze(1))
+    np.testing.assert_allclose(pairs[:, 1].numpy(), M.ssim_batch(other, x).numpy(), rtol=1e-12)
+
+
+def test_gsm_features_finite_and_ssim_part_bounded():
+    f = M.ma_features(_photo(112, 112))['gsm']
+    assert np.isfinite(f).all()
+    assert np.all((f[:18] >= 0.03) & (f[:18] <= 10))  # GGD shapes on the grid
+    assert np.all(np.abs(f[18:]) <= 1 + 1e-6)  # SSIMs
+
+
+# ------------------------------------------------------------------------------------- API and PI
+def test_calculate_ma_and_pi_on_bgr(model_path):
+    from ranksrgan_plugin.metrics.niqe_batch import calculate_niqe_batched
+
+    rng = np.random.default_rng(3)
+    y = _photo(136, 136, seed=3)
+    bgr = np.clip(np.stack([y, y + rng.normal(0, 3, y.shape), y], -1), 0, 255).astype(np.uint8)
+    ma = M.calculate_ma(bgr, crop_border=4, model_path=model_path)
+    y_mat = M._to_y_batch(bgr[None], 'HWC', 4)[0].numpy()
+    assert ma == pytest.approx(_hand_score(M.ma_features(y_mat)))
+    niqe = calculate_niqe_batched(bgr, crop_border=4)
+    assert M.calculate_pi(bgr, crop_border=4, model_path=model_path) == pytest.approx(((10 - ma) + niqe) / 2)
+
+
+def test_registered_in_basicsr_and_patch_metrics(model_path):
+    from basicsr.utils.registry import METRIC_REGISTRY
+
+    assert METRIC_REGISTRY.get('calculate_ma') is M.calculate_ma
+    assert METRIC_REGISTRY.get('calculate_pi') is M.calculate_pi
+    assert PATCH_METRICS['ma'] is M.MaPatchMetric and PATCH_METRICS['pi'] is M.PIPatchMetric
+    ma = build_patch_metric({'type': 'ma', 'model_path': model_path}, device='cpu')
+    pi = build_patch_metric({'type': 'pi', 'model_path': model_path})
+    assert ma.higher_is_better is True and pi.higher_is_better is False
+    assert ma.describe()['name'] == 'ma' and pi.describe()['higher_is_better'] is False
+    patches = np.stack([np.repeat(_photo(104, 104, seed=s)[..., None], 3, -1) for s in (4, 5)]).astype(np.uint8)
+    scores = ma(patches)
+    assert scores.shape == (2,)
+    assert scores[1] == pytest.approx(M.calculate_ma(patches[1], 4, model_path=model_path))
+    assert pi(patches)[0] == pytest.approx(M.calculate_pi(patches[0], 4, model_path=model_path))
+
+
+def test_explicit_missing_path_does_not_fall_back(tmp_path, monkeypatch, model_path):
+    monkeypatch.setenv(M.MODEL_ENV, model_path)  # a valid model elsewhere must not hide a wrong explicit path
+    with pytest.raises(FileNotFoundError, match='missing.mat'):
+        M.load_ma_model(tmp_path / 'missing.mat')
+
+
+def test_patch_metrics_fail_at_build_without_model(tmp_path, monkeypatch):
+    monkeypatch.delenv(M.MODEL_ENV, raising=False)
+    monkeypatch.setattr(M, 'DEFAULT_MODEL_PATH', tmp_path / 'model.mat')
+    for name in ('ma', 'pi'):
+        with pytest.raises(FileNotFoundError, match='model.mat'):
+            build_patch_metric({'type': name})
+
+
+def test_input_orders_agree(model_path):
+    y = _photo(100, 100, seed=7)
+    bgr = np.stack([y, np.clip(y + 10, 0, 255), y], -1).astype(np.uint8)
+    hwc = M.calculate_ma(bgr, 4, 'HWC', model_path=model_path)
+    chw = M.calculate_ma(torch.from_numpy(bgr).permute(2, 0, 1), 4, 'CHW', model_path=model_path)
+    assert hwc == pytest.approx(chw, abs=1e-12)
+    y_only = M._to_y_batch(bgr[None], 'HWC', 0)[0].numpy()
+    assert M.ma_score(y_only, crop_border=4, model=model_path, input_order='HW') == pytest.approx(hwc, abs=1e-12)
+    with pytest.raises(ValueError, match='input_order'):
+        M.calculate_ma(bgr, 4, 'XYZ', model_path=model_path)
+    with pytest.raises(ValueError, match='too small'):
+        M.calculate_ma(bgr[:40, :40], 4, model_path=model_path)
+
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'make_rank_dataset', Path(__file__).resolve().parents[1] / 'tools' / 'make_rank_dataset.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_rank_dataset_tool_labels_with_ma(tmp_path, model_path):
+    """`--metric ma` labels patches with Ma's score; the manifest says higher is better, the dataset negates."""
+    hr = tmp_path / 'hr'
+    hr.mkdir()
+    images = {f'img{seed}': _photo(200, 400, seed) for seed in range(2)}
+    for stem, img in images.items():
+        cv2.imwrite(str(hr / f'{stem}.png'), img)
+    output = tmp_path / 'rank_ma'
+    _load_tool().main(['--hr', str(hr), '--output', str(output), '--levels', 'bicubic,hr', '--patch-size', '200',
+                       '--stride', '200', '--no-sharpness-filter', '--min-gap', '0', '--val-fraction', '0.5',
+                       '--metric', 'ma', '--ma-model', model_path, '--no-progress'])
+    split = next(s for s in ('train', 'val') if 'img0_s0000' in (output / s / 'labels.txt').read_text())
+    manifest = json.loads((output / split / 'manifest.json').read_text())
+    assert manifest['metric'] == 'ma' and manifest['higher_is_better'] is True
+    labels = {tuple(line.split()[:2]): float(line.split()[2])
+              for line in (output / split / 'labels.txt').read_text().splitlines() if not line.startswith('#')}
+    expected = M.ma_batch(images['img0'][None, :, :200], crop_border=4, model=model_path)[0]
+    assert labels[('img0_s0000', 'hr')] == pytest.approx(expected, abs=1e-6)
+    dataset = RankPairDataset({'dataroot': str(output / split), 'phase': 'val', 'name': 'ma'})
+    assert dataset.labels[('img0_s0000', 'hr')] == -labels[('img0_s0000', 'hr')]
