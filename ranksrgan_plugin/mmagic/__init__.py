@@ -16,12 +16,12 @@ compat.allow_mmengine_checkpoint_globals()
 
 from . import registry  # noqa: E402  (registers the shared classes first: the models below build them)
 from .checkpoints import export_ranker_for_basicsr, load_ranker_checkpoint  # noqa: E402
-from .metrics import SROCC, BatchedNIQE, PairAccuracy  # noqa: E402
+from .metrics import SROCC, BatchedNIQE, MaPI, PairAccuracy  # noqa: E402
 from .rank_pair_dataset import RankPairDataset  # noqa: E402
 from .ranker_model import RankerModel  # noqa: E402
 from .ranksrgan import RankESRGAN, RankSRGAN  # noqa: E402
 
 __all__ = [
-    'BatchedNIQE', 'PairAccuracy', 'RankESRGAN', 'RankPairDataset', 'RankSRGAN', 'RankerModel', 'SROCC',
+    'BatchedNIQE', 'MaPI', 'PairAccuracy', 'RankESRGAN', 'RankPairDataset', 'RankSRGAN', 'RankerModel', 'SROCC',
     'export_ranker_for_basicsr', 'load_ranker_checkpoint', 'registry',
 ]

@@ -14,6 +14,7 @@ from mmagic.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from ..metrics.ma_metric import load_ma_model, ma_batch
 from ..metrics.niqe_batch import niqe_batch
 from ..metrics.rank_metrics import calculate_pair_accuracy, calculate_srocc
 
@@ -139,3 +140,37 @@ class BatchedNIQE(_SplitMetric):
             print_log(f'BatchedNIQE: NIQE is undefined for {int((~finite).sum())} of {len(values)} images '
                       '(e.g. flat images); they are left out of the mean.', logger='current', level=30)
         return {'NIQE': float(values[finite].mean()) if finite.any() else float('nan')}
+
+
+@METRICS.register_module()
+class MaPI(BaseMetric):
+    """Ma et al.'s no-reference score and the *Perceptual Index* of SR outputs (RankSRGAN-M / -PI validation).
+
+    Reads ``output.<key>`` as :class:`BatchedNIQE` does (CHW, [0, 255], BGR) and scores each image
+    on the Y channel; PI = ((10 - Ma) + NIQE) / 2 with BasicSR's NIQE. Needs the authors' ``model.mat``
+    (``model_path``, else ``$RANKSRGAN_MA_MODEL`` or ``~/.cache/ranksrgan_plugin/ma/model.mat``).
+
+    Args:
+        key (str): Output field to score. Default: 'pred_img'.
+        crop_border (int): Pixels cropped from each edge. Default: 4 (the PIRM protocol).
+        model_path (str, optional): Ma's ``model.mat``.
+        collect_device (str): 'cpu' or 'gpu', where DDP results are gathered. Default: 'cpu'.
+        prefix (str, optional): Prefix of the metric names (``Ma``, ``PI``). Default: None.
+    """
+
+    def __init__(self, key: str = 'pred_img', crop_border: int = 4, model_path: Optional[str] = None,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.key, self.crop_border = key, crop_border
+        self.model = load_ma_model(model_path)  # a missing model.mat fails when the metric is built
+
+    def process(self, data_batch: Any, data_samples: Sequence[Dict[str, Any]]) -> None:
+        for sample in data_samples:
+            image = torch.as_tensor(sample['output'][self.key]).detach().float().cpu()[None]
+            order = 'CHW' if image.shape[1] in (1, 3) else 'HW'
+            ma = float(ma_batch(image, self.crop_border, order, self.model)[0])
+            niqe = float(niqe_batch(image, crop_border=self.crop_border, input_order=order, convert_to='y')[0])
+            self.results.append({'Ma': ma, 'PI': ((10.0 - ma) + niqe) / 2.0})
+
+    def compute_metrics(self, results: List[Dict[str, float]]) -> Dict[str, float]:
+        return {name: float(np.mean([result[name] for result in results])) for name in ('Ma', 'PI')}
