@@ -36,6 +36,7 @@ setup(
         'pyyaml',
         'tqdm',
         'scikit-image',
+        'matplotlib',  # tools/plot_curves.py
     ],
     extras_require={
         # The combination verified to import and train (see requirements/constraints.txt). mmagic's

@@ -1,0 +1,143 @@
+"""Upscale a folder of images with a trained generator (plugin checkpoint or official RankSRGAN weights).
+
+The network is either given by BasicSR options (``{'type': 'RankSRGANGenerator', ...}``, e.g. an
+options YAML's ``network_g``) with a BasicSR checkpoint (``{'params_ema' | 'params': state_dict}``),
+or read off an official RankSRGAN / SRResNet checkpoint by
+:func:`ranksrgan_plugin.archs.official_weights.convert_official_checkpoint` (which also accepts a
+plugin checkpoint of a ``RankSRGANGenerator``). Tiled, batched inference is
+:class:`ranksrgan_plugin.data.sr_levels.NetworkLevel`'s.
+"""
+import os
+import os.path as osp
+from copy import deepcopy
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from basicsr.archs import build_network
+from tqdm import tqdm
+
+from .archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint, unwrap_state_dict
+from .data.rank_dataset_format import IMAGE_EXTENSIONS
+from .data.sr_levels import LevelError, NetworkLevel, SRLevel, read_image
+
+
+class InferenceError(ValueError):
+    """A missing or unusable checkpoint, network or input folder (the message names it)."""
+
+
+def parse_arch_options(items: Optional[List[str]]) -> Dict[str, Any]:
+    """``['num_feat=64', 'upscale=4']`` -> ``{'num_feat': 64, 'upscale': 4}`` (values parsed as YAML)."""
+    options: Dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise InferenceError(f'Architecture option {item!r} is not KEY=VALUE.')
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def network_options_from_yaml(path: str, key: str = 'network_g') -> Dict[str, Any]:
+    """The ``network_g`` (or ``key``) options of a BasicSR options YAML."""
+    if not osp.isfile(path):
+        raise InferenceError(f'Options file {path} does not exist.')
+    with open(path) as f:
+        opt = yaml.safe_load(f) or {}
+    if not isinstance(opt.get(key), Mapping) or 'type' not in opt[key]:
+        raise InferenceError(f'{path} has no `{key}` section with a `type`.')
+    return dict(opt[key])
+
+
+def load_generator(checkpoint: str, network_opt: Optional[Mapping[str, Any]] = None,
+                   param_key: Optional[str] = None) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """(network with the weights loaded strictly, its options).
+
+    Args:
+        checkpoint: a BasicSR checkpoint or an official RankSRGAN / SRResNet checkpoint.
+        network_opt: BasicSR network options (``type`` + arguments); ``None`` converts an official
+            checkpoint, reading the architecture off the weights.
+        param_key: which checkpoint entry holds the weights (default: ``params_ema``, else ``params``).
+    """
+    if not osp.isfile(checkpoint):
+        raise InferenceError(f'Checkpoint {checkpoint} does not exist.')
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    if not isinstance(ckpt, Mapping):
+        raise InferenceError(f'Checkpoint {checkpoint} is not a state_dict (it is a {type(ckpt).__name__}).')
+    if param_key:
+        if param_key not in ckpt:
+            raise InferenceError(f'Checkpoint {checkpoint} has no {param_key!r} entry (has {list(ckpt)[:5]}).')
+        ckpt = {param_key: ckpt[param_key]}
+    if network_opt is None:
+        try:
+            layout, options, net = convert_official_checkpoint(ckpt)
+        except UnknownCheckpointLayout as err:
+            raise InferenceError(f'{checkpoint}: {err} Give the network with --arch / --opt.') from err
+        if layout.startswith('ranker'):
+            raise InferenceError(f'{checkpoint} is a Ranker, not a generator.')
+        return net.eval(), options
+    options = dict(network_opt)
+    if 'type' not in options:
+        raise InferenceError(f'Network options {options} have no `type`.')
+    net = build_network(deepcopy(options))
+    try:
+        net.load_state_dict(unwrap_state_dict(ckpt), strict=True)
+    except RuntimeError as err:
+        raise InferenceError(f'{checkpoint} does not fit the network {options}: {err}') from err
+    return net.eval(), options
+
+
+def infer_scale(net: torch.nn.Module, num_in_ch: int = 3) -> int:
+    """The upscaling factor of ``net``, measured on a 16x16 input."""
+    param = next(net.parameters(), None)
+    device = param.device if param is not None else torch.device('cpu')
+    with torch.no_grad():
+        out = net(torch.zeros(1, num_in_ch, 16, 16, device=device))
+    return out.shape[-1] // 16
+
+
+class GeneratorUpscaler(NetworkLevel):
+    """A loaded generator with :class:`NetworkLevel`'s tiled, batched inference (``tile=0``: whole image)."""
+
+    def __init__(self, net: torch.nn.Module, network_opt: Mapping[str, Any], scale: Optional[int] = None,
+                 tile: int = 0, tile_pad: int = 16, batch_size: int = 4, device: Optional[str] = None,
+                 weights: str = '') -> None:
+        SRLevel.__init__(self, str(network_opt.get('type', 'generator')))
+        self.network_opt, self.weights = dict(network_opt), weights
+        self.tile, self.tile_pad, self.batch_size = tile, tile_pad, max(1, batch_size)
+        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        self.net = net.eval().to(self.device)
+        self.scale = scale or infer_scale(self.net, int(network_opt.get('num_in_ch', 3)))
+
+    def __call__(self, lr: np.ndarray, hr: Optional[np.ndarray] = None, stem: str = '') -> np.ndarray:
+        """The SR image (BGR uint8) of a BGR uint8 image."""
+        return self.upscale(lr, hr, stem)
+
+
+def list_input_images(folder: str) -> List[str]:
+    """Sorted image paths of ``folder``; an error for a missing or image-less folder."""
+    if not osp.isdir(folder):
+        raise InferenceError(f'Input folder {folder} does not exist.')
+    files = [osp.join(folder, f) for f in sorted(os.listdir(folder)) if osp.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+    if not files:
+        raise InferenceError(f'Input folder {folder} holds no image (extensions {", ".join(IMAGE_EXTENSIONS)}).')
+    return files
+
+
+def upscale_folder(input_folder: str, output_folder: str, upscaler: GeneratorUpscaler, suffix: str = '',
+                   progress: bool = True) -> List[str]:
+    """Upscale every image of ``input_folder`` into ``<output_folder>/<stem><suffix>.png``; the written paths."""
+    files = list_input_images(input_folder)
+    os.makedirs(output_folder, exist_ok=True)
+    written = []
+    for path in tqdm(files, desc='inference', unit='img', disable=not progress):
+        try:
+            img = read_image(path)
+        except LevelError as err:
+            raise InferenceError(str(err)) from err
+        out_path = osp.join(output_folder, osp.splitext(osp.basename(path))[0] + suffix + '.png')
+        if not cv2.imwrite(out_path, upscaler(img)):
+            raise InferenceError(f'Cannot write {out_path}.')
+        written.append(out_path)
+    return written

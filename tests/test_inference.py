@@ -1,0 +1,149 @@
+"""tools/inference.py and ranksrgan_plugin.inference on a tiny generator and images made here."""
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
+from ranksrgan_plugin.inference import (
+    GeneratorUpscaler,
+    InferenceError,
+    load_generator,
+    parse_arch_options,
+    upscale_folder,
+)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+OPT = {'type': 'RankSRGANGenerator', 'num_feat': 8, 'num_block': 2, 'upscale': 4}
+
+
+def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    base = 120 + 70 * np.sin(xx / 4.0) * np.cos(yy / 6.0)
+    return np.clip(np.stack([base, 255 - base, base / 2 + 60], -1) + rng.normal(0, 10, (h, w, 3)), 0,
+                   255).round().astype(np.uint8)
+
+
+def _direct(net: torch.nn.Module, img: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float().div(255)[None]
+    with torch.no_grad():
+        out = net(x)[0].clamp(0, 1).mul(255).round().byte().numpy()
+    return np.ascontiguousarray(out.transpose(1, 2, 0)[:, :, ::-1])
+
+
+@pytest.fixture
+def setup(tmp_path):
+    torch.manual_seed(0)
+    net = RankSRGANGenerator(**{k: v for k, v in OPT.items() if k != 'type'}).eval()
+    ckpt = tmp_path / 'net_g.pth'
+    torch.save({'params': net.state_dict()}, ckpt)
+    lr_dir = tmp_path / 'LR'
+    lr_dir.mkdir()
+    images = {'a': _image(20, 28, 0), 'b': _image(33, 17, 1)}
+    for stem, img in images.items():
+        cv2.imwrite(str(lr_dir / f'{stem}.png'), img)
+    return {'net': net, 'ckpt': str(ckpt), 'lr': str(lr_dir), 'images': images, 'tmp': tmp_path}
+
+
+def test_output_size_and_equal_to_direct_output(setup):
+    net, opt = load_generator(setup['ckpt'], OPT)
+    upscaler = GeneratorUpscaler(net, opt, device='cpu')
+    assert upscaler.scale == 4
+    written = upscale_folder(setup['lr'], str(setup['tmp'] / 'SR'), upscaler, progress=False)
+    assert [osp.basename(p) for p in written] == ['a.png', 'b.png']
+    for path, lr in zip(written, setup['images'].values()):
+        sr = cv2.imread(path, cv2.IMREAD_COLOR)
+        assert sr.shape == (lr.shape[0] * 4, lr.shape[1] * 4, 3)
+        np.testing.assert_array_equal(sr, _direct(setup['net'], lr))
+
+
+def test_tiled_close_to_untiled(setup):
+    """Identical away from the image border; at the border the tiles see replicate padding (NetworkLevel's
+    tiling) where the whole image sees the convolutions' zero padding, so only closeness is asked there."""
+    net, opt = load_generator(setup['ckpt'], OPT)
+    lr = _image(40, 44, 2)
+    whole = GeneratorUpscaler(net, opt, device='cpu')(lr)
+    tiled = GeneratorUpscaler(net, opt, tile=12, tile_pad=8, batch_size=3, device='cpu')(lr)
+    assert tiled.shape == whole.shape == (160, 176, 3)
+    diff = np.abs(tiled.astype(int) - whole.astype(int))
+    margin = 8 * 4  # the tiny generator's receptive radius is under 8 LR pixels
+    assert diff[margin:-margin, margin:-margin].max() <= 1
+    assert diff.mean() < 2.0
+    unpadded = GeneratorUpscaler(net, opt, tile=12, tile_pad=0, device='cpu')(lr)
+    seams = np.abs(unpadded.astype(int) - whole.astype(int))[margin:-margin, margin:-margin]
+    assert seams.max() > 1  # without context the tile seams show: the padding is what makes tiles match
+
+
+def test_official_checkpoint_is_converted(setup):
+    sd = setup['net'].state_dict()
+    tail = {'upconv1': 'model.2', 'upconv2': 'model.5', 'HRconv': 'model.8', 'conv_last': 'model.10'}
+    official = {}
+    for key, value in sd.items():
+        name, param = key.rsplit('.', 1)
+        if name.startswith('recon_trunk.'):
+            _, block, conv = name.split('.')
+            name = f'model.1.sub.{block}.res.{0 if conv == "conv1" else 2}'
+        else:
+            name = {'conv_first': 'model.0', 'LRconv': 'model.1.sub.2', **tail}[name]
+        official[f'{name}.{param}'] = value
+    path = setup['tmp'] / 'RankSRGAN_official.pth'
+    torch.save(official, path)
+    net, opt = load_generator(str(path))
+    assert opt['num_feat'] == 8 and opt['num_block'] == 2 and opt['upscale'] == 4
+    lr = setup['images']['a']
+    np.testing.assert_array_equal(GeneratorUpscaler(net, opt, device='cpu')(lr), _direct(setup['net'], lr))
+
+
+def test_errors(setup):
+    with pytest.raises(InferenceError, match='nope.pth does not exist'):
+        load_generator(str(setup['tmp'] / 'nope.pth'), OPT)
+    with pytest.raises(InferenceError, match='does not fit the network'):
+        load_generator(setup['ckpt'], {**OPT, 'num_block': 3})
+    with pytest.raises(InferenceError, match="no 'params_ema' entry"):
+        load_generator(setup['ckpt'], OPT, param_key='params_ema')
+    torch.save({'params': {'foo.weight': torch.zeros(1)}}, setup['tmp'] / 'odd.pth')
+    with pytest.raises(InferenceError, match='Unknown checkpoint layout'):
+        load_generator(str(setup['tmp'] / 'odd.pth'))
+    empty = setup['tmp'] / 'empty'
+    empty.mkdir()
+    upscaler = GeneratorUpscaler(*load_generator(setup['ckpt'], OPT), device='cpu')
+    with pytest.raises(InferenceError, match='empty holds no image'):
+        upscale_folder(str(empty), str(setup['tmp'] / 'out'), upscaler, progress=False)
+    with pytest.raises(InferenceError, match='missing does not exist'):
+        upscale_folder(str(setup['tmp'] / 'missing'), str(setup['tmp'] / 'out'), upscaler, progress=False)
+    assert parse_arch_options(['num_feat=8', 'act=relu']) == {'num_feat': 8, 'act': 'relu'}
+    with pytest.raises(InferenceError, match='KEY=VALUE'):
+        parse_arch_options(['num_feat'])
+
+
+def test_cli(setup):
+    opt_file = setup['tmp'] / 'train.yml'
+    opt_file.write_text(yaml.safe_dump({'network_g': OPT}))
+    out_dir = setup['tmp'] / 'cli'
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'inference.py'), '--input', setup['lr'], '--output', str(out_dir),
+           '--checkpoint', setup['ckpt'], '--opt', str(opt_file), '--tile', '16', '--device', 'cpu', '--suffix',
+           '_x4', '--no-progress']
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert 'Wrote 2 image(s) (x4, RankSRGANGenerator)' in done.stdout
+    sr = cv2.imread(str(out_dir / 'b_x4.png'), cv2.IMREAD_COLOR)
+    assert sr.shape == (33 * 4, 17 * 4, 3)
+
+
+def test_cli_error_exit_status(setup, capsys):
+    spec = importlib.util.spec_from_file_location('inference_tool', osp.join(REPO, 'tools', 'inference.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rc = tool.main(['--input', setup['lr'], '--output', str(setup['tmp'] / 'o'), '--checkpoint',
+                    str(setup['tmp'] / 'gone.pth'), '--no-progress'])
+    assert rc == 2 and 'gone.pth does not exist' in capsys.readouterr().err
+    rc = tool.main(['--input', setup['lr'], '--output', str(setup['tmp'] / 'o'), '--checkpoint', setup['ckpt'],
+                    '--arch-opt', 'num_feat=8', '--no-progress'])
+    assert rc == 2 and '--arch-opt needs --arch' in capsys.readouterr().err
