@@ -7,14 +7,15 @@
 4. trains a small SRResNet (L1) and then RankSRGAN from it with the frozen demo Ranker
    (options/train_SRResNet_demo.yml, options/train_RankSRGAN_demo.yml), and measures NIQE and
    PSNR of the validation photos before (SRResNet) and after (RankSRGAN);
-5. prints both tables and where every output is; saves them as results/demo/demo_results.json.
+5. prints both tables and where every output is; saves them in results/demo/ (demo_results.json,
+   evaluation.md) with the Ranker's score histograms (the paper's Figure 3) and validation curves.
 """
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import cv2
 import numpy as np
@@ -36,6 +37,10 @@ from ranksrgan_plugin.data.rank_dataset_format import read_manifest
 from ranksrgan_plugin.data.sr_levels import matlab_bicubic
 from ranksrgan_plugin.metrics.niqe_batch import calculate_niqe_batched
 from ranksrgan_plugin.metrics.ranker_evaluation import evaluate_ranker as score_rank_set
+from ranksrgan_plugin.metrics.ranker_plots import plot_ranker_histograms
+
+# isort: split
+from plot_curves import load_run, plot_curves  # tools/plot_curves.py (this script's own folder is on sys.path)
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 DATASET_OPTIONS = osp.join(REPO_ROOT, 'options', 'rank_dataset_demo.yml')
@@ -158,17 +163,30 @@ def evaluate_ranker(experiment: str, val_root: str) -> Dict[str, Dict[str, float
         result = score_rank_set(net, val_root)
         results[name] = {'srocc': result['srocc'], 'pair_accuracy': result['pair_accuracy'],
                          'num_items': len(result['scores'])}
+        if name == 'trained':
+            plot_ranker_histograms({'demo Ranker': result}, osp.join(RESULTS, 'ranker_histograms.png'), 'niqe')
     return results
 
 
-def print_table(title: str, columns: Dict[str, str], rows: Dict[str, Dict[str, float]]) -> None:
-    print(f'\n{title}')
-    print('| | ' + ' | '.join(columns.values()) + ' |\n|---|' + '---|' * len(columns))
-    for name, values in rows.items():
-        print(f'| {name} | ' + ' | '.join(f'{values[key]:.4f}' for key in columns) + ' |')
+def markdown_table(title: str, columns: Dict[str, str], rows: Dict[str, Dict[str, float]]) -> str:
+    lines = [f'\n{title}', '| | ' + ' | '.join(columns.values()) + ' |', '|---|' + '---|' * len(columns)]
+    lines += [f'| {name} | ' + ' | '.join(f'{values[key]:.4f}' for key in columns) + ' |'
+              for name, values in rows.items()]
+    return '\n'.join(lines) + '\n'
+
+
+def plot_demo_curves(experiments: Dict[str, str]) -> List[str]:
+    """Validation curves of the demo's runs (tools/plot_curves.py), as the paper's Figures 1-2, 5-6."""
+    runs = {name: load_run(path) for name, path in experiments.items()}
+    ranker = plot_curves({'Ranker': runs.pop('Ranker')}, ['srocc', 'pair_acc'],
+                         osp.join(RESULTS, 'ranker_curves.png'), title='demo Ranker validation')
+    generators = plot_curves(runs, ['psnr', 'niqe'], osp.join(RESULTS, 'sr_curves.png'),
+                             title='demo generators validation')
+    return [ranker, generators]
 
 
 def main() -> None:
+    os.makedirs(RESULTS, exist_ok=True)
     rank_cfg = build_rank_dataset()
     dataset = rank_cfg['output']
     ranker_experiment = train(RANKER_OPTIONS)
@@ -186,16 +204,22 @@ def main() -> None:
     results_path = osp.join(RESULTS, 'demo_results.json')
     with open(results_path, 'w', encoding='utf-8') as f:
         json.dump({'ranker': ranker, 'generators': generators, 'rank_content_bias': bias}, f, indent=2)
-    print_table('Ranker on the demo rank set\'s validation split (NIQE labels):',
-                {'srocc': 'SROCC', 'pair_accuracy': 'pair accuracy'}, ranker)
-    print_table(f'Generators on the validation photos (Y channel, 4-pixel shave; rank-content bias {bias:.3f}):',
-                {'psnr': 'PSNR (dB)', 'niqe': 'NIQE (lower = better)'}, generators)
+    tables = markdown_table('Ranker on the demo rank set\'s validation split (NIQE labels):',
+                            {'srocc': 'SROCC', 'pair_accuracy': 'pair accuracy'}, ranker)
+    tables += markdown_table(f'Generators on the validation photos (Y channel, 4-pixel shave; rank-content bias '
+                             f'{bias:.3f}):', {'psnr': 'PSNR (dB)', 'niqe': 'NIQE (lower = better)'}, generators)
+    print(tables)
+    with open(osp.join(RESULTS, 'evaluation.md'), 'w', encoding='utf-8') as f:
+        f.write(tables)
+    curves = plot_demo_curves({'Ranker': ranker_experiment, 'SRResNet': srresnet_experiment,
+                               'RankSRGAN': ranksrgan_experiment})
     print(f'\nRank dataset:  {dataset} (train/, val/, manifest.json)')
     for experiment in (ranker_experiment, srresnet_experiment, ranksrgan_experiment):
         print(f'Experiment:    {experiment} (models/, training log, options)')
     print(f'Validation SR: {ranksrgan_experiment}/visualization')
     print(f'TensorBoard:   {osp.join(REPO_ROOT, "tb_logger")}')
-    print(f'Results:       {results_path}')
+    print(f'Results:       {results_path}, {osp.join(RESULTS, "evaluation.md")}')
+    print(f'Figures:       {osp.join(RESULTS, "ranker_histograms.png")}, {", ".join(curves)}')
 
 
 if __name__ == '__main__':
