@@ -64,21 +64,17 @@ def test_output_size_and_equal_to_direct_output(setup):
         np.testing.assert_array_equal(sr, _direct(setup['net'], lr))
 
 
-def test_tiled_close_to_untiled(setup):
-    """Identical away from the image border; at the border the tiles see replicate padding (NetworkLevel's
-    tiling) where the whole image sees the convolutions' zero padding, so only closeness is asked there."""
+def test_tiled_equals_untiled(setup):
+    """With context at least the receptive radius, tiles (context clipped at the image edge, where the
+    network's own zero padding applies) reproduce the whole-image output, borders included."""
     net, opt = load_generator(setup['ckpt'], OPT)
     lr = _image(40, 44, 2)
     whole = GeneratorUpscaler(net, opt, device='cpu')(lr)
     tiled = GeneratorUpscaler(net, opt, tile=12, tile_pad=8, batch_size=3, device='cpu')(lr)
     assert tiled.shape == whole.shape == (160, 176, 3)
-    diff = np.abs(tiled.astype(int) - whole.astype(int))
-    margin = 8 * 4  # the tiny generator's receptive radius is under 8 LR pixels
-    assert diff[margin:-margin, margin:-margin].max() <= 1
-    assert diff.mean() < 2.0
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1  # float summation order only
     unpadded = GeneratorUpscaler(net, opt, tile=12, tile_pad=0, device='cpu')(lr)
-    seams = np.abs(unpadded.astype(int) - whole.astype(int))[margin:-margin, margin:-margin]
-    assert seams.max() > 1  # without context the tile seams show: the padding is what makes tiles match
+    assert np.abs(unpadded.astype(int) - whole.astype(int)).max() > 1  # without context the tile seams show
 
 
 def test_official_checkpoint_is_converted(setup):

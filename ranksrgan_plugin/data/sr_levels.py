@@ -9,14 +9,13 @@ weights at all). Images are BGR uint8 HWC, as cv2 and BasicSR read them.
 import os
 import os.path as osp
 from copy import deepcopy
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 from basicsr.archs import build_network
 from basicsr.utils.matlab_functions import imresize
-from torch.nn import functional as F
 
 from .rank_dataset_format import IMAGE_EXTENSIONS
 
@@ -121,9 +120,9 @@ class FolderLevel(SRLevel):
 class NetworkLevel(SRLevel):
     """A BasicSR network (any registered arch: MSRResNet, RRDBNet, the plugin's) run on the LR image.
 
-    The LR image is cut into ``tile`` x ``tile`` tiles (edge-padded by ``tile_pad`` pixels of
-    context) that run ``batch_size`` at a time, so large images fit in memory; ``tile=0`` runs the
-    whole image at once. Runs on ``device`` (default: CUDA when available).
+    The LR image is cut into ``tile`` x ``tile`` tiles with ``tile_pad`` pixels of context (clipped
+    at the image edge), equal-shape tiles running ``batch_size`` at a time, so large images fit in
+    memory; ``tile=0`` runs the whole image at once. Runs on ``device`` (default: CUDA when available).
     """
 
     def __init__(self, name: str, network: Mapping[str, Any], weights: str, scale: int,
@@ -148,18 +147,29 @@ class NetworkLevel(SRLevel):
         return np.ascontiguousarray(out.transpose(1, 2, 0)[:, :, ::-1])
 
     def _run_tiled(self, x: torch.Tensor) -> torch.Tensor:
-        _, c, h, w = x.shape
+        """Tiles with ``tile_pad`` pixels of real context (clipped at the image edge, where the network's
+        own zero padding applies as in an untiled run); tiles of equal shape run in batches."""
+        _, _, h, w = x.shape
         t, p, s = self.tile, self.tile_pad, self.scale
-        rows, cols = -(-h // t), -(-w // t)
-        padded = F.pad(x, (p, cols * t - w + p, p, rows * t - h + p), mode='replicate')
-        tiles = [padded[0, :, r * t:r * t + t + 2 * p, q * t:q * t + t + 2 * p]
-                 for r in range(rows) for q in range(cols)]
-        outputs = []
-        for start in range(0, len(tiles), self.batch_size):
-            batch = torch.stack(tiles[start:start + self.batch_size]).to(self.device)
-            outputs.append(self.net(batch)[:, :, p * s:(p + t) * s, p * s:(p + t) * s].cpu())
-        out = torch.cat(outputs).reshape(rows, cols, c, t * s, t * s).permute(2, 0, 3, 1, 4)
-        return out.reshape(1, c, rows * t * s, cols * t * s)[:, :, :h * s, :w * s]
+        groups: Dict[Tuple[int, ...], List[Tuple[torch.Tensor, Tuple[int, int, int, int]]]] = {}
+        for top in range(0, h, t):
+            for left in range(0, w, t):
+                y0, x0 = max(top - p, 0), max(left - p, 0)
+                tile = x[0, :, y0:min(top + t + p, h), x0:min(left + t + p, w)]
+                keep = (top, left, top - y0, left - x0)  # output position, offset of the kept part in the tile
+                groups.setdefault(tuple(tile.shape), []).append((tile, keep))
+        out = None
+        for jobs in groups.values():
+            for start in range(0, len(jobs), self.batch_size):
+                chunk = jobs[start:start + self.batch_size]
+                results = self.net(torch.stack([tile for tile, _ in chunk]).to(self.device)).cpu()
+                if out is None:
+                    out = results.new_zeros(1, results.shape[1], h * s, w * s)
+                for result, (top, left, dy, dx) in zip(results, (keep for _, keep in chunk)):
+                    kh, kw = min(t, h - top), min(t, w - left)
+                    out[0, :, top * s:(top + kh) * s, left * s:(left + kw) * s] = \
+                        result[:, dy * s:(dy + kh) * s, dx * s:(dx + kw) * s]
+        return out
 
     def describe(self) -> Dict[str, Any]:
         return {**super().describe(), 'network': self.network_opt, 'weights': osp.abspath(self.weights),
