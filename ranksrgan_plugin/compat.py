@@ -6,6 +6,7 @@ no-op where the upstream code is already fixed.
 """
 import contextlib
 import importlib
+import logging
 import os
 import os.path as osp
 import sys
@@ -225,8 +226,6 @@ def install_mmcv_ops_placeholders() -> list:
     parent.__path__ = []  # a package, so that ``import mmcv.ops.upfirdn2d`` resolves from sys.modules
     sys.modules['mmcv'].ops = parent
     installed = list(_MMCV_OPS_NAMES)
-    import logging
-
     logging.getLogger('ranksrgan_plugin').warning(
         'mmcv.ops is unavailable (%s, e.g. mmcv-lite): installed placeholders for %s; MMagic models that need '
         'compiled ops (EDVR, TDAN, BasicVSR++, StyleGAN1/2) raise when built, SRGAN/ESRGAN are unaffected.',

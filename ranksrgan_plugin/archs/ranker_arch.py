@@ -1,4 +1,5 @@
 """The Ranker of RankSRGAN: a VGG-style network that gives an image one scalar score."""
+import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -120,6 +121,16 @@ def ranker_state_dict(checkpoint: Mapping, net: RankerVGG,
     if any(k.startswith('features.') for k in state_dict):
         state_dict = convert_features_state_dict(state_dict, net)
     return state_dict
+
+
+def check_ranker_checkpoint(path: Optional[str], option: str, train_with: str) -> str:
+    """The path of the trained Ranker a RankSRGAN model needs; a clear error naming ``option`` if unusable."""
+    if not path:
+        raise ValueError(f'RankSRGAN needs {option}: a trained Ranker checkpoint (train one with {train_with}, '
+                         'or convert an official one with tools/convert_official_weights.py).')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{option}: Ranker checkpoint {path} does not exist.')
+    return path
 
 
 def load_ranker(net: RankerVGG, path: str, param_key: Optional[str] = 'params', strict: bool = True) -> RankerVGG:

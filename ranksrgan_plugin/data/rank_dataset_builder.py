@@ -454,7 +454,7 @@ def merge_rank_datasets(inputs: Sequence[str], output: str, overwrite: bool = Fa
         if parts:
             split_summaries[split] = _merge_split(parts, osp.join(output, split))
     manifest = dict(manifests[0])
-    manifest.update(options=_merged_options(options, output), splits=split_summaries,
+    manifest.update(options={**options, 'output': output}, splits=split_summaries,
                     counts=_sum_dicts(m['counts'] for m in manifests),
                     skipped={k: v for m in manifests for k, v in m['skipped'].items()},
                     timings_s=_sum_dicts(m['timings_s'] for m in manifests),
@@ -520,10 +520,6 @@ def _check_shards(manifests: Sequence[Dict[str, Any]], inputs: Sequence[str]) ->
         raise RankDatasetBuildError(f'Merging needs each of the {num_shards} shards exactly once, got shard '
                                     f'indices {indices}.')
     return {**manifests[0]['options'], 'num_shards': 1, 'shard_index': 0}
-
-
-def _merged_options(options: Dict[str, Any], output: str) -> Dict[str, Any]:
-    return {**options, 'output': output}
 
 
 # ----------------------------------------------------------------------------------------------

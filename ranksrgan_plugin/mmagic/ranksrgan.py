@@ -13,6 +13,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .. import compat
+from ..archs.ranker_arch import check_ranker_checkpoint
 from ..losses.perceptual_loss import find_imagenet_vgg_weights
 from .checkpoints import load_ranker_checkpoint
 
@@ -36,12 +37,8 @@ class FrozenNetwork:
 
 def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str]) -> FrozenNetwork:
     """Build the Ranker from its config and load a trained checkpoint (required)."""
-    if not ranker_checkpoint:
-        raise ValueError('RankSRGAN needs ranker_checkpoint: a trained Ranker (train one with '
-                         'options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py, or convert an official one '
-                         'with tools/convert_official_weights.py).')
-    if not osp.isfile(ranker_checkpoint):
-        raise FileNotFoundError(f'ranker_checkpoint: Ranker checkpoint {ranker_checkpoint} does not exist.')
+    check_ranker_checkpoint(ranker_checkpoint, 'ranker_checkpoint',
+                            'options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py')
     net = MODELS.build(ranker)
     load_ranker_checkpoint(net, ranker_checkpoint)
     print_log(f'Frozen Ranker {type(net).__name__} loaded from {ranker_checkpoint}.', logger='current')

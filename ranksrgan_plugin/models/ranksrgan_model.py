@@ -1,5 +1,4 @@
 """RankSRGAN in BasicSR: SRGAN plus a frozen Ranker and the rank-content loss."""
-import os.path as osp
 from collections import OrderedDict
 from typing import Any, Dict
 
@@ -10,7 +9,7 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..archs.ranker_arch import load_ranker
+from ..archs.ranker_arch import check_ranker_checkpoint, load_ranker
 from ..losses.perceptual_loss import find_imagenet_vgg_weights
 
 
@@ -43,13 +42,8 @@ class RankSRGANModel(SRGANModel):
     def _load_frozen_ranker(self) -> torch.nn.Module:
         if 'network_r' not in self.opt:
             raise ValueError('RankSRGANModel needs network_r: the Ranker architecture (e.g. type: RankerVGG).')
-        path = self.opt['path'].get('pretrain_network_r')
-        if not path:
-            raise ValueError('RankSRGANModel needs path.pretrain_network_r: a trained Ranker checkpoint (train one '
-                             'with options/train_Ranker_NIQE.yml, or convert an official one with '
-                             'tools/convert_official_weights.py).')
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'path.pretrain_network_r: Ranker checkpoint {path} does not exist.')
+        path = check_ranker_checkpoint(self.opt['path'].get('pretrain_network_r'), 'path.pretrain_network_r',
+                                       'options/train_Ranker_NIQE.yml')
         net_r = build_network(self.opt['network_r'])
         load_ranker(net_r, path, self.opt['path'].get('param_key_r', 'params'),
                     self.opt['path'].get('strict_load_r', True))
