@@ -1,0 +1,404 @@
+"""The 138 features of Ma et al.'s no-reference SR metric (CVIU 2017), as the authors' MATLAB ``feature_all.m``.
+
+Three groups, computed on the Y channel (uint8 values as MATLAB's ``rgb2ycbcr`` gives them):
+
+(a) ``dct`` (18 = 3 scales x 6): a 3-level Gaussian pyramid of Y / 255 (``fspecial('gaussian', 3)``,
+    ``imfilter`` zero padding, every second pixel); each level cut by ``blkproc(I, [3 3], [2 2], ...)``
+    into 7x7 zero-padded blocks; per block the GGD shape of the AC coefficients of ``dct2``, the
+    coefficient of variation of |AC| and the variance of that coefficient over three orientation groups;
+    pooled over the blocks by the mean of the extreme 10% and the mean of all (``block_dct.m``);
+(b) ``gsm`` (45): a matlabPyrTools ``buildSFpyr(Y, 2, 5)`` steerable pyramid of Y in [0, 255], divisive
+    normalisation (``norm_sender_normalized.m``), then GGD shapes per band and per orientation and the
+    contrast-structure term of SSIM between bands (``global_gsm.m``, ``ssim_index_new.m``);
+(c) ``svd`` (75 = 3 scales x 25): singular values of ``im2col(level, [5 5], 'distinct')``.
+
+The definitions follow the authors' MIT-licensed MATLAB code (github.com/chaoma99/sr-metric and the
+libraries it calls); this is new code, batched over equal-size images in torch (float64, CPU or CUDA).
+``docs/ma_metric.md`` lists where we had to choose an interpretation and how close the result is to the
+official code's output.
+"""
+import math
+from functools import lru_cache
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ['FEATURE_SIZES', 'GROUPS', 'MIN_SIZE', 'ggd_shape', 'coeff_variation', 'gauss_pyramid', 'dct_features',
+           'svd_features', 'steerable_pyramid', 'gsm_normalise', 'contrast_structure', 'matlab_resize',
+           'gsm_features', 'ma_features_batch', 'ma_features']
+
+NUM_SCALES = 3
+DCT_CELL, DCT_BORDER = 3, 2  # blkproc(I, [3 3], [2 2], fun): 7x7 blocks centred on 3x3 cells
+DCT_BLOCK = DCT_CELL + 2 * DCT_BORDER
+SVD_PATCH = 5
+PYR_SCALES, PYR_BANDS = 2, 6
+GUARDBAND = 16
+GROUPS = ('dct', 'gsm', 'svd')
+FEATURE_SIZES = {'dct': 6 * NUM_SCALES,
+                 'gsm': PYR_SCALES * PYR_BANDS * 2 + PYR_BANDS + PYR_BANDS * (PYR_BANDS - 1) // 2,
+                 'svd': SVD_PATCH * SVD_PATCH * NUM_SCALES}
+MIN_SIZE = 2 * GUARDBAND + 16  # smallest side the guard band and the 11x11 SSIM window leave room for
+_RHO_EPS = 1e-7  # gama_gen_gauss and coeff_var_gen_gauss: denominator + 0.0000001
+_ORIENT_EPS = 1e-8  # oriented*_dct_rho_config3: denominator + 0.00000001
+_DCT_ROUNDOFF = 1e-10  # |DCT coefficient| below this is float round-off on [0, 1] data (flat blocks)
+
+Images = Union[np.ndarray, torch.Tensor]
+
+
+# ----------------------------------------------------------------------------------- shared statistics
+@lru_cache(maxsize=1)
+def _ggd_table() -> Tuple[np.ndarray, np.ndarray]:
+    from scipy.special import gamma
+
+    g = 0.03 + 0.001 * np.arange(9971)  # 0.03:0.001:10
+    return g, gamma(1 / g) * gamma(3 / g) / gamma(2 / g) ** 2  # r(g), decreasing
+
+
+def ggd_shape(x: torch.Tensor) -> torch.Tensor:
+    """GGD shape along the last dim by moment matching (``gama_gen_gauss.m``).
+
+    rho = var(x) / (mean|x - mean(x)|^2 + 1e-7) (unbiased var); the answer is the g of the table
+    g = 0.03:0.001:10 whose r(g) = G(1/g) G(3/g) / G(2/g)^2 is nearest to rho (the first one on a tie, like
+    ``[~, idx] = min(abs(r - rho))``). A constant sample (rho = 0) gets the largest g, 10.
+    """
+    g, r = _ggd_table()
+    mean = x.mean(-1, keepdim=True)
+    rho = x.var(-1, unbiased=True) / ((x - mean).abs().mean(-1) ** 2 + _RHO_EPS)
+    ratio = torch.from_numpy(r).to(x)
+    ascending = ratio.flip(0)
+    above = len(r) - torch.searchsorted(ascending, rho.contiguous(), side='left')  # #{j: r(j) >= rho}
+    j = (above - 1).clamp(0, len(r) - 1)  # last table entry with r >= rho (r decreases with g)
+    k = above.clamp(0, len(r) - 1)  # first entry with r < rho
+    idx = torch.where((ratio[j] - rho).abs() <= (ratio[k] - rho).abs(), j, k)
+    return torch.from_numpy(g).to(x)[idx]
+
+
+def coeff_variation(x: torch.Tensor, eps: float = _RHO_EPS) -> torch.Tensor:
+    """std(|x|) / (mean(|x|) + eps) along the last dim (unbiased std; ``coeff_var_gen_gauss.m``)."""
+    a = x.abs()
+    return a.std(-1, unbiased=True) / (a.mean(-1) + eps)
+
+
+# --------------------------------------------------------------------------------- (a) DCT statistics
+@lru_cache(maxsize=4)
+def _dct_matrix(n: int) -> np.ndarray:
+    k, i = np.meshgrid(np.arange(n), np.arange(n), indexing='ij')
+    d = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    d[0] /= np.sqrt(2.0)
+    return d  # orthonormal DCT-II (MATLAB dct / dct2)
+
+
+@lru_cache(maxsize=1)
+def _orientation_masks() -> np.ndarray:
+    """Three (7, 7) masks of AC coefficients (``oriented{1,2,3}_dct_rho_config3.m`` for 7x7 blocks)."""
+    m = np.zeros((3, DCT_BLOCK, DCT_BLOCK), dtype=bool)
+    for row, start in ((0, 1), (1, 2), (2, 4), (3, 5)):
+        m[0, row, start:] = True
+    for row, (a, b) in ((1, (1, 2)), (2, (2, 4)), (3, (2, 5)), (4, (3, 7)), (5, (4, 7)), (6, (4, 7))):
+        m[1, row, a:b] = True
+    m[2] = m[0].T
+    return m
+
+
+def _dct_blocks(img: torch.Tensor) -> torch.Tensor:
+    """(N, B, 7, 7) blocks of ``blkproc(I, [3 3], [2 2], fun)``: zero border 2, image zero-filled to 3 | size."""
+    _, h, w = img.shape
+    x = F.pad(img, (DCT_BORDER, DCT_BORDER + (-w % DCT_CELL), DCT_BORDER, DCT_BORDER + (-h % DCT_CELL)))
+    blocks = x.unfold(1, DCT_BLOCK, DCT_CELL).unfold(2, DCT_BLOCK, DCT_CELL)
+    return blocks.reshape(img.shape[0], -1, DCT_BLOCK, DCT_BLOCK)
+
+
+def _pool_low(v: torch.Tensor) -> torch.Tensor:
+    """mean(sorted(1:ceil(0.1 n))): the mean of the lowest 10% (``block_dct.m``)."""
+    n = v.shape[-1]
+    return torch.sort(v, dim=-1).values[..., :math.ceil(0.1 * n)].mean(-1)
+
+
+def _pool_high(v: torch.Tensor) -> torch.Tensor:
+    """mean(sorted(floor(0.9 n):end)): the mean of the highest 10% and one more (``block_dct.m``)."""
+    n = v.shape[-1]
+    return torch.sort(v, dim=-1).values[..., max(math.floor(0.9 * n) - 1, 0):].mean(-1)
+
+
+def dct_features(img: torch.Tensor) -> torch.Tensor:
+    """(N, 6) ``block_dct`` features of one pyramid level (N, H, W) in [0, 1]:
+    [gamma low 10%, gamma mean, cv high 10%, cv mean, orientation high 10%, orientation mean]."""
+    blocks = _dct_blocks(img)
+    d = torch.from_numpy(_dct_matrix(DCT_BLOCK)).to(img)
+    coef = d @ blocks @ d.T
+    coef = torch.where(coef.abs() < _DCT_ROUNDOFF, torch.zeros_like(coef), coef)
+    ac = coef.flatten(-2)[..., 1:]
+    gamma = ggd_shape(ac)
+    cv = coeff_variation(ac)
+    masks = torch.from_numpy(_orientation_masks()).to(img.device)
+    ori = torch.stack([coeff_variation(coef[..., m], _ORIENT_EPS) for m in masks], dim=-1).var(-1, unbiased=True)
+    feats = [_pool_low(gamma), gamma.mean(-1), _pool_high(cv), cv.mean(-1), _pool_high(ori), ori.mean(-1)]
+    return torch.stack(feats, dim=1)
+
+
+# ---------------------------------------------------------------------------------- (c) singular values
+def svd_features(img: torch.Tensor) -> torch.Tensor:
+    """(N, 25) singular values (descending) of the (25 x patches) matrix of distinct 5x5 patches, zero-padded
+    at the right/bottom like ``im2col(..., 'distinct')``."""
+    n, h, w = img.shape
+    x = F.pad(img, (0, -w % SVD_PATCH, 0, -h % SVD_PATCH))
+    cols = x.unfold(1, SVD_PATCH, SVD_PATCH).unfold(2, SVD_PATCH, SVD_PATCH).reshape(n, -1, SVD_PATCH ** 2)
+    gram = cols.transpose(1, 2) @ cols  # 25x25: its eigenvalues are the squared singular values
+    return torch.linalg.eigvalsh(gram).flip(-1).clamp_min(0).sqrt()
+
+
+# ---------------------------------------------------------------------------- Gaussian pyramid (3 levels)
+def gauss_pyramid(img: torch.Tensor, levels: int = NUM_SCALES) -> List[torch.Tensor]:
+    """[img, down1, down2]: ``imfilter(I, fspecial('gaussian', 3))`` (sigma 0.5, zero padding), then
+    ``(2:2:end, 2:2:end)``."""
+    taps = np.exp(-np.arange(-1, 2) ** 2 / (2 * 0.5 ** 2))
+    kernel = np.outer(taps, taps)
+    k = torch.from_numpy(kernel / kernel.sum()).to(img).view(1, 1, 3, 3)
+    pyr = [img]
+    for _ in range(levels - 1):
+        pyr.append(F.conv2d(pyr[-1].unsqueeze(1), k, padding=1)[:, 0, 1::2, 1::2])
+    return pyr
+
+
+# ----------------------------------------------------------------- (b) steerable pyramid (matlabPyrTools)
+def _point_op(values: torch.Tensor, lut: np.ndarray, origin: float, increment: float) -> torch.Tensor:
+    """matlabPyrTools ``pointOp``: linear interpolation in a look-up table, index truncated toward zero and
+    clamped to the table (the last segment extends past either end)."""
+    table = torch.from_numpy(lut).to(values)
+    pos = (values - origin) / increment
+    idx = pos.trunc().clamp(0, len(lut) - 2).long()
+    return table[idx] + (table[idx + 1] - table[idx]) * (pos - idx.to(values))
+
+
+@lru_cache(maxsize=1)
+def _radial_lut() -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rcosFn(1, -0.5, [0 1])``: X (log2 radius) and the high-pass / low-pass transition tables."""
+    size = 256
+    x = np.pi * np.arange(-size - 1, 2) / (2 * size)
+    y = np.cos(x) ** 2
+    y[0], y[size + 2] = y[1], y[size + 1]
+    x = -0.5 + (2 / np.pi) * (x + np.pi / 4)
+    hi = np.sqrt(y)
+    return x, hi, np.abs(np.sqrt(1.0 - hi ** 2))
+
+
+@lru_cache(maxsize=2)
+def _angle_lut(order: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``Xcosn``/``Ycosn`` of ``buildSFpyrLevs``: sqrt(const) cos(x)^order on [-2 pi, pi], 1024 steps per pi."""
+    size = 1024
+    x = np.pi * np.arange(-(2 * size + 1), size + 2) / size
+    nbands = order + 1
+    const = 2 ** (2 * order) * math.factorial(order) ** 2 / (nbands * math.factorial(2 * order))
+    return x, math.sqrt(const) * np.cos(x) ** order
+
+
+def _polar_grid(h: int, w: int, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """log2 radius and angle of the centred (fftshift) spectrum, as ``buildSFpyr`` builds them."""
+    cy, cx = math.ceil((h + 0.5) / 2), math.ceil((w + 0.5) / 2)
+    yr = (torch.arange(1, h + 1, dtype=like.dtype, device=like.device) - cy) / (h / 2)
+    xr = (torch.arange(1, w + 1, dtype=like.dtype, device=like.device) - cx) / (w / 2)
+    yy, xx = torch.meshgrid(yr, xr, indexing='ij')
+    angle = torch.atan2(yy, xx)
+    rad = torch.sqrt(xx ** 2 + yy ** 2)
+    rad[cy - 1, cx - 1] = rad[cy - 1, cx - 2]
+    return torch.log2(rad), angle
+
+
+def _crop_centre(x: torch.Tensor) -> torch.Tensor:
+    """The central ceil((dims - 0.5) / 2) frequencies of a centred spectrum: the next, half-size level."""
+    out = []
+    for dim in (-2, -1):
+        n = x.shape[dim]
+        ctr, lodims = math.ceil((n + 0.5) / 2), math.ceil((n - 0.5) / 2)
+        start = ctr - math.ceil((lodims + 0.5) / 2)
+        out.append(slice(start, start + lodims))
+    return x[..., out[0], out[1]]
+
+
+def steerable_pyramid(img: torch.Tensor, scales: int = PYR_SCALES,
+                      bands: int = PYR_BANDS) -> Tuple[torch.Tensor, List[List[torch.Tensor]]]:
+    """matlabPyrTools ``buildSFpyr(img, scales, bands - 1)`` (twidth 1) of a batch (N, H, W).
+
+    Returns the real high-pass residual (N, H, W) and ``scales`` lists of ``bands`` real oriented bands;
+    scale s has the size of the centred spectrum cropped s times (ceil((n - 0.5) / 2) per step). As in the
+    original, a coarser scale is not rescaled after the crop (its values are ~4x larger per step).
+    """
+    h, w = img.shape[-2:]
+    log_rad, angle = _polar_grid(h, w, img)
+    xr, hi_lut, lo_lut = _radial_lut()
+    step = float(xr[1] - xr[0])
+    spectrum = torch.fft.fftshift(torch.fft.fft2(img), dim=(-2, -1))
+    high = torch.fft.ifft2(torch.fft.ifftshift(spectrum * _point_op(log_rad, hi_lut, xr[0], step),
+                                               dim=(-2, -1))).real
+    lo = spectrum * _point_op(log_rad, lo_lut, xr[0], step)
+    order = bands - 1
+    xa, ya = _angle_lut(order)
+    phase = (-1j) ** order
+    levels: List[List[torch.Tensor]] = []
+    for s in range(scales):
+        origin = float(xr[0]) - (s + 1)  # Xrcos shifted by one octave per level
+        himask = _point_op(log_rad, hi_lut, origin, step)
+        level = []
+        for b in range(bands):
+            anglemask = _point_op(angle, ya, float(xa[0]) + math.pi * b / bands, float(xa[1] - xa[0]))
+            band = torch.fft.ifft2(torch.fft.ifftshift(phase * lo * (anglemask * himask), dim=(-2, -1)))
+            level.append(band.real)
+        levels.append(level)
+        log_rad, angle, lo = _crop_centre(log_rad), _crop_centre(angle), _crop_centre(lo)
+        lo = lo * _point_op(log_rad, lo_lut, origin, step)
+    return high, levels
+
+
+# ------------------------------------------------------------------------- MATLAB imresize (bicubic)
+@lru_cache(maxsize=32)
+def _resize_matrix(in_len: int, out_len: int, scale: float) -> np.ndarray:
+    """(out_len, in_len) weights of MATLAB ``imresize`` along one dimension: bicubic (a = -0.5), symmetric
+    edges, no antialiasing (only upsampling is needed here). BasicSR's ``calculate_weights_indices`` is the same
+    kernel but in float32; these weights stay float64 to follow the float64 MATLAB code."""
+    u = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - 2)
+    idx = left[:, None] + np.arange(6)[None, :]
+    dist = np.abs(u[:, None] - idx)
+    wts = np.where(dist <= 1, 1.5 * dist ** 3 - 2.5 * dist ** 2 + 1,
+                   np.where(dist <= 2, -0.5 * dist ** 3 + 2.5 * dist ** 2 - 4 * dist + 2, 0.0))
+    wts /= wts.sum(1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
+    cols = mirror[np.mod(idx.astype(np.int64) - 1, 2 * in_len)]
+    mat = np.zeros((out_len, in_len))
+    np.add.at(mat, (np.repeat(np.arange(out_len), 6), cols.ravel()), wts.ravel())
+    return mat
+
+
+def matlab_resize(x: torch.Tensor, size: Optional[Tuple[int, int]] = None, scale: Optional[float] = None
+                  ) -> torch.Tensor:
+    """MATLAB ``imresize(x, [h w])`` or ``imresize(x, scale)`` (bicubic, upsampling) of (..., H, W)."""
+    h, w = x.shape[-2:]
+    if size is None:
+        size = (math.ceil(h * scale), math.ceil(w * scale))
+    if tuple(size) == (h, w):
+        return x
+    sy, sx = (scale, scale) if scale is not None else (size[0] / h, size[1] / w)
+    my = torch.from_numpy(_resize_matrix(h, size[0], sy)).to(x)
+    mx = torch.from_numpy(_resize_matrix(w, size[1], sx)).to(x)
+    return my @ x @ mx.T
+
+
+# ---------------------------------------------------------------- divisive normalisation and GSM stats
+def gsm_normalise(levels: List[List[torch.Tensor]]) -> List[torch.Tensor]:
+    """``norm_sender_normalized(pyr, pind, scales, bands, 1, 1, 3, 3, 50)``: each band divided by its
+    Gaussian-scale-mixture multiplier; returns the normalised bands (N, h', w') scale by scale.
+
+    At every interior pixel the vector v holds the 3x3 neighbourhood, the parent (next coarser band of the
+    same orientation, ``imresize(., 2)``) where the band has one, and the same pixel in the other
+    orientations; C = E[v v^T] with negative eigenvalues clipped (trace kept); z = sqrt(v^T pinv(C) v / K)
+    with K = 9 + (1 if parent); the output is (centre - mean) / z without a guard band of 16 / 2^s pixels,
+    mean-subtracted. As in the original, only bands with index < (#bands - 1) - bands have a parent (for 2
+    scales: the first five orientations of scale 0).
+    """
+    nbands_total = len(levels) * len(levels[0]) + 1  # MATLAB's Nband: oriented bands + high-pass
+    out = []
+    for s, level in enumerate(levels):
+        for b, band in enumerate(level):
+            n, h, w = band.shape
+            has_parent = s * len(level) + b + 2 < nbands_total - len(level)
+            cols = [F.unfold(band.unsqueeze(1), 3).transpose(1, 2)]  # N, (h-2)(w-2), 9
+            if has_parent:
+                parent = matlab_resize(levels[s + 1][b], scale=2)[:, :h, :w]
+                cols.append(parent[:, 1:-1, 1:-1].reshape(n, -1, 1))
+            cols += [level[o][:, 1:-1, 1:-1].reshape(n, -1, 1) for o in range(len(level)) if o != b]
+            vec = torch.cat(cols, dim=2)
+            cov = vec.transpose(1, 2) @ vec / vec.shape[1]
+            ev, q = torch.linalg.eigh(cov)
+            pos = ev.clamp_min(0)
+            pos_sum = pos.sum(-1, keepdim=True)
+            ev = pos * ev.sum(-1, keepdim=True) / (pos_sum + (pos_sum == 0).to(pos_sum))
+            inv = torch.linalg.pinv(q @ torch.diag_embed(ev) @ q.transpose(1, 2), hermitian=True)
+            z = torch.sqrt(((vec @ inv) * vec).sum(-1) / (9 + int(has_parent)))
+            centre = band[:, 1:-1, 1:-1].reshape(n, -1)
+            centre = centre - centre.mean(1, keepdim=True)
+            g = torch.where(z > 0, centre / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(z))
+            gb = GUARDBAND // 2 ** s
+            g = g.reshape(n, h - 2, w - 2)[:, gb:h - 2 - gb, gb:w - 2 - gb]
+            out.append(g - g.mean(dim=(1, 2), keepdim=True))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _ssim_taps() -> np.ndarray:
+    taps = np.exp(-(np.arange(11) - 5) ** 2 / (2 * 1.5 ** 2))
+    return taps / taps.sum()  # fspecial('gaussian', 11, 1.5) is the outer product of these
+
+
+def _gauss_valid(x: torch.Tensor) -> torch.Tensor:
+    """``filter2(fspecial('gaussian', 11, 1.5), x, 'valid')`` on (..., H, W), as two 1-D passes."""
+    taps = [float(t) for t in _ssim_taps()]
+    h, w = x.shape[-2:]
+    y = x[..., 0:h - 10, :] * taps[0]
+    for k in range(1, 11):
+        y = y + x[..., k:h - 10 + k, :] * taps[k]
+    z = y[..., 0:w - 10] * taps[0]
+    for k in range(1, 11):
+        z = z + y[..., k:w - 10 + k] * taps[k]
+    return z
+
+
+def contrast_structure(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
+    """Mean contrast-structure term of SSIM, mean((2 s_ab + C2) / (s_a^2 + s_b^2 + C2)), C2 = (0.03 L)^2:
+    the third output ``mcs`` of ``ssim_index_new.m`` (11x11 Gaussian window, sigma 1.5, valid region).
+
+    ``a`` (N, K, H, W) or (N, H, W); ``b`` broadcastable to it (its moments are computed once).
+    """
+    squeeze = a.ndim == 3
+    if squeeze:
+        a, b = a.unsqueeze(1), b.unsqueeze(1)
+    c2 = (0.03 * data_range) ** 2
+    mb = _gauss_valid(torch.stack([b, b * b], dim=0))
+    ma = _gauss_valid(torch.stack([a, a * a, a * b], dim=0))
+    var_a, var_b, cov = ma[1] - ma[0] ** 2, mb[1] - mb[0] ** 2, ma[2] - ma[0] * mb[0]
+    cs = ((2 * cov + c2) / (var_a + var_b + c2)).mean(dim=(-2, -1))
+    return cs[:, 0] if squeeze else cs
+
+
+def gsm_features(img: torch.Tensor) -> torch.Tensor:
+    """(N, 45) ``global_gsm`` features of (N, H, W) Y in [0, 255]: GGD shape of the 12 normalised bands,
+    of each orientation's two scales together (6), contrast-structure of each (raw, resized) band with the
+    high-pass residual (12) and between the normalised bands of scale 0, pairs i < j (15)."""
+    n = img.shape[0]
+    high, levels = steerable_pyramid(img)
+    sub = gsm_normalise(levels)
+    feats = [ggd_shape(s.reshape(n, -1)) for s in sub]
+    for b in range(PYR_BANDS):
+        feats.append(ggd_shape(torch.cat([sub[b].reshape(n, -1), sub[b + PYR_BANDS].reshape(n, -1)], dim=1)))
+    size = tuple(high.shape[-2:])
+    raw = torch.stack([matlab_resize(band, size) for level in levels for band in level], dim=1)  # N, 12, H, W
+    feats += list(contrast_structure(raw, high.unsqueeze(1)).unbind(1))
+    pairs = [(i, j) for i in range(PYR_BANDS) for j in range(i + 1, PYR_BANDS)]
+    first = torch.stack([sub[i] for i, _ in pairs], dim=1)
+    second = torch.stack([sub[j] for _, j in pairs], dim=1)
+    feats += list(contrast_structure(first, second).unbind(1))
+    return torch.stack(feats, dim=1)
+
+
+# ------------------------------------------------------------------------------------------ public API
+def ma_features_batch(y: Images, device: Optional[Union[str, torch.device]] = None) -> Dict[str, np.ndarray]:
+    """Features of a batch of Y images (N, H, W) in [0, 255]: {'dct': (N, 18), 'gsm': (N, 45), 'svd': (N, 75)}."""
+    t = y if isinstance(y, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(y))
+    t = t.to(device=device if device is not None else t.device, dtype=torch.float64)
+    if t.ndim == 2:
+        t = t.unsqueeze(0)
+    if min(t.shape[-2:]) < MIN_SIZE:
+        raise ValueError(f"Ma's metric: image too small ({tuple(t.shape[-2:])}); needs >= {MIN_SIZE}x{MIN_SIZE}")
+    with torch.inference_mode():
+        pyr = gauss_pyramid(t / 255.0)
+        dct = torch.cat([dct_features(p) for p in pyr], dim=1)
+        svd = torch.cat([svd_features(p) for p in pyr], dim=1)
+        gsm = gsm_features(t)
+    return {'dct': dct.cpu().numpy(), 'gsm': gsm.cpu().numpy(), 'svd': svd.cpu().numpy()}
+
+
+def ma_features(y: Images) -> Dict[str, np.ndarray]:
+    """Features of one Y image (H, W) in [0, 255]: {'dct': (18,), 'gsm': (45,), 'svd': (75,)}."""
+    feats = ma_features_batch(np.asarray(y)[None] if isinstance(y, np.ndarray) else y.unsqueeze(0))
+    return {k: v[0] for k, v in feats.items()}
