@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ['FEATURE_SIZES', 'GROUPS', 'MIN_SIZE', 'ggd_shape', 'coeff_variation', 'gauss_pyramid', 'dct_features',
-           'svd_features', 'steerable_pyramid', 'gsm_normalise', 'contrast_structure', 'matlab_resize',
+           'svd_features', 'steerable_pyramid', 'gsm_normalise', 'contrast_structure', 'pairwise_contrast_structure',
+           'matlab_resize',
            'gsm_features', 'ma_features_batch', 'ma_features']
 
 NUM_SCALES = 3
@@ -286,6 +287,35 @@ def matlab_resize(x: torch.Tensor, size: Optional[Tuple[int, int]] = None, scale
 
 
 # ---------------------------------------------------------------- divisive normalisation and GSM stats
+def _interior(x: torch.Tensor, dy: int = 1, dx: int = 1) -> torch.Tensor:
+    """(N, 1, (H-2)(W-2)): ``x`` shifted by (dy - 1, dx - 1) over the pixels that have a full 3x3 neighbourhood."""
+    n, h, w = x.shape
+    return x[:, dy:dy + h - 2, dx:dx + w - 2].reshape(n, 1, -1)
+
+
+def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: List[torch.Tensor],
+                    guard: int) -> torch.Tensor:
+    """One band of ``norm_sender_normalized``: (centre - mean) / z without a ``guard``-pixel border, mean 0."""
+    n, h, w = band.shape
+    rows = [_interior(band, dy, dx) for dy in range(3) for dx in range(3)]
+    if parent is not None:
+        rows.append(_interior(parent))
+    rows += [_interior(o) for o in others]
+    vec = torch.cat(rows, dim=1)  # N, K, pixels
+    cov = vec @ vec.transpose(1, 2) / vec.shape[2]
+    ev, q = torch.linalg.eigh(cov)
+    pos = ev.clamp_min(0)
+    pos_sum = pos.sum(-1, keepdim=True)
+    ev = pos * ev.sum(-1, keepdim=True) / (pos_sum + (pos_sum == 0).to(pos_sum))  # clip, keep the trace
+    inv = torch.linalg.pinv(q @ torch.diag_embed(ev) @ q.transpose(1, 2), hermitian=True)
+    z = torch.sqrt(((inv @ vec) * vec).sum(1) / (9 + int(parent is not None)))
+    centre = rows[4].reshape(n, -1)
+    centre = centre - centre.mean(1, keepdim=True)
+    g = torch.where(z > 0, centre / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(z))
+    g = g.reshape(n, h - 2, w - 2)[:, guard:h - 2 - guard, guard:w - 2 - guard]
+    return g - g.mean(dim=(1, 2), keepdim=True)
+
+
 def gsm_normalise(levels: List[List[torch.Tensor]]) -> List[torch.Tensor]:
     """``norm_sender_normalized(pyr, pind, scales, bands, 1, 1, 3, 3, 50)``: each band divided by its
     Gaussian-scale-mixture multiplier; returns the normalised bands (N, h', w') scale by scale.
@@ -301,27 +331,11 @@ def gsm_normalise(levels: List[List[torch.Tensor]]) -> List[torch.Tensor]:
     out = []
     for s, level in enumerate(levels):
         for b, band in enumerate(level):
-            n, h, w = band.shape
             has_parent = s * len(level) + b + 2 < nbands_total - len(level)
-            cols = [F.unfold(band.unsqueeze(1), 3).transpose(1, 2)]  # N, (h-2)(w-2), 9
-            if has_parent:
-                parent = matlab_resize(levels[s + 1][b], scale=2)[:, :h, :w]
-                cols.append(parent[:, 1:-1, 1:-1].reshape(n, -1, 1))
-            cols += [level[o][:, 1:-1, 1:-1].reshape(n, -1, 1) for o in range(len(level)) if o != b]
-            vec = torch.cat(cols, dim=2)
-            cov = vec.transpose(1, 2) @ vec / vec.shape[1]
-            ev, q = torch.linalg.eigh(cov)
-            pos = ev.clamp_min(0)
-            pos_sum = pos.sum(-1, keepdim=True)
-            ev = pos * ev.sum(-1, keepdim=True) / (pos_sum + (pos_sum == 0).to(pos_sum))
-            inv = torch.linalg.pinv(q @ torch.diag_embed(ev) @ q.transpose(1, 2), hermitian=True)
-            z = torch.sqrt(((vec @ inv) * vec).sum(-1) / (9 + int(has_parent)))
-            centre = band[:, 1:-1, 1:-1].reshape(n, -1)
-            centre = centre - centre.mean(1, keepdim=True)
-            g = torch.where(z > 0, centre / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(z))
-            gb = GUARDBAND // 2 ** s
-            g = g.reshape(n, h - 2, w - 2)[:, gb:h - 2 - gb, gb:w - 2 - gb]
-            out.append(g - g.mean(dim=(1, 2), keepdim=True))
+            h, w = band.shape[-2:]
+            parent = matlab_resize(levels[s + 1][b], scale=2)[:, :h, :w] if has_parent else None
+            others = [level[o] for o in range(len(level)) if o != b]
+            out.append(_normalise_band(band, parent, others, GUARDBAND // 2 ** s))
     return out
 
 
@@ -332,16 +346,28 @@ def _ssim_taps() -> np.ndarray:
 
 
 def _gauss_valid(x: torch.Tensor) -> torch.Tensor:
-    """``filter2(fspecial('gaussian', 11, 1.5), x, 'valid')`` on (..., H, W), as two 1-D passes."""
+    """``filter2(fspecial('gaussian', 11, 1.5), x, 'valid')`` on (..., H, W), as two 1-D passes of in-place
+    shifted sums (9x faster than ``conv2d`` on float64 CPU tensors)."""
     taps = [float(t) for t in _ssim_taps()]
     h, w = x.shape[-2:]
     y = x[..., 0:h - 10, :] * taps[0]
     for k in range(1, 11):
-        y = y + x[..., k:h - 10 + k, :] * taps[k]
+        y.add_(x[..., k:h - 10 + k, :], alpha=taps[k])
     z = y[..., 0:w - 10] * taps[0]
     for k in range(1, 11):
-        z = z + y[..., k:w - 10 + k] * taps[k]
+        z.add_(y[..., k:w - 10 + k], alpha=taps[k])
     return z
+
+
+def _local_moments(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian-window mean and variance maps (valid region) of (..., H, W)."""
+    m = _gauss_valid(torch.stack([x, x * x]))
+    return m[0], m[1].sub_(m[0] ** 2)
+
+
+def _mean_cs(cov: torch.Tensor, var_a: torch.Tensor, var_b: torch.Tensor, c2: float) -> torch.Tensor:
+    """mean((2 cov + C2) / (var_a + var_b + C2)) over the last two dims (``cov`` is overwritten)."""
+    return cov.mul_(2).add_(c2).div_(var_a + var_b + c2).mean(dim=(-2, -1))
 
 
 def contrast_structure(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
@@ -353,12 +379,21 @@ def contrast_structure(a: torch.Tensor, b: torch.Tensor, data_range: float = 255
     squeeze = a.ndim == 3
     if squeeze:
         a, b = a.unsqueeze(1), b.unsqueeze(1)
-    c2 = (0.03 * data_range) ** 2
-    mb = _gauss_valid(torch.stack([b, b * b], dim=0))
-    ma = _gauss_valid(torch.stack([a, a * a, a * b], dim=0))
-    var_a, var_b, cov = ma[1] - ma[0] ** 2, mb[1] - mb[0] ** 2, ma[2] - ma[0] * mb[0]
-    cs = ((2 * cov + c2) / (var_a + var_b + c2)).mean(dim=(-2, -1))
+    mean_a, var_a = _local_moments(a)
+    mean_b, var_b = _local_moments(b)
+    cov = _gauss_valid(a * b).sub_(mean_a * mean_b)
+    cs = _mean_cs(cov, var_a, var_b, (0.03 * data_range) ** 2)
     return cs[:, 0] if squeeze else cs
+
+
+def pairwise_contrast_structure(x: torch.Tensor, pairs: List[Tuple[int, int]],
+                                data_range: float = 255.0) -> torch.Tensor:
+    """``contrast_structure(x[:, i], x[:, j])`` for every pair (i, j) of the bands in (N, K, H, W): (N, P);
+    each band's mean and variance maps are computed once."""
+    mean, var = _local_moments(x)
+    first, second = [i for i, _ in pairs], [j for _, j in pairs]
+    cov = _gauss_valid(x[:, first] * x[:, second]).sub_(mean[:, first] * mean[:, second])
+    return _mean_cs(cov, var[:, first], var[:, second], (0.03 * data_range) ** 2)
 
 
 def gsm_features(img: torch.Tensor) -> torch.Tensor:
@@ -375,9 +410,7 @@ def gsm_features(img: torch.Tensor) -> torch.Tensor:
     raw = torch.stack([matlab_resize(band, size) for level in levels for band in level], dim=1)  # N, 12, H, W
     feats += list(contrast_structure(raw, high.unsqueeze(1)).unbind(1))
     pairs = [(i, j) for i in range(PYR_BANDS) for j in range(i + 1, PYR_BANDS)]
-    first = torch.stack([sub[i] for i, _ in pairs], dim=1)
-    second = torch.stack([sub[j] for _, j in pairs], dim=1)
-    feats += list(contrast_structure(first, second).unbind(1))
+    feats += list(pairwise_contrast_structure(torch.stack(sub[:PYR_BANDS], dim=1), pairs).unbind(1))
     return torch.stack(feats, dim=1)
 
 
