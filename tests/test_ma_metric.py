@@ -11,6 +11,7 @@ import scipy.io
 import torch
 
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
+from ranksrgan_plugin.metrics import ma_features as MF
 from ranksrgan_plugin.metrics import ma_metric as M
 from ranksrgan_plugin.metrics.patch_metrics import PATCH_METRICS, build_patch_metric
 
@@ -81,6 +82,40 @@ def test_forest_depth_and_mbest_indexing():
         f.predict(np.zeros((1, 1)))
 
 
+def _as_matlab_char(status: np.ndarray) -> np.ndarray:
+    """int8 statuses packed two per character in the first half of a char matrix, as the authors' training MEX
+    leaves them in model.mat (the unused half is filled with spaces here: scipy cannot write NUL characters)."""
+    raw = status.astype(np.int8).tobytes(order='F')
+    raw += b' ' * (2 * status.size - len(raw))
+    codes = np.frombuffer(raw, dtype='<u2').reshape(status.shape, order='F')
+    return np.array([''.join(map(chr, row)) for row in codes])  # one string per row: a MATLAB char matrix
+
+
+def test_real_model_layout_char_nodestatus_and_bias_correction(tmp_path):
+    forest = _forest(2)
+    forest['nodestatus'][1:, 1] = LEAF  # unused nodes as leaves: no zero byte pairs (NUL characters)
+    forest['nodestatus'] = _as_matlab_char(forest['nodestatus'])
+    corrected = dict(_forest(10), coef=np.array([[1.0], [2.0]]))  # y = 1 + 2 * mean over trees
+    rf = np.empty((3, 1), dtype=object)
+    rf[0, 0], rf[1, 0], rf[2, 0] = forest, corrected, dict(_forest(24), coef=np.zeros((2, 1)))
+    path = tmp_path / 'model.mat'
+    scipy.io.savemat(str(path), {'model': {'rf': rf, 'linear': LINEAR}})
+    model = M.load_ma_model(path)
+    np.testing.assert_array_equal(model.forests[0].status[:, 0], [INTERIOR, LEAF, LEAF])
+    np.testing.assert_array_equal(model.forests[0].status[:, 1], [LEAF, LEAF, LEAF])
+    assert model.forests[0].predict(np.array([[0, 0, 0.2]]))[0] == pytest.approx((1.0 + 5.0) / 2)
+    x = np.zeros((1, 45))
+    assert model.forests[1].predict(x)[0] == pytest.approx(1 + 2 * (1.0 + 5.0) / 2)
+    assert model.forests[2].coef is None
+    # a status that contradicts the tree structure (leaf <=> lDau == 0) is reported, not used
+    bad = _forest(2)
+    bad['nodestatus'][0, 0] = LEAF
+    rf[0, 0] = bad
+    scipy.io.savemat(str(tmp_path / 'bad.mat'), {'model': {'rf': rf, 'linear': LINEAR}})
+    with pytest.raises(ValueError, match='nodestatus does not match lDau'):
+        M.load_ma_model(tmp_path / 'bad.mat')
+
+
 def test_ma_score_equals_forests_on_real_features(model_path):
     y = _photo()
     feats = M.ma_features(y)
@@ -118,7 +153,7 @@ def test_feature_sizes_per_group_and_scale():
         f = M.ma_features(_photo(h, w))
         assert {k: v.shape for k, v in f.items()} == {'dct': (18,), 'gsm': (45,), 'svd': (75,)}
         assert all(np.isfinite(v).all() for v in f.values())
-    pyr = M._gauss_pyramid(torch.zeros(1, 101, 77))
+    pyr = MF.gauss_pyramid(torch.zeros(1, 101, 77))
     assert [tuple(p.shape[1:]) for p in pyr] == [(101, 77), (50, 38), (25, 19)]
 
 
@@ -130,54 +165,85 @@ def test_deterministic_and_batch_equals_single():
         np.testing.assert_allclose(a[k][1], M.ma_features(imgs[1])[k], rtol=1e-9, atol=1e-9)
 
 
+def test_gauss_pyramid_zero_padding_like_imfilter():
+    # imfilter pads with zeros: a constant image stays constant inside, its last row/column (the kept pixels
+    # 2:2:end reach the edge of an even-sized image) keeps the kernel's two inner rows, a + b, of its weight
+    c = 100.0
+    taps = np.exp(-np.arange(-1, 2) ** 2 / 0.5)
+    a, b = taps[0] / taps.sum(), taps[1] / taps.sum()
+    level = MF.gauss_pyramid(torch.full((1, 80, 80), c, dtype=torch.float64))[1][0].numpy()
+    assert level.shape == (40, 40)
+    np.testing.assert_allclose(level[:-1, :-1], c, rtol=1e-12)
+    np.testing.assert_allclose(level[-1, :-1], c * (a + b), rtol=1e-12)
+    assert level[-1, -1] == pytest.approx(c * (a + b) ** 2, rel=1e-12)
+
+
 def test_svd_features_flat_and_rank_one():
     c = 100.0
-    f = M.ma_features(np.full((80, 80), c))['svd'].reshape(3, 25)
     # constant image: every 5x5 patch is c/255 -> rank 1, sigma_1 = c/255 * 5 * sqrt(#patches)
-    for s, patches in enumerate((256, 64, 16)):  # 80x80, 40x40, 20x20
-        assert f[s, 0] == pytest.approx(c / 255 * 5 * math.sqrt(patches), rel=1e-9)
-        assert np.abs(f[s, 1:]).max() < 1e-5
+    s0 = MF.svd_features(torch.full((1, 80, 80), c / 255, dtype=torch.float64))[0].numpy()
+    assert s0[0] == pytest.approx(c / 255 * 5 * math.sqrt(256), rel=1e-9)
+    assert np.abs(s0[1:]).max() < 1e-5
     # a periodic image whose every 5x5 patch is u v^T: one singular value |u||v| sqrt(#patches)
     u, v = np.arange(1, 6, dtype=float), np.array([2.0, 0, 1, 3, 1])
     img = np.tile(np.outer(u, v), (8, 8))
-    s0 = M._svd_scale_features(torch.from_numpy(img)[None])[0].numpy()
+    s0 = MF.svd_features(torch.from_numpy(img)[None])[0].numpy()
     assert s0[0] == pytest.approx(np.linalg.norm(u) * np.linalg.norm(v) * 8, rel=1e-9)
     assert np.abs(s0[1:]).max() < 1e-5
     assert np.all(np.diff(s0) <= 1e-9)  # descending
+    # im2col 'distinct' zero-pads a 7x7 image to 10x10: 4 patches, the constant 7x7 has sigma_1^2 = 49 c^2
+    s0 = MF.svd_features(torch.full((1, 7, 7), 2.0, dtype=torch.float64))[0].numpy()
+    assert (s0 ** 2).sum() == pytest.approx(49 * 4.0, rel=1e-9)  # Frobenius norm: the zeros add nothing
 
 
-def test_dct_features_flat_image():
-    f = M.ma_features(np.full((64, 64), 77.0))['dct'].reshape(3, 6)
-    # no AC energy: coefficient of variation and its orientation variance are 0; GGD shape is the grid maximum
-    np.testing.assert_allclose(f[:, 2:], 0, atol=1e-9)
+def test_dct_blocks_follow_blkproc():
+    # blkproc(I, [3 3], [2 2], fun): ceil(h/3) x ceil(w/3) blocks of 7x7, a zero border of 2 around the image
+    blocks = MF._dct_blocks(torch.ones(1, 10, 8, dtype=torch.float64))
+    assert blocks.shape == (1, 4 * 3, 7, 7)
+    first, last = blocks[0, 0].numpy(), blocks[0, -1].numpy()
+    assert first[:2].sum() == 0 and first[:, :2].sum() == 0 and first[2:, 2:].min() == 1
+    # the last block covers rows 9..15 and columns 6..12 of the padded image: image rows 7..9, columns 4..7
+    assert last.sum() == 3 * 4 and last[:3, :4].min() == 1
+
+
+def test_dct_features_black_image():
+    # no AC energy in any block: GGD shape is the table's largest g (rho = 0 is nearest r(10)), cv and orientation 0
+    f = M.ma_features(np.zeros((64, 64)))['dct'].reshape(3, 6)
     np.testing.assert_allclose(f[:, :2], 10.0, atol=1e-9)
+    np.testing.assert_allclose(f[:, 2:], 0, atol=1e-9)
 
 
 def test_dct_features_white_gaussian_noise():
     # orthonormal DCT of i.i.d. Gaussian pixels: i.i.d. Gaussian AC coefficients of equal variance, so
     # std|x| / mean|x| = sqrt(pi/2 - 1) in every block and the three orientation groups agree
     noise = np.random.default_rng(0).normal(0, 1, (1, 400, 400))
-    f = M._dct_scale_features(torch.from_numpy(noise))[0].numpy()
+    f = MF.dct_features(torch.from_numpy(noise))[0].numpy()
     assert f[3] == pytest.approx(math.sqrt(math.pi / 2 - 1), abs=0.01)
     assert f[5] < 0.05  # sample noise only (about 16 coefficients per group)
     xx = np.arange(400)[None, None, :]
     stripes = noise * 0.1 + np.cos(2 * np.pi * xx / 5.0)  # energy in the horizontal-frequency group only
-    assert M._dct_scale_features(torch.from_numpy(stripes))[0, 5].item() > 10 * f[5]
+    assert MF.dct_features(torch.from_numpy(stripes))[0, 5].item() > 10 * f[5]
     assert f[1] == pytest.approx(2.0, abs=0.35)  # GGD shape of Gaussian samples (48 per block: biased, noisy)
 
 
-def test_ggd_shape_and_coefficient_of_variation_known_values():
+def test_ggd_shape_known_values_and_nearest_table_entry():
     rng = np.random.default_rng(0)
     gauss = torch.from_numpy(rng.normal(size=(1, 400_000)))
     lap = torch.from_numpy(rng.laplace(size=(1, 400_000)))
-    assert M.ggd_shape(gauss).item() == pytest.approx(2.0, abs=0.03)
-    assert M.ggd_shape(lap).item() == pytest.approx(1.0, abs=0.03)
-    x = torch.tensor([[1.0, -3.0]])  # |x| = 1, 3: std (unbiased) sqrt(2), mean 2
-    assert M.coeff_variation(x).item() == pytest.approx(math.sqrt(2) / 2, rel=1e-6)
+    assert MF.ggd_shape(gauss).item() == pytest.approx(2.0, abs=0.03)
+    assert MF.ggd_shape(lap).item() == pytest.approx(1.0, abs=0.03)
+    # gama_gen_gauss: [~, idx] = min(abs(r - rho)) over g = 0.03:0.001:10, checked against a brute-force search
+    g, r = MF._ggd_table()
+    samples = torch.from_numpy(np.concatenate([rng.standard_t(d, size=(40, 48)) for d in (1, 3, 30)]))
+    rho = (samples.var(-1) / ((samples - samples.mean(-1, keepdim=True)).abs().mean(-1) ** 2 + 1e-7)).numpy()
+    expected = g[np.abs(r[None, :] - rho[:, None]).argmin(1)]
+    np.testing.assert_array_equal(MF.ggd_shape(samples).numpy(), expected)
+    x = torch.tensor([[1.0, -3.0]], dtype=torch.float64)  # |x| = 1, 3: std (unbiased) sqrt(2), mean 2
+    assert MF.coeff_variation(x).item() == pytest.approx(math.sqrt(2) / (2 + 1e-7), rel=1e-12)
 
 
 def test_dct_orientation_masks_partition_and_symmetry():
-    m = M._orientation_masks()
+    m = MF._orientation_masks()
     assert m.shape == (3, 7, 7) and not m[:, 0, 0].any()
     np.testing.assert_array_equal(m[2], m[0].T)
     assert not (m[0] & m[1]).any() and not (m[0] & m[2]).any() and not (m[1] & m[2]).any()
@@ -188,37 +254,89 @@ def test_dct_orientation_masks_partition_and_symmetry():
 
 
 def test_dct_matrix_orthonormal():
-    d = M._dct_matrix(7)
+    d = MF._dct_matrix(7)
     np.testing.assert_allclose(d @ d.T, np.eye(7), atol=1e-12)
 
 
-def test_steerable_pyramid_flat_image_and_tight_frame():
-    high, bands = M.steerable_pyramid(torch.full((1, 64, 64), 50.0))
+def test_steerable_pyramid_flat_image_and_orientation():
+    high, bands = MF.steerable_pyramid(torch.full((1, 64, 64), 50.0, dtype=torch.float64))
     assert float(high.abs().max()) < 1e-9 and all(float(b.abs().max()) < 1e-9 for lv in bands for b in lv)
     assert [tuple(b.shape[1:]) for b in bands[0]] == [(64, 64)] * 6 and tuple(bands[1][0].shape[1:]) == (32, 32)
+    odd = MF.steerable_pyramid(torch.zeros(1, 63, 61, dtype=torch.float64))[1]
+    assert tuple(odd[1][0].shape[1:]) == (32, 31)  # ceil((n - 0.5) / 2)
     # an oriented grating at a mid frequency: the band of its orientation dominates the finest scale
     yy, xx = np.mgrid[:64, :64]
     grating = torch.from_numpy(np.cos(2 * np.pi * 12 * xx / 64.0))[None]  # horizontal frequency, 0.375 of Nyquist
-    _, bands = M.steerable_pyramid(grating)
+    _, bands = MF.steerable_pyramid(grating)
     energy = [float((b ** 2).sum()) for b in bands[0]]
     assert int(np.argmax(energy)) == 0 and energy[0] > 10 * energy[3]
 
 
-def test_ssim_identical_is_one():
-    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 40, 40)))
-    np.testing.assert_allclose(M.ssim_batch(x, x).numpy(), 1.0, atol=1e-5)
-    other = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 40, 40)))
-    assert abs(float(M.ssim_batch(x, other)[0])) < 0.1  # independent noise: no structure in common
-    # (a, b) batched against one shared b equals the pairwise calls
-    pairs = M.ssim_batch(torch.stack([x, other], 1), x.unsqueeze(1))
-    np.testing.assert_allclose(pairs[:, 1].numpy(), M.ssim_batch(other, x).numpy(), rtol=1e-12)
+def test_matlab_resize_matches_basicsr_imresize():
+    from basicsr.utils.matlab_functions import imresize
+
+    x = np.random.default_rng(0).uniform(0, 1, (9, 13))
+    ours = MF.matlab_resize(torch.from_numpy(x)[None], scale=2)[0].numpy()
+    theirs = imresize(torch.from_numpy(x).float()[None], 2).numpy()[0]  # MATLAB bicubic, float32
+    assert ours.shape == (18, 26)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    flat = torch.full((1, 5, 7), 3.0, dtype=torch.float64)
+    np.testing.assert_allclose(MF.matlab_resize(flat, size=(9, 14)).numpy(), 3.0, rtol=1e-12)
 
 
-def test_gsm_features_finite_and_ssim_part_bounded():
+def test_contrast_structure_identical_independent_and_pairwise():
+    x = torch.from_numpy(np.random.default_rng(0).normal(0, 100, size=(2, 40, 40)))
+    np.testing.assert_allclose(MF.contrast_structure(x, x).numpy(), 1.0, rtol=1e-12)
+    other = torch.from_numpy(np.random.default_rng(1).normal(0, 100, size=(2, 40, 40)))
+    assert abs(float(MF.contrast_structure(x, other)[0])) < 0.1  # independent noise: no structure in common
+    stack = torch.stack([x, other, x * 0.5 + other], dim=1)
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    expected = [MF.contrast_structure(stack[:, i], stack[:, j]) for i, j in pairs]
+    np.testing.assert_allclose(MF.pairwise_contrast_structure(stack, pairs).numpy(),
+                               torch.stack(expected, 1).numpy(), rtol=1e-12)
+
+
+def test_gsm_features_finite_and_bounded():
     f = M.ma_features(_photo(112, 112))['gsm']
     assert np.isfinite(f).all()
-    assert np.all((f[:18] >= 0.03) & (f[:18] <= 10))  # GGD shapes on the grid
-    assert np.all(np.abs(f[18:]) <= 1 + 1e-6)  # SSIMs
+    assert np.all((f[:18] >= 0.03) & (f[:18] <= 10))  # GGD shapes on the table
+    assert np.all(np.abs(f[18:]) <= 1 + 1e-9)  # contrast-structure terms (Cauchy-Schwarz)
+
+
+# Features of scikit-image's "chelsea" (RGB -> MATLAB rgb2ycbcr Y, uint8, 4-pixel shave: 292x443) as printed by
+# the authors' MATLAB feature_all.m (chaoma99/sr-metric), run under GNU Octave with MATLAB-compatible imresize
+# and blkproc; published as reference/octave_reference.txt of github.com/mxzhuang/parallel-perceptual-index.
+CHELSEA_MATLAB = {
+    'dct': [0.25575189524465736, 0.54301992553778133, 3.5401949046394225, 1.9206646788831754, 1.057154660299721,
+            0.2736904147863703, 0.24950964187327859, 0.58908190843905217, 3.6397023976907756, 1.8879641366599591,
+            0.97085243732301374, 0.24632779528760013, 0.26415053763440866, 0.57740756756756795,
+            3.4990041905321285, 1.8601815501016892, 0.71892433672257861, 0.19524295523639085],
+    'gsm': [1.503, 1.717, 1.944, 1.788, 1.939, 1.857, 1.463, 1.871, 2.172, 1.944, 1.963, 1.806, 0.546, 0.606, 0.655,
+            0.607, 0.587, 0.572, 0.86943477604667108, 0.86923414745652161, 0.86792919512684108,
+            0.86508430321465257, 0.8706319047965041, 0.87385370518385541, 0.7008461261223996,
+            0.69647124898946033, 0.68179048957358357, 0.6569394635598963, 0.67265314501439233,
+            0.69614797882416912, 0.98136624978508336, 0.9480617981299394, 0.92987752780023614,
+            0.92940614927250209, 0.91218985878866432, 0.97652930509622649, 0.94235678229165043,
+            0.93837915301340291, 0.9334283781204803, 0.97778983409130305, 0.951233689998492, 0.94023834364269421,
+            0.97913220252646049, 0.94659847253995111, 0.97862917059349164],
+    'svd_head': [170.17727773625978, 13.816837317706906, 11.696100510153716, 3.9226544484379025],  # scale 0
+    'svd_scale1_head': [84.657464097115607, 7.3597801805730478, 6.6913217746821152, 3.3739229327573597],
+    'svd_scale2_tail': [0.27264955527772972, 0.25913696154275867, 0.24755901701528035],
+}
+
+
+def test_features_match_the_official_matlab_output():
+    from skimage import data
+
+    bgr = data.chelsea()[..., ::-1].copy()
+    y = M._to_y_batch(bgr[None], 'HWC', crop_border=4)[0].numpy()
+    assert y.shape == (292, 443)
+    f = M.ma_features(y)
+    np.testing.assert_allclose(f['dct'], CHELSEA_MATLAB['dct'], rtol=1e-9)
+    np.testing.assert_allclose(f['gsm'], CHELSEA_MATLAB['gsm'], rtol=1e-9)
+    np.testing.assert_allclose(f['svd'][:4], CHELSEA_MATLAB['svd_head'], rtol=1e-9)
+    np.testing.assert_allclose(f['svd'][25:29], CHELSEA_MATLAB['svd_scale1_head'], rtol=1e-9)
+    np.testing.assert_allclose(f['svd'][-3:], CHELSEA_MATLAB['svd_scale2_tail'], rtol=1e-9)
 
 
 # ------------------------------------------------------------------------------------- API and PI
