@@ -1,15 +1,24 @@
-"""Seconds per image of Ma et al.'s metric: one 512x512 image and 296x296 patches (batched), on this machine.
+"""Seconds per image of Ma et al.'s metric, ours side by side with the pyiqa port (NRQM), same run, same machine.
 
-Features (DCT, steerable-pyramid GSM, SVD) plus the three forests. Without the authors' model.mat
-(``--model``, ``$RANKSRGAN_MA_MODEL`` or ``~/.cache/ranksrgan_plugin/ma/model.mat``) a synthetic model of
-the same shape (3 forests x ``--trees`` trees of ``--depth`` levels; the authors trained 2000 trees) times the
-forests. Prints one Markdown table; the best of ``--repeats`` runs after one warm-up.
+Rows: one 512x512 image (scikit-image's astronaut, Y, 4-pixel shave: 504x504) and 296x296 patches (shave 4,
+batched); features (DCT, steerable-pyramid GSM, SVD) plus the three forests for ours. The reference column is
+pyiqa's feature code (``pyiqa/archs/nrqm_arch.py``; pyiqa is under a non-commercial licence, so it is not a
+dependency: unpack its wheel and pass the folder). Without the authors' model.mat (``--model``,
+``$RANKSRGAN_MA_MODEL`` or ``~/.cache/ranksrgan_plugin/ma/model.mat``) a synthetic model of the same shape
+(3 forests x ``--trees`` trees of ``--depth`` levels; the authors trained 2000 trees) times the forests.
+Prints one Markdown table; the best of ``--repeats`` runs after one warm-up.
 
-    python benchmarks/ma.py [--threads 2] [--patches 16] [--device cpu|cuda] [--repeats 3]
+    pip download pyiqa==0.1.16 --no-deps -d /tmp/pyiqa && unzip -q /tmp/pyiqa/pyiqa-*.whl -d /tmp/pyiqa/pkg
+    python benchmarks/ma.py [--pyiqa /tmp/pyiqa/pkg] [--threads 2] [--patches 8] [--device cpu|cuda]
 """
 import argparse
+import importlib
 import platform
+import sys
 import time
+import types
+from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -37,7 +46,32 @@ def synthetic_model(trees: int, depth: int, seed: int = 0) -> M.MaModel:
     return M.MaModel(forests, np.array([0.0, 1 / 3, 1 / 3, 1 / 3]))
 
 
-def best_time(fn, repeats: int) -> float:
+def pyiqa_features(folder: str) -> Callable[[torch.Tensor], None]:
+    """pyiqa's NRQM feature extraction (its ``nrqm()`` without the forests) for Y batches (N, 1, H, W) in [0, 255].
+
+    Only ``pyiqa/archs/nrqm_arch.py`` and what it imports are loaded (empty parent packages stand in for
+    pyiqa's ``__init__`` files, which import every model and its dependencies).
+    """
+    root = Path(folder) / 'pyiqa'
+    if not (root / 'archs' / 'nrqm_arch.py').is_file():
+        raise FileNotFoundError(f'--pyiqa {folder}: no pyiqa/archs/nrqm_arch.py there (unpack the pyiqa wheel)')
+    for name, path in (('pyiqa', root), ('pyiqa.archs', root / 'archs'), ('pyiqa.utils', root / 'utils')):
+        module = types.ModuleType(name)
+        module.__path__ = [str(path)]
+        sys.modules[name] = module
+    nrqm = importlib.import_module('pyiqa.archs.nrqm_arch')
+
+    def features(y: torch.Tensor) -> None:
+        img = y.double()
+        pyr = nrqm.get_gauss_pyramid(img / 255.0)
+        [nrqm.block_dct(level) for level in pyr]
+        nrqm.global_gsm(img)
+        [torch.linalg.svd(nrqm.im2col(level, 5, 'distinct'), full_matrices=False) for level in pyr]
+
+    return features
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
     fn()
     times = []
     for _ in range(repeats):
@@ -47,35 +81,48 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
+def row(name: str, ours: float, reference: Optional[float]) -> str:
+    if reference is None:
+        return f'| {name} | {ours:.3f} | - | - |'
+    return f'| {name} | {ours:.3f} | {reference:.3f} | {reference / ours:.1f}x |'
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--patches', type=int, default=16)
+    ap.add_argument('--patches', type=int, default=8)
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--model', default=None)
     ap.add_argument('--trees', type=int, default=2000)
     ap.add_argument('--depth', type=int, default=10)
+    ap.add_argument('--pyiqa', default=None, help='folder holding an unpacked pyiqa wheel (the reference column)')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     try:
         model, source = M.load_ma_model(args.model), 'model.mat'
     except FileNotFoundError:
         model, source = synthetic_model(args.trees, args.depth), f'synthetic ({args.trees} trees, depth {args.depth})'
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, (1, 512, 512, 3), dtype=np.uint8)
-    patches = rng.integers(0, 256, (args.patches, 296, 296, 3), dtype=np.uint8)
-    t_img = best_time(lambda: M.ma_batch(img, 4, 'HWC', model, args.device), args.repeats)
-    t_patch = best_time(lambda: M.ma_batch(patches, 4, 'HWC', model, args.device), args.repeats) / args.patches
-    y = M._to_y_batch(img, 'HWC', 4)
-    feats = M.ma_features_batch(y, args.device)
+    from skimage import data
+
+    bgr = data.astronaut()[None, ..., ::-1].copy()
+    patches = np.stack([bgr[0, y:y + 296, x:x + 296] for y in (0, 216) for x in (0, 108, 216)] * 2)[:args.patches]
+    y_img, y_patches = M._to_y_batch(bgr, 'HWC', 4), M._to_y_batch(patches, 'HWC', 4)
+    t_img = best_time(lambda: M.ma_batch(bgr, 4, 'HWC', model, args.device), args.repeats)
+    t_patch = best_time(lambda: M.ma_batch(patches, 4, 'HWC', model, args.device), args.repeats) / len(patches)
+    feats = M.ma_features_batch(y_img, args.device)
     t_forest = best_time(lambda: model.predict(feats), args.repeats)
+    ref_img = ref_patch = None
+    if args.pyiqa:
+        reference = pyiqa_features(args.pyiqa)
+        ref_img = best_time(lambda: reference(y_img[:, None]), 1)
+        ref_patch = best_time(lambda: reference(y_patches[:, None]), 1) / len(patches)
     print(f'{platform.processor() or platform.machine()}, torch threads {args.threads}, device {args.device}, '
-          f'model {source}\n')
-    print('| input | s per image |\n|---|---|')
-    print(f'| 512x512 (features + forests) | {t_img:.3f} |')
-    print(f'| 512x512 forests only | {t_forest:.3f} |')
-    print(f'| 296x296 patch, batch of {args.patches} | {t_patch:.3f} |')
+          f'model {source}; reference: pyiqa NRQM features{"" if args.pyiqa else " (not given: --pyiqa)"}\n')
+    print('| input | ours s/image | pyiqa s/image (features only) | pyiqa / ours |\n|---|---|---|---|')
+    print(row('512x512 (504x504 after shave), features + forests', t_img, ref_img))
+    print(row('512x512 forests only', t_forest, None))
+    print(row(f'296x296 patch, batch of {len(patches)}', t_patch, ref_patch))
 
 
 if __name__ == '__main__':

@@ -24,7 +24,7 @@ __all__ = ['MaModel', 'RegressionForest', 'decode_nodestatus', 'load_ma_model', 
 
 MODEL_ENV = 'RANKSRGAN_MA_MODEL'
 DEFAULT_MODEL_PATH = Path('~/.cache/ranksrgan_plugin/ma/model.mat')
-_Y_WEIGHTS_BGR = (24.966, 128.553, 65.481)  # BT.601 luma weights for B, G, R in [0, 1] (MATLAB rgb2ycbcr)
+_Y_WEIGHTS_RGB = (65.481 / 255, 128.553 / 255, 24.966 / 255)  # MATLAB rgb2ycbcr on uint8: R, G, B weights
 
 Images = Union[np.ndarray, torch.Tensor]
 
@@ -227,8 +227,10 @@ def _to_y_batch(imgs: Images, input_order: str = 'HWC', crop_border: int = 0) ->
         if planes.shape[1] == 1:
             y = planes[:, 0]
         elif planes.shape[1] == 3:
-            w = torch.tensor(_Y_WEIGHTS_BGR, dtype=torch.float64, device=planes.device).view(1, 3, 1, 1)
-            y = torch.floor((planes / 255.0 * w).sum(1) + 16.5)  # MATLAB round: half away from zero
+            # MATLAB's order of operations (w_r R + w_g G + w_b B + 16, then round half away from zero): a
+            # different order moves values near .5 to the other integer
+            r, g, b = planes[:, 2], planes[:, 1], planes[:, 0]
+            y = torch.floor(_Y_WEIGHTS_RGB[0] * r + _Y_WEIGHTS_RGB[1] * g + _Y_WEIGHTS_RGB[2] * b + 16 + 0.5)
         else:
             raise ValueError(f'expected 1 or 3 channels (BGR), got shape {tuple(t.shape)}')
     else:
