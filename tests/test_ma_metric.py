@@ -70,6 +70,26 @@ def test_synthetic_model_loads_and_gives_hand_computed_scores(model_path):
     np.testing.assert_allclose(model.predict(batch), [8.0, 10.5])
 
 
+def test_a_model_with_other_linear_weights_is_flagged(tmp_path, model_path, caplog, monkeypatch):
+    import logging
+
+    from basicsr.utils import get_root_logger
+
+    monkeypatch.setattr(get_root_logger(), 'propagate', True)  # BasicSR's logger does not propagate to caplog
+    with caplog.at_level(logging.WARNING, logger='basicsr'):
+        M.load_ma_model(model_path)
+    assert "differs from the authors' model.mat" in caplog.text
+    caplog.clear()
+    rf = np.empty((3, 1), dtype=object)
+    for i, dim in enumerate((2, 10, 24)):
+        rf[i, 0] = _forest(dim)
+    authors = {'rf': rf, 'linear': np.array(M.AUTHORS_LINEAR)[:, None]}
+    scipy.io.savemat(str(tmp_path / 'authors.mat'), {'model': authors})
+    with caplog.at_level(logging.WARNING, logger='basicsr'):
+        M.load_ma_model(tmp_path / 'authors.mat')
+    assert 'differs' not in caplog.text
+
+
 def test_forest_depth_and_mbest_indexing():
     # a depth-2 tree: x[0] <= 0 ? (x[1] <= 10 ? 7 : 8) : 9
     f = M.RegressionForest(lDau=np.array([2, 4, 0, 0, 0]), rDau=np.array([3, 5, 0, 0, 0]),

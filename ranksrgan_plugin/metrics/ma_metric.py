@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from .ma_features import FEATURE_SIZES, GROUPS, MIN_SIZE, ma_features, ma_features_batch
@@ -20,10 +21,13 @@ from .patch_metrics import PatchMetric, register_patch_metric
 
 __all__ = ['MaModel', 'RegressionForest', 'decode_nodestatus', 'load_ma_model', 'ma_features', 'ma_features_batch',
            'ma_score', 'ma_batch', 'pi_batch', 'calculate_ma', 'calculate_pi', 'MaPatchMetric', 'PIPatchMetric',
-           'FEATURE_SIZES', 'DEFAULT_MODEL_PATH', 'MODEL_ENV']
+           'FEATURE_SIZES', 'DEFAULT_MODEL_PATH', 'MODEL_ENV', 'AUTHORS_LINEAR']
 
 MODEL_ENV = 'RANKSRGAN_MA_MODEL'
 DEFAULT_MODEL_PATH = Path('~/.cache/ranksrgan_plugin/ma/model.mat')
+# model.linear of the authors' model.mat, implied exactly (to 1e-13) by the official Ma and forest outputs of seven
+# reference images (docs/ma_metric.md): a file with other weights is not theirs and gives other scores
+AUTHORS_LINEAR = (-0.308778059772, 0.165572373359, 0.376563724761, 0.523687089553)
 _Y_WEIGHTS_RGB = (65.481 / 255, 128.553 / 255, 24.966 / 255)  # MATLAB rgb2ycbcr on uint8: R, G, B weights
 
 Images = Union[np.ndarray, torch.Tensor]
@@ -210,7 +214,12 @@ def load_ma_model(path: Optional[Union[str, os.PathLike]] = None) -> MaModel:
         FileNotFoundError: no model.mat found; the message says where it comes from and where to put it.
     """
     p = _resolve_model_path(path)
-    return _load_model_cached(str(p.resolve()), p.stat().st_mtime)
+    model = _load_model_cached(str(p.resolve()), p.stat().st_mtime)
+    if not np.allclose(model.linear, AUTHORS_LINEAR, rtol=0, atol=1e-9):
+        get_root_logger().warning(
+            f"{p}: model.linear {np.array2string(model.linear, precision=6)} differs from the authors' model.mat "
+            f'({AUTHORS_LINEAR}); its Ma scores are not comparable with published ones (fine for a model of your own)')
+    return model
 
 
 # -------------------------------------------------------------------------------------- image handling
