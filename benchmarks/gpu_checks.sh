@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one prepared GPU check, for a lent CUDA machine (see README "Benchmarks"):
 # CUDA code paths (NIQE, rank dataset levels, Ranker and RankSRGAN training through basicsr/train.py)
-# and GPU timings. That machine has torch but not basicsr/lmdb/addict: carry them as wheels in .whl/
+# and GPU timings. That machine has torch but not basicsr/lmdb/addict (nor, maybe, scikit-image, used by the
+# Ma check): carry them as wheels in .whl/
 # (pip download / pip wheel, see the device notes). Writes logs to $OUT (default /tmp/gpu_checks).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_checks}
@@ -14,6 +15,17 @@ python3 -c "import torch, ranksrgan_plugin; print('torch', torch.__version__, to
 
 echo '== NIQE: batched torch (CPU, CUDA) vs basicsr process pool'
 timeout 240 python3 benchmarks/niqe.py --num-patches 512 2>&1 | tee "$OUT/niqe.txt"
+
+echo "== Ma's metric: CUDA features equal the CPU ones; seconds per image on CUDA"
+timeout 120 python3 - <<'PY' 2>&1 | tee "$OUT/ma.txt"
+import numpy as np, torch
+from skimage import data
+from ranksrgan_plugin.metrics import ma_metric as M
+y = M._to_y_batch(data.astronaut()[None, ..., ::-1].copy(), 'HWC', 4)
+cpu, gpu = M.ma_features_batch(y, 'cpu'), M.ma_features_batch(y, 'cuda')
+print('max rel CUDA vs CPU', {g: float(np.max(np.abs(gpu[g] - cpu[g]) / np.maximum(np.abs(cpu[g]), 1e-12))) for g in cpu})
+PY
+timeout 120 python3 benchmarks/ma.py --device cuda 2>&1 | tail -5 | tee -a "$OUT/ma.txt"
 
 echo '== RankSRGANModel vs SRGANModel train step on CUDA'
 for gt in 128 296; do
