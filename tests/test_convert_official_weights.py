@@ -1,5 +1,4 @@
 """tools/convert_official_weights.py and its library, on checkpoints written here in the official key layouts."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from basicsr.archs import build_network
 from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
 from basicsr.archs.srresnet_arch import MSRResNet
 from test_ranker_arch import OldFeaturesRanker, randomize
+from tool_loader import load_tool
 from torch import nn
 
 from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
@@ -83,9 +83,7 @@ def printed_options(stdout):
 @pytest.fixture
 def cli_main(monkeypatch):
     """The CLI's main(), run in-process with the given arguments (fast)."""
-    spec = importlib.util.spec_from_file_location('convert_official_weights_cli', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('convert_official_weights')
 
     def call(*args):
         monkeypatch.setattr(sys, 'argv', ['convert_official_weights.py', *map(str, args)])

@@ -1,6 +1,5 @@
 """tools/evaluate.py and ranksrgan_plugin.evaluation on tiny images made here."""
 import csv
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from test_ma_metric import _write_model
+from tool_loader import load_tool
 
 from ranksrgan_plugin.evaluation import EvaluationError, evaluate_folder, evaluate_folders, summary_table
 from ranksrgan_plugin.metrics.ma_metric import calculate_ma, calculate_pi
@@ -129,9 +129,6 @@ def test_cli(folders):
 
 
 def test_cli_error_exit_status(folders, capsys):
-    spec = importlib.util.spec_from_file_location('evaluate_tool', osp.join(REPO, 'tools', 'evaluate.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    rc = tool.main(['--hr', str(folders['tmp'] / 'nope'), '--sr', folders['blur'], '--output',
+    rc = load_tool('evaluate').main(['--hr', str(folders['tmp'] / 'nope'), '--sr', folders['blur'], '--output',
                     str(folders['tmp'] / 'out'), '--no-progress'])
     assert rc == 2 and 'nope does not exist' in capsys.readouterr().err

@@ -1,5 +1,4 @@
 """tools/inference.py and ranksrgan_plugin.inference on a tiny generator and images made here."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from tool_loader import load_tool
 
 from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
 from ranksrgan_plugin.inference import (
@@ -134,9 +134,7 @@ def test_cli(setup):
 
 
 def test_cli_error_exit_status(setup, capsys):
-    spec = importlib.util.spec_from_file_location('inference_tool', osp.join(REPO, 'tools', 'inference.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('inference')
     rc = tool.main(['--input', setup['lr'], '--output', str(setup['tmp'] / 'o'), '--checkpoint',
                     str(setup['tmp'] / 'gone.pth'), '--no-progress'])
     assert rc == 2 and 'gone.pth does not exist' in capsys.readouterr().err

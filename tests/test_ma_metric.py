@@ -1,14 +1,13 @@
 """Ma et al.'s metric and PI: model.mat reading, forests, features (analytic cases), API and registration."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import scipy.io
 import torch
+from tool_loader import load_tool
 
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
 from ranksrgan_plugin.metrics import ma_features as MF
@@ -419,14 +418,6 @@ def test_input_orders_agree(model_path):
 
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'make_rank_dataset', Path(__file__).resolve().parents[1] / 'tools' / 'make_rank_dataset.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 def test_rank_dataset_tool_labels_with_ma(tmp_path, model_path):
     """`--metric ma` labels patches with Ma's score; the manifest says higher is better, the dataset negates."""
     hr = tmp_path / 'hr'
@@ -435,9 +426,10 @@ def test_rank_dataset_tool_labels_with_ma(tmp_path, model_path):
     for stem, img in images.items():
         cv2.imwrite(str(hr / f'{stem}.png'), img)
     output = tmp_path / 'rank_ma'
-    _load_tool().main(['--hr', str(hr), '--output', str(output), '--levels', 'bicubic,hr', '--patch-size', '200',
-                       '--stride', '200', '--no-sharpness-filter', '--min-gap', '0', '--val-fraction', '0.5',
-                       '--metric', 'ma', '--ma-model', model_path, '--no-progress'])
+    tool = load_tool('make_rank_dataset')
+    tool.main(['--hr', str(hr), '--output', str(output), '--levels', 'bicubic,hr', '--patch-size', '200',
+               '--stride', '200', '--no-sharpness-filter', '--min-gap', '0', '--val-fraction', '0.5',
+               '--metric', 'ma', '--ma-model', model_path, '--no-progress'])
     split = next(s for s in ('train', 'val') if 'img0_s0000' in (output / s / 'labels.txt').read_text())
     manifest = json.loads((output / split / 'manifest.json').read_text())
     assert manifest['metric'] == 'ma' and manifest['higher_is_better'] is True

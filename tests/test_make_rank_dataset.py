@@ -6,7 +6,6 @@ The CLI runs as a subprocess where its exit code, its messages or a kill matter,
 """
 import glob
 import hashlib
-import importlib.util
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ import lmdb
 import numpy as np
 import pytest
 import torch
+from tool_loader import load_tool
 
 import ranksrgan_plugin
 from ranksrgan_plugin.data.demo_images import export_skimage_photos
@@ -51,9 +51,7 @@ MAX_PATCHES = 2
 CLI_TIMEOUT = 300
 LOGGER = logging.getLogger('test_make_rank_dataset')  # propagates to the root logger: caplog sees it
 
-_spec = importlib.util.spec_from_file_location('make_rank_dataset_tool', TOOL)
-tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tool)
+tool = load_tool('make_rank_dataset')
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,14 +1,12 @@
 """tools/plot_curves.py on synthetic BasicSR logs and an MMagic scalars.json."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location('plot_curves', osp.join(REPO, 'tools', 'plot_curves.py'))
-plot_curves = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plot_curves)
+plot_curves = load_tool('plot_curves')
 
 
 def _train_line(it: int) -> str:

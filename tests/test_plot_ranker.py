@@ -1,24 +1,15 @@
 """tools/plot_ranker.py: the paper's Figure 3/4 for a Ranker (and a regression Ranker) on a rank-set split."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from rank_set_factory import make_rank_set
+from tool_loader import load_tool
 
 from ranksrgan_plugin.archs import RankerVGG
 from ranksrgan_plugin.metrics.ranker_plots import per_level
 
 RANKER = {'depth': 8, 'num_feat': 8, 'stage_widths': [8, 8, 16, 16], 'num_hidden': 8}
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'plot_ranker', Path(__file__).resolve().parents[1] / 'tools' / 'plot_ranker.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_per_level_groups_in_order():
@@ -38,8 +29,9 @@ def test_plot_ranker_writes_png_and_prints_metrics(tmp_path, capsys):
         paths.append(tmp_path / f'ranker{seed}.pth')
         torch.save({'params': RankerVGG(**RANKER).state_dict()}, paths[-1])
     output = tmp_path / 'hist.png'
-    _tool().main(['--dataroot', split, '--weights', str(paths[0]), '--weights-regression', str(paths[1]),
-                  '--opt', str(opt), '--output', str(output), '--device', 'cpu'])
+    tool = load_tool('plot_ranker')
+    tool.main(['--dataroot', split, '--weights', str(paths[0]), '--weights-regression', str(paths[1]),
+               '--opt', str(opt), '--output', str(output), '--device', 'cpu'])
     printed = capsys.readouterr().out
     assert 'Ranker: SROCC' in printed and 'regression Ranker: SROCC' in printed and '(12 items)' in printed
     assert output.is_file() and output.stat().st_size > 5000
@@ -49,5 +41,5 @@ def test_plot_ranker_writes_png_and_prints_metrics(tmp_path, capsys):
 def test_plot_ranker_missing_checkpoint(tmp_path):
     split = make_rank_set(tmp_path / 'val', storage='folder', keys=['v000', 'v001'])
     with pytest.raises(FileNotFoundError):
-        _tool().main(['--dataroot', split, '--weights', str(tmp_path / 'absent.pth'), '--output',
-                      str(tmp_path / 'x.png')])
+        load_tool('plot_ranker').main(['--dataroot', split, '--weights', str(tmp_path / 'absent.pth'),
+                                       '--output', str(tmp_path / 'x.png')])
