@@ -63,10 +63,10 @@ def pyiqa_features(folder: str) -> Callable[[torch.Tensor], None]:
 
     def features(y: torch.Tensor) -> None:
         img = y.double()
-        pyr = nrqm.get_gauss_pyramid(img / 255.0)
-        [nrqm.block_dct(level) for level in pyr]
         nrqm.global_gsm(img)
-        [torch.linalg.svd(nrqm.im2col(level, 5, 'distinct'), full_matrices=False) for level in pyr]
+        for level in nrqm.get_gauss_pyramid(img / 255.0):
+            nrqm.block_dct(level)
+            torch.linalg.svd(nrqm.im2col(level, 5, 'distinct'), full_matrices=False)
 
     return features
 

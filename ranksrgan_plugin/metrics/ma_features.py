@@ -434,7 +434,8 @@ def ma_features_batch(y: Images, device: Optional[Union[str, torch.device]] = No
     if t.ndim == 2:
         t = t.unsqueeze(0)
     if min(t.shape[-2:]) < MIN_SIZE:
-        raise ValueError(f"Ma's metric: image too small ({tuple(t.shape[-2:])}); needs >= {MIN_SIZE}x{MIN_SIZE}")
+        raise ValueError(f"Ma's metric: image too small ({tuple(t.shape[-2:])}, after any border crop); "
+                         f'needs >= {MIN_SIZE}x{MIN_SIZE}')
     with torch.inference_mode():
         feats = torch.cat([_features_of_one(t[i:i + 1]) for i in range(t.shape[0])]).cpu().numpy()
     bounds = np.cumsum([0] + [FEATURE_SIZES[g] for g in GROUPS])

@@ -16,7 +16,7 @@ import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from .ma_features import FEATURE_SIZES, GROUPS, MIN_SIZE, ma_features, ma_features_batch
+from .ma_features import FEATURE_SIZES, GROUPS, ma_features, ma_features_batch
 from .patch_metrics import PatchMetric, register_patch_metric
 
 __all__ = ['MaModel', 'RegressionForest', 'decode_nodestatus', 'load_ma_model', 'ma_features', 'ma_features_batch',
@@ -204,7 +204,12 @@ def _load_model_cached(path: str, mtime: float) -> MaModel:
     while rf_cell.size == 1 and rf_cell.dtype == object:
         rf_cell = np.asarray(rf_cell[0]).reshape(-1)
     forests = [_read_forest(entry, path, i) for i, entry in enumerate(rf_cell)]
-    return MaModel(forests, np.asarray(_field(model, 'linear')), path)
+    result = MaModel(forests, np.asarray(_field(model, 'linear')), path)
+    if not np.allclose(result.linear, AUTHORS_LINEAR, rtol=0, atol=1e-9):  # once per file: this load is cached
+        get_root_logger().warning(
+            f"{path}: model.linear {np.array2string(result.linear, precision=6)} differs from the authors' model.mat "
+            f'({AUTHORS_LINEAR}); its Ma scores are not comparable with published ones (fine for a model of your own)')
+    return result
 
 
 def load_ma_model(path: Optional[Union[str, os.PathLike]] = None) -> MaModel:
@@ -214,12 +219,7 @@ def load_ma_model(path: Optional[Union[str, os.PathLike]] = None) -> MaModel:
         FileNotFoundError: no model.mat found; the message says where it comes from and where to put it.
     """
     p = _resolve_model_path(path)
-    model = _load_model_cached(str(p.resolve()), p.stat().st_mtime)
-    if not np.allclose(model.linear, AUTHORS_LINEAR, rtol=0, atol=1e-9):
-        get_root_logger().warning(
-            f"{p}: model.linear {np.array2string(model.linear, precision=6)} differs from the authors' model.mat "
-            f'({AUTHORS_LINEAR}); its Ma scores are not comparable with published ones (fine for a model of your own)')
-    return model
+    return _load_model_cached(str(p.resolve()), p.stat().st_mtime)
 
 
 # -------------------------------------------------------------------------------------- image handling
@@ -246,9 +246,6 @@ def _to_y_batch(imgs: Images, input_order: str = 'HWC', crop_border: int = 0) ->
         raise ValueError(f'expected a batch (N, H, W) or (N, H, W, C)/(N, C, H, W), got shape {tuple(t.shape)}')
     if crop_border:
         y = y[:, crop_border:y.shape[1] - crop_border, crop_border:y.shape[2] - crop_border]
-    if min(y.shape[1:]) < MIN_SIZE:
-        raise ValueError(f"Ma's metric: image too small after cropping ({tuple(y.shape[1:])}); "
-                         f'needs >= {MIN_SIZE}x{MIN_SIZE}')
     return y
 
 
