@@ -100,6 +100,11 @@ def train(cfg: Config):
 
 def main(argv: Optional[List[str]] = None) -> None:
     train(build_config(parse_args(argv)))
+    if torch.distributed.is_initialized():
+        # mmengine leaves the process group up; a gloo worker that exits with it alive can abort in its
+        # thread teardown ("terminate called without an active exception", seen once in the 2-process test)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
