@@ -47,6 +47,7 @@ def test_ranksrgan_config_inherits_mmagic_srgan():
     assert cfg.model.ranker == dict(type='RankerVGG', depth=12)
     assert cfg.model.ranker_checkpoint == 'experiments/pretrained_models/Ranker_NIQE_basicsr.pth'
     assert cfg.model.rank_loss.type == 'RankContentLoss' and cfg.model.rank_loss.loss_weight == 0.03
+    assert cfg.model.rank_loss.reduction == 'sum' and cfg.model.ranker_batchnorm == 'batch'  # the original's
     assert cfg.model.pixel_loss.loss_weight == 0
     assert cfg.model.discriminator == dict(type='VGGStyleDiscriminatorAnySize', num_in_ch=3, num_feat=64,
                                            input_size=296)
@@ -84,7 +85,10 @@ def test_ranker_config_inherits_mmagic_runtime():
     # the paper's Ranker settings
     assert cfg.custom_imports == PLUGIN_IMPORT
     assert cfg.model.ranker == dict(type='RankerVGG', depth=12)
-    assert cfg.model.rank_loss == dict(type='RankLoss', margin=0.5, loss_weight=1.0)
+    # the original's Ranker training: clamp to [-5, 5], one pass per side, no flips/rotations
+    assert cfg.model.rank_loss == dict(type='RankLoss', margin=0.5, loss_weight=1.0, clamp=5)
+    assert cfg.model.pair_forward == 'separate'
+    assert cfg.train_dataloader.dataset.use_hflip is False and cfg.train_dataloader.dataset.use_rot is False
     assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4)
     assert cfg.param_scheduler.milestones == [100_000, 200_000] and cfg.train_cfg.max_iters == 400_000
     assert cfg.train_dataloader.dataset.data_root == 'datasets/rank_DF2K_niqe/train'
@@ -131,8 +135,8 @@ def test_shipped_model_config_builds(tmp_path, config):
     assert isinstance(model.ranker, RankerVGG) and not model.ranker.training
     assert not any(name.startswith('ranker') for name in model.state_dict())
     with torch.no_grad():
-        scores = model.ranker(torch.rand(1, 3, 48, 48))
-    assert scores.shape == (1, 1)
+        scores = model.ranker(torch.rand(2, 3, 64, 64))
+    assert scores.shape == (2, 1)
 
 
 def test_missing_ranker_checkpoint_is_a_clear_error(tmp_path):

@@ -135,16 +135,17 @@ def test_resume_reloads_ranker_from_its_path(sr_workspace, tmp_path):
     _assert_ranker_untouched(runner.model, reference)
 
 
-def _tiny_ranksrgan(root: Path, ranker_checkpoint: Path, config: Path = RANKSRGAN_CONFIG):
+def _tiny_ranksrgan(root: Path, ranker_checkpoint: Path, config: Path = RANKSRGAN_CONFIG, **overrides):
     model = tiny_sr_config(root, config, root / 'unused').model.to_dict()
     model['ranker_checkpoint'] = str(ranker_checkpoint)
+    model.update(overrides)
     return MODELS.build(model)
 
 
 @pytest.mark.parametrize('channel_order', ['RGB', 'BGR'])
 def test_rank_content_loss_in_generator_step(sr_workspace, channel_order):
     model = _tiny_ranksrgan(sr_workspace, sr_workspace / 'ranker_basicsr.pth').train()
-    assert not model.ranker.training  # train() of the model leaves the Ranker in eval mode
+    assert not model.ranker.training  # train() of the model leaves the Ranker frozen
     model._output_channel_order = channel_order
     outputs = torch.rand(2, 3, GT_CROP, GT_CROP, requires_grad=True)
     losses = model.g_step(outputs, torch.rand(2, 3, GT_CROP, GT_CROP))
@@ -165,7 +166,8 @@ def test_moving_the_model_moves_the_hidden_ranker(sr_workspace):
     assert model.generator.conv_first.weight.dtype == torch.float64
 
 
-def test_basicsr_ranker_checkpoint_gives_identical_scores(sr_workspace):
+@pytest.mark.parametrize('batchnorm', ['running', 'batch'])
+def test_basicsr_ranker_checkpoint_gives_identical_scores(sr_workspace, batchnorm):
     torch.manual_seed(3)
     net = tiny_ranker()
     with torch.no_grad():  # move the BN statistics away from their defaults
@@ -175,10 +177,13 @@ def test_basicsr_ranker_checkpoint_gives_identical_scores(sr_workspace):
                 module.running_var.uniform_(0.5, 2.0)
     path = sr_workspace / 'ranker_trained_by_basicsr.pth'
     torch.save({'params': net.state_dict()}, path)  # exactly BasicSR's save_network format
-    model = _tiny_ranksrgan(sr_workspace, path)
+    model = _tiny_ranksrgan(sr_workspace, path, ranker_batchnorm=batchnorm).train()
     images = torch.rand(3, 3, 40, 40)
-    with torch.no_grad():
-        assert torch.equal(model.ranker(images), net.eval()(images))
+    with torch.no_grad():  # 'batch': BatchNorm with the batch's statistics, as the original's train-mode Ranker
+        assert torch.equal(model.ranker(images), net.train(batchnorm == 'batch')(images))
+    saved = torch.load(path, weights_only=True)['params']
+    for key, value in model.ranker.state_dict().items():
+        assert torch.equal(value, saved[key]), key  # running statistics untouched by the frozen Ranker
 
 
 @pytest.fixture
@@ -233,7 +238,8 @@ def test_ranker_trains_with_mmagic_train_py_and_crosses_to_basicsr(rank_workspac
     with torch.no_grad():
         assert torch.equal(basicsr_net(images), mmagic_net(images))
         # and RankSRGAN takes the MMagic Ranker checkpoint as it is
-        assert torch.equal(_tiny_ranksrgan(rank_workspace, best).ranker(images), mmagic_net(images))
+        ranker = _tiny_ranksrgan(rank_workspace, best, ranker_batchnorm='running').ranker
+        assert torch.equal(ranker(images), mmagic_net(images))
 
 
 def test_rank_pair_dataset_items(tmp_path):

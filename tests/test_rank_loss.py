@@ -88,13 +88,33 @@ def test_gradient_zero_when_hinge_inactive():
     assert float(score_hi.grad) == 0.0 and float(score_lo.grad) == 0.0
 
 
-def test_no_clamping_of_saturated_scores():
+def test_default_clamps_scores_to_5_as_the_original():
     score_hi, score_lo = t(-100.0, grad=True), t(100.0, grad=True)
     loss = RankLoss()(score_hi, score_lo, t(3.0), t(1.0))
-    assert loss.item() == pytest.approx(200.5)  # the original's clamp to [-5, 5] would give 10.5
+    assert loss.item() == pytest.approx(10.5)  # Ranker_model.py: clamp(-5, 5), then margin 0.5
+    loss.backward()
+    assert float(score_hi.grad) == 0.0 and float(score_lo.grad) == 0.0  # saturated: no gradient
+
+
+def test_clamp_only_cuts_scores_outside_the_range():
+    score_hi, score_lo = t(-6.0, grad=True), t(1.0, grad=True)
+    RankLoss(clamp=5)(score_hi, score_lo, t(3.0), t(1.0)).backward()
+    assert float(score_hi.grad) == 0.0 and float(score_lo.grad) == pytest.approx(1.0)
+
+
+def test_no_clamping_of_saturated_scores():
+    score_hi, score_lo = t(-100.0, grad=True), t(100.0, grad=True)
+    loss = RankLoss(clamp=None)(score_hi, score_lo, t(3.0), t(1.0))
+    assert loss.item() == pytest.approx(200.5)
     loss.backward()
     assert float(score_hi.grad) == pytest.approx(-1.0)
     assert float(score_lo.grad) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize('clamp', [0, -1.0])
+def test_invalid_clamp(clamp):
+    with pytest.raises(ValueError, match='clamp'):
+        RankLoss(clamp=clamp)
 
 
 def test_mean_gradient_is_divided_by_ordered_pairs_only():

@@ -140,19 +140,19 @@ SCORES = torch.tensor([-1.5, 0.2, 0.7, 3.0])
 
 @pytest.mark.parametrize('bias', [0.0, 0.8])
 def test_rank_content_loss_value(bias):
-    loss = RankContentLoss(loss_weight=0.03, bias=bias)(SCORES)
+    loss = RankContentLoss(loss_weight=0.03, bias=bias, reduction='mean')(SCORES)
     expected = 0.03 * sum(1 / (1 + torch.exp(-(s - bias)).item()) for s in SCORES) / len(SCORES)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_rank_content_loss_defaults():
+def test_rank_content_loss_defaults_are_the_originals_sum():
     loss = RankContentLoss()
-    assert (loss.loss_weight, loss.bias, loss.reduction) == (0.03, 0.0, 'mean')
-    assert loss(torch.zeros(3)).item() == pytest.approx(0.03 * 0.5)
+    assert (loss.loss_weight, loss.bias, loss.reduction) == (0.03, 0.0, 'sum')
+    assert loss(torch.zeros(3)).item() == pytest.approx(0.03 * 0.5 * 3)
 
 
 def test_rank_content_loss_sum_is_batch_sum():
-    mean = RankContentLoss(loss_weight=0.5, bias=0.3)(SCORES)
+    mean = RankContentLoss(loss_weight=0.5, bias=0.3, reduction='mean')(SCORES)
     total = RankContentLoss(loss_weight=0.5, bias=0.3, reduction='sum')(SCORES)
     assert total.item() == pytest.approx(0.5 * torch.sigmoid(SCORES - 0.3).sum().item(), rel=1e-6)
     assert total.item() == pytest.approx(len(SCORES) * mean.item(), rel=1e-6)
@@ -160,7 +160,7 @@ def test_rank_content_loss_sum_is_batch_sum():
 
 def test_rank_content_loss_higher_is_better_flips_sign():
     loss = RankContentLoss(loss_weight=2.0, bias=0.4, higher_is_better=True)(SCORES)
-    assert loss.item() == pytest.approx(2.0 * torch.sigmoid(0.4 - SCORES).mean().item(), rel=1e-6)
+    assert loss.item() == pytest.approx(2.0 * torch.sigmoid(0.4 - SCORES).sum().item(), rel=1e-6)
     assert loss.item() != pytest.approx(RankContentLoss(loss_weight=2.0, bias=0.4)(SCORES).item(), rel=1e-3)
 
 

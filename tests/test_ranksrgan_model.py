@@ -87,17 +87,22 @@ def _tiny_batch(seed: int = 0) -> dict:
     return {'lq': torch.rand(2, 3, 8, 8, generator=generator), 'gt': torch.rand(2, 3, 32, 32, generator=generator)}
 
 
-def test_ranker_is_frozen_and_unchanged_by_training(workspace):
-    model = _build(tiny_options(workspace, perceptual=False))
+@pytest.mark.parametrize('batchnorm', ['batch', 'running'])
+def test_ranker_is_frozen_and_unchanged_by_training(workspace, batchnorm):
+    options = tiny_options(workspace, perceptual=False)
+    options['train']['ranker_batchnorm'] = batchnorm
+    model = _build(options)
     ranker_state = copy.deepcopy(model.net_r.state_dict())
-    assert not model.net_r.training
+    bns = [m for m in model.net_r.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(bn.training == (batchnorm == 'batch') for bn in bns)
     assert not any(p.requires_grad for p in model.net_r.parameters())
     for step in range(1, 4):
         model.feed_data(_tiny_batch(step))
         model.optimize_parameters(step)
     for key, value in model.net_r.state_dict().items():
         assert torch.equal(value, ranker_state[key]), key  # weights and BN running statistics
-    assert not model.net_r.training
+    assert all(p.grad is None for p in model.net_r.parameters())
+    assert all(bn.training == (batchnorm == 'batch') for bn in bns)
     assert {'l_g_rank', 'out_r', 'l_g_gan', 'l_g_pix', 'l_d_real', 'l_d_fake'} <= set(model.log_dict)
     assert model.log_dict['l_g_rank'] > 0
 
@@ -124,7 +129,7 @@ def test_rank_content_loss_value_in_model(workspace):
     losses = {}
     model.generator_losses(losses)
     with torch.no_grad():
-        expected = 0.03 * torch.sigmoid(model.net_r(model.output)).mean()
+        expected = 0.03 * torch.sigmoid(model.net_r(model.output)).sum()  # the default: the original sum
     assert torch.allclose(losses['l_g_rank'], expected)
 
 

@@ -1,8 +1,10 @@
 # The paper's Ranker (VGG-12) trained with the margin rank loss on a NIQE-labelled rank dataset
 # (SRResNet / SRGAN / ESRGAN levels of DIV2K + Flickr2K), in MMagic.
-# Paper settings (RankSRGAN, ICCV 2019; ../shared/REFERENCE.md): margin 0.5, Adam lr 1e-4,
+# The original code's settings (differences: docs/fidelity.md): margin 0.5, Adam lr 1e-4,
 # weight decay 1e-4, batch 16, MultiStepLR [100k, 200k] x0.5, 400k iterations; validation: SROCC
-# (Table 1-2) and pair accuracy over the whole held-out split. Same settings as options/train_Ranker_NIQE.yml.
+# (Table 1-2) and pair accuracy over the whole held-out split; scores clamped to [-5, 5] in the
+# loss, one forward pass per side of the pairs, no flips/rotations (all three as the original).
+# Same settings as options/train_Ranker_NIQE.yml.
 #   python tools/make_rank_dataset.py -opt options/rank_dataset_DF2K_NIQE.yml   # datasets/rank_DF2K_niqe/{train,val}
 #   python tools/mmagic_train.py options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py
 #   torchrun --nproc_per_node=4 tools/mmagic_train.py \
@@ -19,7 +21,9 @@ save_dir = './work_dirs/'
 model = dict(
     type='RankerModel',
     ranker=dict(type='RankerVGG', depth=12),
-    rank_loss=dict(type='RankLoss', margin=0.5, loss_weight=1.0),  # RankRegressionLoss: the "regression" Ranker
+    # RankRegressionLoss: the "regression" Ranker
+    rank_loss=dict(type='RankLoss', margin=0.5, loss_weight=1.0, clamp=5),
+    pair_forward='separate',
     data_preprocessor=dict(type='BaseDataPreprocessor'))
 
 data_root = 'datasets/rank_DF2K_niqe'
@@ -33,8 +37,8 @@ train_dataloader = dict(
         type='RankPairDataset',
         data_root=data_root + '/train',
         io_backend=dict(type='lmdb'),
-        use_hflip=True,
-        use_rot=True))
+        use_hflip=False,  # the original's dataset never reads its flip/rotation flags
+        use_rot=False))
 val_dataloader = dict(
     num_workers=4,
     batch_size=16,

@@ -1,9 +1,11 @@
 # RankESRGAN-N: MMagic's ESRGAN (RRDBNet, relativistic GAN) plus the frozen NIQE Ranker and the
 # rank-content loss; the RankSRGAN settings of options/mmagic/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py
 # applied to ESRGAN, as options/train_RankESRGAN_NIQE.yml does on the BasicSR side:
-# - model: RankESRGAN, Ranker VGG-12 loaded from a checkpoint, rank-content loss weight 0.03
+# - model: RankESRGAN, Ranker VGG-12 loaded from a checkpoint, rank-content loss 0.03 x SUM over the
+#   total batch, frozen Ranker with batch-statistics BatchNorm (as the original RankSRGAN)
 # - losses: as the base (pixel L1 1e-2, perceptual conv5_4, GAN 5e-3)
-# - data: batch 8, GT crop 296, VGG-style discriminator for 296x296 inputs
+# - data: total batch 8 (with N GPUs: --cfg-options train_dataloader.batch_size=8/N), GT crop 296,
+#   VGG-style discriminator for 296x296 inputs
 # - Adam betas (0.9, 0.99); 500k iterations (MultiStepLR [50k, 100k, 200k, 300k] x0.5 as the base)
 # - validation: the base's MAE / PSNR / SSIM plus NIQE (Y channel, 4-pixel shave)
 # The generator is the base's RRDBNet, initialised from MMagic's PSNR-trained RRDBNet (a local file
@@ -32,7 +34,8 @@ model = dict(
         _delete_=True, type='VGGStyleDiscriminatorAnySize', num_in_ch=3, num_feat=64, input_size=gt_crop_size),
     ranker=dict(type='RankerVGG', depth=12),
     ranker_checkpoint='experiments/pretrained_models/Ranker_NIQE_basicsr.pth',
-    rank_loss=dict(type='RankContentLoss', loss_weight=0.03, bias=0, reduction='mean'))
+    rank_loss=dict(type='RankContentLoss', loss_weight=0.03, bias=0, reduction='sum'),
+    ranker_batchnorm='batch')
 
 train_pipeline = [
     dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb'),

@@ -1,15 +1,18 @@
 # RankSRGAN-N: MMagic's SRGAN plus the frozen NIQE Ranker and the rank-content loss.
-# Only what RankSRGAN changes is overridden (RankSRGAN, ICCV 2019; ../shared/REFERENCE.md):
-# - model: RankSRGAN, Ranker VGG-12 loaded from a checkpoint, rank-content loss weight 0.03
+# Only what RankSRGAN changes is overridden (the original code's settings; every difference: docs/fidelity.md):
+# - model: RankSRGAN, Ranker VGG-12 loaded from a checkpoint, rank-content loss 0.03 x SUM over the
+#   total batch (the original's), frozen Ranker with batch-statistics BatchNorm (the original's)
 # - losses: pixel weight 0 (the base: L1 1e-2); perceptual conv5_4 and vanilla GAN 5e-3 as the base
-# - data: batch 8, GT crop 296 (the Ranker's patch size), so the discriminator is the VGG-style one
-#   for 296x296 inputs (MMagic's ModifiedVGG takes 128x128 only)
+# - data: total batch 8 (with N GPUs: --cfg-options train_dataloader.batch_size=8/N), GT crop 296
+#   (the Ranker's patch size), so the discriminator is the VGG-style one for 296x296 inputs
+#   (MMagic's ModifiedVGG takes 128x128 only)
 # - Adam betas (0.9, 0.99); 500k iterations (MultiStepLR [50k, 100k, 200k, 300k] x0.5 as the base)
 # - validation: the base's MAE / PSNR / SSIM plus NIQE (Y channel, 4-pixel shave)
 # The generator is the base's MSRResNet, initialised from MMagic's PSNR-trained MSRResNet (load_from).
 #   python tools/mmagic_train.py options/mmagic/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py
 #   torchrun --nproc_per_node=4 tools/mmagic_train.py \
-#       options/mmagic/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py --launcher pytorch
+#       options/mmagic/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py --launcher pytorch \
+#       --cfg-options train_dataloader.batch_size=2   # total batch 8
 # External files (not downloaded; see docs/mmagic.md):
 #   experiments/pretrained_models/Ranker_NIQE_basicsr.pth   # tools/convert_official_weights.py, a BasicSR net_r_*.pth,
 #                                                           # or an MMagic Ranker checkpoint (best_SROCC_iter_*.pth)
@@ -34,7 +37,8 @@ model = dict(
     pixel_loss=dict(loss_weight=0.0),
     ranker=dict(type='RankerVGG', depth=12),
     ranker_checkpoint='experiments/pretrained_models/Ranker_NIQE_basicsr.pth',
-    rank_loss=dict(type='RankContentLoss', loss_weight=0.03, bias=0, reduction='mean'))
+    rank_loss=dict(type='RankContentLoss', loss_weight=0.03, bias=0, reduction='sum'),
+    ranker_batchnorm='batch')
 
 train_pipeline = [
     dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb'),

@@ -138,3 +138,42 @@ def load_ranker(net: RankerVGG, path: str, param_key: Optional[str] = 'params', 
     checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     net.load_state_dict(ranker_state_dict(checkpoint, net, param_key), strict=strict)
     return net
+
+
+PAIR_FORWARDS = ('separate', 'joint')
+RANKER_BATCHNORM_MODES = ('batch', 'running')
+
+
+def score_pairs(ranker: nn.Module, img_a: torch.Tensor, img_b: torch.Tensor,
+                pair_forward: str = 'separate') -> Tuple[torch.Tensor, torch.Tensor]:
+    """Ranker scores, shape (N,) each, of both sides of a batch of pairs.
+
+    ``'separate'``: one forward pass per side, so BatchNorm normalises each side with its own batch
+    statistics (the original's ``Ranker_model.py``); ``'joint'``: one pass over both sides
+    concatenated (half the kernel launches; BatchNorm statistics mix both levels).
+    """
+    if pair_forward == 'separate':
+        return ranker(img_a).reshape(-1), ranker(img_b).reshape(-1)
+    if pair_forward == 'joint':
+        scores = ranker(torch.cat([img_a, img_b])).reshape(2, -1)
+        return scores[0], scores[1]
+    raise ValueError(f'Unknown pair_forward {pair_forward!r}; choose from {PAIR_FORWARDS}.')
+
+
+def freeze_ranker(net: nn.Module, batchnorm: str = 'batch') -> nn.Module:
+    """A trained Ranker frozen for RankSRGAN: no parameter gradients, BatchNorm as ``batchnorm`` says.
+
+    ``'batch'`` (the original's: ``RankSRGAN_model.py`` never puts the Ranker in eval mode): BatchNorm
+    normalises with the statistics of each generator batch; its running statistics stay as loaded
+    (``track_running_stats=False``; the original updated them but never used or saved them).
+    ``'running'``: eval mode, the running statistics learnt in Ranker training. Idempotent: call it
+    again after any ``train()``/``eval()`` of an owner.
+    """
+    if batchnorm not in RANKER_BATCHNORM_MODES:
+        raise ValueError(f'Unknown Ranker batchnorm mode {batchnorm!r}; choose from {RANKER_BATCHNORM_MODES}.')
+    net.requires_grad_(False).eval()
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.track_running_stats = batchnorm == 'running'
+            module.train(batchnorm == 'batch')
+    return net

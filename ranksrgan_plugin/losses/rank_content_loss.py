@@ -1,9 +1,14 @@
 """The rank-content loss that RankSRGAN adds to the SRGAN generator's losses (paper Eq. 5)."""
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
+from torch import distributed as dist
 from torch import nn
 
 from .rank_loss import _check_reduction
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 @LOSS_REGISTRY.register()
@@ -11,19 +16,24 @@ class RankContentLoss(nn.Module):
     """The paper's *rank-content loss*: ``weight * sigmoid(R(G(x)) - bias)``, reduced over the batch.
 
     R is the frozen Ranker; its score grows with the metric label (for NIQE: higher = worse), so
-    minimising the loss pushes the generator towards better metric values. ``reduction='mean'`` is
-    the sane default; ``'sum'`` reproduces the original code, whose strength grew with the batch
-    size. For a Ranker whose score grows with quality, set ``higher_is_better=True`` (the score's
-    sign is flipped).
+    minimising the loss pushes the generator towards better metric values. For a Ranker whose
+    score grows with quality, set ``higher_is_better=True`` (the score's sign is flipped).
+
+    ``reduction='sum'`` is the original code's (``RankSRGAN_model.py``: ``torch.sum`` over the
+    batch, whose strength grows with the batch: 8x a mean at the original's total batch of 8). It
+    sums over the *total* batch: the original summed over the whole batch that DataParallel split
+    across its GPUs; under DDP each process sees only its share and DDP *averages* gradients, so
+    each process's sum is multiplied by the world size, which gives exactly the gradient of the sum
+    over all processes' images (and logs that total). ``'mean'`` is independent of batch and world size.
 
     Args:
         loss_weight (float): Weight (paper: 0.03). Default: 0.03.
         bias (float): Subtracted from the score inside the sigmoid. Default: 0.
-        reduction (str): 'mean' or 'sum' over the batch. Default: 'mean'.
+        reduction (str): 'sum' (over the total batch, see above) or 'mean'. Default: 'sum' (the original).
         higher_is_better (bool): The Ranker's score grows with quality. Default: False.
     """
 
-    def __init__(self, loss_weight: float = 0.03, bias: float = 0.0, reduction: str = 'mean',
+    def __init__(self, loss_weight: float = 0.03, bias: float = 0.0, reduction: str = 'sum',
                  higher_is_better: bool = False) -> None:
         super().__init__()
         self.loss_weight, self.bias = loss_weight, bias
@@ -33,4 +43,6 @@ class RankContentLoss(nn.Module):
     def forward(self, scores: torch.Tensor) -> torch.Tensor:
         """Loss of a batch of Ranker scores, shape (N,) or (N, 1)."""
         values = torch.sigmoid(self.sign * (scores.reshape(-1) - self.bias))
-        return self.loss_weight * (values.mean() if self.reduction == 'mean' else values.sum())
+        if self.reduction == 'mean':
+            return self.loss_weight * values.mean()
+        return self.loss_weight * _world_size() * values.sum()

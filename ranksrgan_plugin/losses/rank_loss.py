@@ -5,6 +5,8 @@ and PI (lower = better) a better image gets a lower score; for a higher-is-bette
 Ma the rank dataset flips the labels (``RankPairDataset(higher_is_better=True)`` negates them),
 so the convention holds for every metric.
 """
+from typing import Optional
+
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
@@ -26,25 +28,35 @@ class RankLoss(nn.Module):
     For a pair with labels (l_a, l_b), y = sign(l_a - l_b) and the loss is
     ``max(0, -y * (s_a - s_b) + margin)``: the score of the higher-labelled patch must exceed the
     other's by the margin. Pairs with equal labels carry no order and are left out (the original
-    code gave them an arbitrary y = +1). Scores are not clamped (the original clamped them to
-    [-5, 5], which killed the gradient of saturated scores).
+    code gave them an arbitrary y = +1; with float labels ties practically never occur).
+
+    ``clamp=5`` reproduces the original (``Ranker_model.py`` clamps both scores to [-5, 5] before
+    the hinge): a pair whose scores are both saturated gets no gradient, which also bounds how far
+    apart the levels' scores are pushed. ``None`` leaves the scores as they are.
 
     Args:
         margin (float): Margin of the ranking hinge. Default: 0.5 (paper).
         loss_weight (float): Weight of the loss. Default: 1.0.
         reduction (str): 'mean' over the ordered pairs, or 'sum'. Default: 'mean'.
+        clamp (float | None): Clamp scores to [-clamp, clamp] first. Default: 5 (the original).
     """
 
-    def __init__(self, margin: float = 0.5, loss_weight: float = 1.0, reduction: str = 'mean') -> None:
+    def __init__(self, margin: float = 0.5, loss_weight: float = 1.0, reduction: str = 'mean',
+                 clamp: Optional[float] = 5.0) -> None:
         super().__init__()
         self.margin = margin
         self.loss_weight = loss_weight
         self.reduction = _check_reduction(reduction)
+        if clamp is not None and clamp <= 0:
+            raise ValueError(f'RankLoss clamp must be positive or None, got {clamp}.')
+        self.clamp = clamp
 
     def forward(self, score_a: torch.Tensor, score_b: torch.Tensor, label_a: torch.Tensor,
                 label_b: torch.Tensor) -> torch.Tensor:
         """Loss of a batch of pairs; every argument has shape (N,) or (N, 1)."""
         score_a, score_b = score_a.reshape(-1), score_b.reshape(-1)
+        if self.clamp is not None:
+            score_a, score_b = score_a.clamp(-self.clamp, self.clamp), score_b.clamp(-self.clamp, self.clamp)
         target = torch.sign(label_a.reshape(-1) - label_b.reshape(-1)).to(score_a.dtype)
         ordered = target != 0
         hinge = F.margin_ranking_loss(

@@ -9,6 +9,7 @@ from itertools import combinations
 from typing import Sequence
 
 import numpy as np
+import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 from scipy import stats
 
@@ -60,3 +61,14 @@ def calculate_pair_accuracy(scores: Sequence[float], labels: Sequence[float], ke
     if total == 0:
         raise ValueError('Pair accuracy needs at least one key with two differently labelled levels.')
     return correct / total
+
+
+def batch_pair_accuracy(score_a: torch.Tensor, score_b: torch.Tensor, label_a: torch.Tensor,
+                        label_b: torch.Tensor) -> torch.Tensor:
+    """Share of a training batch's pairs whose scores are ordered as their labels (pairs with tied
+    labels left out; 1 when every pair is tied). Logged during Ranker training, not a loss."""
+    with torch.no_grad():
+        label_order = torch.sign(label_a.reshape(-1) - label_b.reshape(-1))
+        ordered = label_order != 0
+        agree = torch.sign(score_a.reshape(-1) - score_b.reshape(-1)) == label_order
+        return agree[ordered].float().mean() if ordered.any() else torch.ones((), device=score_a.device)

@@ -5,6 +5,9 @@ import torch
 from mmagic.registry import MODELS
 from mmengine.model import BaseModel
 
+from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
+from ..metrics.rank_metrics import batch_pair_accuracy
+
 DEFAULT_RANK_LOSS = dict(type='RankLoss', margin=0.5)
 
 
@@ -24,15 +27,21 @@ class RankerModel(BaseModel):
     Args:
         ranker (dict): Config of the Ranker, e.g. ``dict(type='RankerVGG', depth=12)``.
         rank_loss (dict): ``RankLoss`` (margin 0.5, the paper) or ``RankRegressionLoss``.
+        pair_forward (str): ``'separate'`` (the original's: one forward pass per side of the pairs,
+            BatchNorm statistics per side) or ``'joint'`` (one pass over both sides). Default: 'separate'.
         data_preprocessor (dict, optional): Default: ``BaseDataPreprocessor`` (moves data to the device).
         init_cfg (dict, optional): mmengine weight initialisation config.
     """
 
     def __init__(self, ranker: Dict[str, Any], rank_loss: Optional[Dict[str, Any]] = None,
-                 data_preprocessor: Optional[Dict[str, Any]] = None, init_cfg: Optional[Dict[str, Any]] = None) -> None:
+                 pair_forward: str = 'separate', data_preprocessor: Optional[Dict[str, Any]] = None,
+                 init_cfg: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'), init_cfg=init_cfg)
+        if pair_forward not in PAIR_FORWARDS:
+            raise ValueError(f'RankerModel pair_forward must be one of {PAIR_FORWARDS}, got {pair_forward!r}.')
         self.ranker = MODELS.build(ranker)
         self.rank_loss = MODELS.build(rank_loss or DEFAULT_RANK_LOSS)
+        self.pair_forward = pair_forward
 
     def forward(self, img: Optional[torch.Tensor] = None, mode: str = 'tensor',
                 **batch: Any) -> Union[torch.Tensor, Dict[str, torch.Tensor], List[Dict[str, Any]]]:
@@ -49,16 +58,10 @@ class RankerModel(BaseModel):
     def loss(self, img_a: torch.Tensor, img_b: torch.Tensor, label_a: torch.Tensor,
              label_b: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Rank loss of a batch of pairs, plus the batch's pair accuracy (not a loss: no 'loss' in its name)."""
-        # one forward for both sides of the pairs: BatchNorm sees both levels, as on the BasicSR side
-        scores = self.ranker(torch.cat([img_a, img_b])).reshape(2, -1)
-        label_a, label_b = label_a.to(scores), label_b.to(scores)
-        losses = {'loss_rank': self.rank_loss(scores[0], scores[1], label_a, label_b)}
-        with torch.no_grad():
-            label_order = torch.sign(label_a - label_b)
-            ordered = label_order != 0
-            agree = (torch.sign(scores[0] - scores[1]) == label_order)[ordered]
-            losses['pair_acc'] = agree.float().mean() if ordered.any() else torch.ones((), device=scores.device)
-        return losses
+        score_a, score_b = score_pairs(self.ranker, img_a, img_b, self.pair_forward)
+        label_a, label_b = label_a.to(score_a), label_b.to(score_a)
+        return {'loss_rank': self.rank_loss(score_a, score_b, label_a, label_b),
+                'pair_acc': batch_pair_accuracy(score_a, score_b, label_a, label_b)}
 
     @staticmethod
     def predict(scores: torch.Tensor, labels: Sequence, keys: Sequence[str],

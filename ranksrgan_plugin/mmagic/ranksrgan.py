@@ -13,7 +13,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .. import compat
-from ..archs.ranker_arch import check_ranker_checkpoint
+from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker
 from ..losses.perceptual_loss import find_imagenet_vgg_weights
 from .checkpoints import load_ranker_checkpoint
 
@@ -21,28 +21,35 @@ DEFAULT_RANK_LOSS = dict(type='RankContentLoss', loss_weight=0.03)
 
 
 class FrozenNetwork:
-    """A network held outside its owner's module tree: frozen, in eval mode, never saved or trained.
+    """A Ranker held outside its owner's module tree: frozen (see ``freeze_ranker``), never saved or trained.
 
     Not being an ``nn.Module`` attribute, the network is invisible to ``state_dict`` (so to
     mmengine's checkpoints), ``parameters`` (so to optimiser wrappers), ``train()`` and DDP wrapping.
     Its owner moves it with itself (see ``RankContentMixin._apply``).
     """
 
-    def __init__(self, net: nn.Module) -> None:
-        self.net = net.eval().requires_grad_(False)
+    def __init__(self, net: nn.Module, batchnorm: str = 'batch') -> None:
+        self.batchnorm = batchnorm
+        self.net = freeze_ranker(net, batchnorm)
+
+    def refreeze(self) -> None:
+        """Restore the frozen modes (after the owner's ``train()``/``eval()``)."""
+        freeze_ranker(self.net, self.batchnorm)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
-def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str]) -> FrozenNetwork:
+def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str],
+                        batchnorm: str = 'batch') -> FrozenNetwork:
     """Build the Ranker from its config and load a trained checkpoint (required)."""
     check_ranker_checkpoint(ranker_checkpoint, 'ranker_checkpoint',
                             'options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py')
     net = MODELS.build(ranker)
     load_ranker_checkpoint(net, ranker_checkpoint)
-    print_log(f'Frozen Ranker {type(net).__name__} loaded from {ranker_checkpoint}.', logger='current')
-    return FrozenNetwork(net)
+    print_log(f'Frozen Ranker {type(net).__name__} loaded from {ranker_checkpoint} '
+              f'(BatchNorm: {batchnorm} statistics).', logger='current')
+    return FrozenNetwork(net, batchnorm)
 
 
 def perceptual_vgg_weights(perceptual_loss: Optional[Dict[str, Any]]) -> Optional[str]:
@@ -72,9 +79,9 @@ class RankContentMixin:
     """
 
     def __init__(self, *, ranker: Dict[str, Any], ranker_checkpoint: Optional[str] = None,
-                 rank_loss: Optional[Dict[str, Any]] = None, perceptual_loss: Optional[Dict[str, Any]] = None,
-                 **kwargs: Any) -> None:
-        frozen_ranker = build_frozen_ranker(ranker, ranker_checkpoint)
+                 rank_loss: Optional[Dict[str, Any]] = None, ranker_batchnorm: str = 'batch',
+                 perceptual_loss: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
+        frozen_ranker = build_frozen_ranker(ranker, ranker_checkpoint, ranker_batchnorm)
         if perceptual_loss and perceptual_loss.get('type') in ('PerceptualLoss', 'mmagic.PerceptualLoss'):
             weights = perceptual_vgg_weights(perceptual_loss)
             perceptual_loss = copy.deepcopy(perceptual_loss)
@@ -101,9 +108,9 @@ class RankContentMixin:
         return self
 
     def train(self, mode: bool = True) -> 'RankContentMixin':
-        """As ``nn.Module.train``; the Ranker stays in eval mode whatever ``mode`` is."""
+        """As ``nn.Module.train``; the Ranker keeps its frozen modes whatever ``mode`` is."""
         super().train(mode)
-        self._frozen_ranker.net.eval()
+        self._frozen_ranker.refreeze()
         return self
 
     def extract_gt_data(self, data_samples: DataSample) -> torch.Tensor:
@@ -144,14 +151,18 @@ class RankSRGAN(RankContentMixin, SRGAN):
 
     The *Ranker* is built from ``ranker`` and loaded from ``ranker_checkpoint`` (required: a BasicSR
     ``{'params': ...}`` file, an official release, or an MMagic :class:`RankerModel` checkpoint). It
-    is frozen (eval mode, ``requires_grad=False``) and held outside the module tree, so it is never
-    trained, never wrapped by DDP, never given to an optimiser and never saved in checkpoints: a
-    RankSRGAN checkpoint is an SRGAN checkpoint, and resuming reloads the Ranker from its path.
+    is frozen (``requires_grad=False``, BatchNorm as ``ranker_batchnorm`` says) and held outside the
+    module tree, so it is never trained, never wrapped by DDP, never given to an optimiser and never
+    saved in checkpoints: a RankSRGAN checkpoint is an SRGAN checkpoint, and resuming reloads the
+    Ranker from its path.
 
     Args:
         ranker (dict): Config of the Ranker, e.g. ``dict(type='RankerVGG', depth=12)``.
         ranker_checkpoint (str): Path of the trained Ranker.
-        rank_loss (dict): Config of the rank-content loss. Default: ``RankContentLoss`` weight 0.03.
+        rank_loss (dict): Config of the rank-content loss. Default: ``RankContentLoss`` weight 0.03
+            (summed over the total batch, as the original).
+        ranker_batchnorm (str): ``'batch'`` (the original's: the Ranker's BatchNorm uses each
+            generator batch's statistics) or ``'running'`` (eval mode). Default: 'batch'.
         perceptual_loss (dict, optional): MMagic's PerceptualLoss; its ``pretrained`` is honoured
             ('torchvision://vgg19': the ImageNet file on disk, else a clear error saying where to put
             it; a path; None: random weights, for tests).

@@ -11,6 +11,9 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
+from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
+from ..metrics.rank_metrics import batch_pair_accuracy
+
 
 @MODEL_REGISTRY.register()
 class RankerModel(BaseModel):
@@ -20,6 +23,8 @@ class RankerModel(BaseModel):
         network_r: the Ranker (e.g. ``type: RankerVGG``); saved as ``net_r_<iter>.pth``.
         path.pretrain_network_r / param_key_r / strict_load_r: optional initial weights.
         train.rank_opt: the loss (``RankLoss`` or ``RankRegressionLoss``).
+        train.pair_forward: ``separate`` (default, the original's: one forward pass per side of the
+            pairs, BatchNorm statistics per side) or ``joint`` (one pass over both sides).
         train.optim_r, train.scheduler: as for any BasicSR model.
         val.metrics: whole-split metrics (``calculate_srocc``, ``calculate_pair_accuracy``);
         val.best_metric: the metric whose best value saves ``net_r_best.pth``
@@ -46,6 +51,9 @@ class RankerModel(BaseModel):
         if not train_opt.get('rank_opt'):
             raise ValueError('RankerModel needs train.rank_opt (e.g. type: RankLoss).')
         self.cri_rank = build_loss(train_opt['rank_opt']).to(self.device)
+        self.pair_forward = train_opt.get('pair_forward', 'separate')
+        if self.pair_forward not in PAIR_FORWARDS:
+            raise ValueError(f'train.pair_forward must be one of {PAIR_FORWARDS}, got {self.pair_forward!r}.')
         self.setup_optimizers()
         self.setup_schedulers()
 
@@ -68,16 +76,11 @@ class RankerModel(BaseModel):
 
     def optimize_parameters(self, current_iter: int) -> None:
         self.optimizer_r.zero_grad()
-        # One forward for both sides of the pairs: half the kernel launches, and BN sees both levels.
-        scores = self.net_r(torch.cat([self.img_a, self.img_b])).reshape(2, -1)
-        l_rank = self.cri_rank(scores[0], scores[1], self.label_a, self.label_b)
+        score_a, score_b = score_pairs(self.net_r, self.img_a, self.img_b, self.pair_forward)
+        l_rank = self.cri_rank(score_a, score_b, self.label_a, self.label_b)
         l_rank.backward()
         self.optimizer_r.step()
-        with torch.no_grad():
-            label_order = torch.sign(self.label_a - self.label_b)
-            ordered = label_order != 0
-            agree = torch.sign(scores[0] - scores[1]) == label_order
-            pair_acc = agree[ordered].float().mean() if ordered.any() else torch.ones((), device=self.device)
+        pair_acc = batch_pair_accuracy(score_a, score_b, self.label_a, self.label_b)
         self.log_dict = self.reduce_loss_dict(OrderedDict(l_rank=l_rank, pair_acc=pair_acc))
 
     def test(self) -> None:

@@ -9,7 +9,7 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..archs.ranker_arch import check_ranker_checkpoint, load_ranker
+from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
 from ..losses.perceptual_loss import find_imagenet_vgg_weights
 
 
@@ -21,11 +21,16 @@ class RankSRGANModel(SRGANModel):
     ``net_d_init_iters``, EMA, any ``network_g``: SRResNet for RankSRGAN, RRDBNet for
     "RankESRGAN"). Added:
 
-    - ``network_r``: the *Ranker*, loaded from ``path.pretrain_network_r`` (required), kept in
-      eval mode with ``requires_grad=False``, never wrapped in DDP, never saved, and left out of
-      BasicSR's resume path rewriting (``frozen_networks``);
+    - ``network_r``: the *Ranker*, loaded from ``path.pretrain_network_r`` (required), with
+      ``requires_grad=False``, never wrapped in DDP, never saved, and left out of BasicSR's resume
+      path rewriting (``frozen_networks``);
+    - ``train.ranker_batchnorm``: ``batch`` (default, the original's: the Ranker's BatchNorm uses
+      each generator batch's statistics) or ``running`` (eval mode); see ``freeze_ranker``;
     - ``train.rank_opt``: the rank-content loss (``type: RankContentLoss``), logged as
-      ``l_g_rank`` with the batch's mean Ranker score ``out_r``.
+      ``l_g_rank`` with the batch's mean Ranker score ``out_r``;
+    - ``train.relativistic``: ``true`` for the original's ``gan_type: ragan`` (RankESRGAN): the
+      relativistic average GAN of ESRGAN, with the discriminator's two terms in one graph as the
+      original (BasicSR's ESRGANModel detaches the other side's mean). Default: false (vanilla).
     """
 
     frozen_networks = ('network_r',)
@@ -35,11 +40,12 @@ class RankSRGANModel(SRGANModel):
         if not train_opt.get('rank_opt'):
             raise ValueError('RankSRGANModel needs train.rank_opt (e.g. type: RankContentLoss, loss_weight: 0.03).')
         _check_upstream_perceptual_weights(train_opt.get('perceptual_opt'))
-        self.net_r = self._load_frozen_ranker()
+        self.net_r = self._load_frozen_ranker(train_opt.get('ranker_batchnorm', 'batch'))
+        self.relativistic = bool(train_opt.get('relativistic', False))
         super().init_training_settings()
         self.cri_rank = build_loss(train_opt['rank_opt']).to(self.device)
 
-    def _load_frozen_ranker(self) -> torch.nn.Module:
+    def _load_frozen_ranker(self, batchnorm: str) -> torch.nn.Module:
         if 'network_r' not in self.opt:
             raise ValueError('RankSRGANModel needs network_r: the Ranker architecture (e.g. type: RankerVGG).')
         path = check_ranker_checkpoint(self.opt['path'].get('pretrain_network_r'), 'path.pretrain_network_r',
@@ -47,8 +53,9 @@ class RankSRGANModel(SRGANModel):
         net_r = build_network(self.opt['network_r'])
         load_ranker(net_r, path, self.opt['path'].get('param_key_r', 'params'),
                     self.opt['path'].get('strict_load_r', True))
-        get_root_logger().info(f'Frozen Ranker {net_r.__class__.__name__} loaded from {path}.')
-        return net_r.to(self.device).eval().requires_grad_(False)
+        get_root_logger().info(f'Frozen Ranker {net_r.__class__.__name__} loaded from {path} '
+                               f'(BatchNorm: {batchnorm} statistics).')
+        return freeze_ranker(net_r.to(self.device), batchnorm)
 
     def optimize_parameters(self, current_iter: int) -> None:
         loss_dict: Dict[str, torch.Tensor] = OrderedDict()
@@ -76,15 +83,27 @@ class RankSRGANModel(SRGANModel):
                 if value is not None:
                     loss_dict[name] = value
                     l_g_total += value
-        loss_dict['l_g_gan'] = self.cri_gan(self.net_d(self.output), True, is_disc=False)
+        loss_dict['l_g_gan'] = self.generator_gan_loss()
         rank_scores = self.net_r(self.output)
         loss_dict['l_g_rank'] = self.cri_rank(rank_scores)
         loss_dict['out_r'] = rank_scores.detach().mean()
         return l_g_total + loss_dict['l_g_gan'] + loss_dict['l_g_rank']
 
+    def generator_gan_loss(self) -> torch.Tensor:
+        """The generator's GAN loss: vanilla, or relativistic average (the original's ``ragan``)."""
+        fake_pred = self.net_d(self.output)
+        if not self.relativistic:
+            return self.cri_gan(fake_pred, True, is_disc=False)
+        real_pred = self.net_d(self.gt).detach()
+        return (self.cri_gan(real_pred - fake_pred.mean(), False, is_disc=False)
+                + self.cri_gan(fake_pred - real_pred.mean(), True, is_disc=False)) / 2
+
     def discriminator_step(self, loss_dict: Dict[str, Any]) -> None:
         """SRGAN's discriminator update on real GT and detached generator output."""
         self.optimizer_d.zero_grad()
+        if self.relativistic:
+            self.relativistic_discriminator_step(loss_dict)
+            return
         real_d_pred = self.net_d(self.gt)
         loss_dict['l_d_real'] = self.cri_gan(real_d_pred, True, is_disc=True)
         loss_dict['out_d_real'] = real_d_pred.detach().mean()
@@ -93,6 +112,17 @@ class RankSRGANModel(SRGANModel):
         loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
         loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
         loss_dict['l_d_fake'].backward()
+        self.optimizer_d.step()
+
+    def relativistic_discriminator_step(self, loss_dict: Dict[str, Any]) -> None:
+        """The original's ``ragan`` discriminator update: both terms, each through both predictions."""
+        real_d_pred = self.net_d(self.gt)
+        fake_d_pred = self.net_d(self.output.detach())
+        loss_dict['l_d_real'] = self.cri_gan(real_d_pred - fake_d_pred.mean(), True, is_disc=True)
+        loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred - real_d_pred.mean(), False, is_disc=True)
+        loss_dict['out_d_real'] = real_d_pred.detach().mean()
+        loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
+        ((loss_dict['l_d_real'] + loss_dict['l_d_fake']) / 2).backward()
         self.optimizer_d.step()
 
 
