@@ -8,7 +8,8 @@
 #   python tools/make_rank_dataset.py -opt options/rank_dataset_DF2K_NIQE.yml   # datasets/rank_DF2K_niqe/{train,val}
 #   python tools/mmagic_train.py options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py
 #   torchrun --nproc_per_node=4 tools/mmagic_train.py \
-#       options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py --launcher pytorch
+#       options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py --launcher pytorch \
+#       --cfg-options train_dataloader.batch_size=4   # total batch 16, as the original
 # The best checkpoint (best_SROCC_iter_*.pth) is a valid `ranker_checkpoint` of the RankSRGAN configs.
 _base_ = 'mmagic::_base_/default_runtime.py'
 
