@@ -421,7 +421,7 @@ def test_rank_dataset_tool_labels_with_ma(tmp_path, model_path):
     """`--metric ma` labels patches with Ma's score; the manifest says higher is better, the dataset negates."""
     hr = tmp_path / 'hr'
     hr.mkdir()
-    images = {f'img{seed}': _photo(200, 400, seed) for seed in range(2)}
+    images = {f'img{seed}': _photo(204, 404, seed) for seed in range(2)}  # the original grid: tops < 204 - 200
     for stem, img in images.items():
         cv2.imwrite(str(hr / f'{stem}.png'), img)
     output = tmp_path / 'rank_ma'
@@ -434,7 +434,7 @@ def test_rank_dataset_tool_labels_with_ma(tmp_path, model_path):
     assert manifest['metric'] == 'ma' and manifest['higher_is_better'] is True
     labels = {tuple(line.split()[:2]): float(line.split()[2])
               for line in (output / split / 'labels.txt').read_text().splitlines() if not line.startswith('#')}
-    expected = M.ma_batch(images['img0'][None, :, :200], crop_border=4, model=model_path)[0]
+    expected = M.ma_batch(images['img0'][None, :200, :200], crop_border=4, model=model_path)[0]
     assert labels[('img0_s0000', 'hr')] == pytest.approx(expected, abs=1e-6)
     dataset = RankPairDataset({'dataroot': str(output / split), 'phase': 'val', 'name': 'ma'})
     assert dataset.labels[('img0_s0000', 'hr')] == -labels[('img0_s0000', 'hr')]

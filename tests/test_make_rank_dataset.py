@@ -153,9 +153,12 @@ def main_inputs(tmp_path_factory, photos):
     root = tmp_path_factory.mktemp('main_inputs')
     hr = make_hr_folder(root / 'hr', photos, MAIN_STEMS)
     config = root / 'rank.yml'
-    # the YAML sets lmdb storage; the folder build overrides it with --storage
+    # the YAML sets lmdb storage; the folder build overrides it with --storage. These builds pin the
+    # non-original options: every full patch (the original grid takes none from a one-patch-high
+    # image), the first locations in raster order, the split by source image.
     config.write_text(f'patch_size: {PATCH}\nstride: {STRIDE}\nsharpness_threshold: null\nmin_gap: 0\n'
-                      f'val_fraction: {VAL_FRACTION}\nstorage: lmdb\nscale: {SCALE}\n')
+                      f'val_fraction: {VAL_FRACTION}\nstorage: lmdb\nscale: {SCALE}\ngrid: full\n'
+                      'max_patches_choice: first\nval_split_by: image\n')
     return SimpleNamespace(hr=hr, config=str(config))
 
 
@@ -230,7 +233,7 @@ def test_cli_build_reads_back_with_rank_pair_dataset(main_build):
 def test_cli_build_patches_and_labels(main_build):
     """Each key is the right crop of each level; the labels are the NIQE of the patches (checked on val)."""
     hr_images = {stem: cv2.imread(osp.join(main_build.inputs.hr, f'{stem}.png')) for stem in MAIN_STEMS}
-    corners = patch_grid(HEIGHT, WIDTH, PATCH, STRIDE)
+    corners = patch_grid(HEIGHT, WIDTH, PATCH, STRIDE, 'full')
     all_labels = {}
     for split in ('train', 'val'):
         split_dir = osp.join(main_build.root, split)
@@ -268,6 +271,8 @@ def test_cli_build_top_level_manifest(main_build):
     assert options['sharpness_threshold'] is None and options['min_gap'] == 0
     assert options['val_fraction'] == VAL_FRACTION and options['seed'] == SEED
     assert options['storage'] == main_build.storage and options['max_patches_per_image'] == MAX_PATCHES
+    assert options['grid'] == 'full' and options['max_patches_choice'] == 'first'
+    assert options['val_split_by'] == 'image'
     assert [level['name'] for level in options['levels']] == LEVELS
     assert options['output'] == main_build.root and options['device'] == 'cpu'
     assert [level['name'] for level in manifest['levels']] == LEVELS
@@ -277,8 +282,8 @@ def test_cli_build_top_level_manifest(main_build):
     assert manifest['versions']['basicsr'] == basicsr.__version__
     assert manifest['versions']['numpy'] == np.__version__
     assert manifest['counts'] == {'grid': 3 * len(MAIN_STEMS), 'sharp': 3 * len(MAIN_STEMS),
-                                  'kept': MAX_PATCHES * len(MAIN_STEMS), 'images_ok': len(MAIN_STEMS),
-                                  'images_skipped': 0}
+                                  'gap': 3 * len(MAIN_STEMS), 'kept': MAX_PATCHES * len(MAIN_STEMS),
+                                  'images_ok': len(MAIN_STEMS), 'images_skipped': 0}
     assert manifest['skipped'] == {}
     assert manifest['splits'] == {'train': {'num_keys': 4 * MAX_PATCHES, 'num_images': 4},
                                   'val': {'num_keys': 2 * MAX_PATCHES, 'num_images': 2}}
@@ -345,8 +350,9 @@ def test_cli_logs_its_progress(main_build):
 
 
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, photos):
+    """With the default (original) options: MATLAB grid (2 locations per image here), split by patch."""
     stems = sorted(photos)
-    hr = make_hr_folder(tmp_path / 'hr', photos, stems, size=(PATCH, PATCH), flipped=stems[:3])
+    hr = make_hr_folder(tmp_path / 'hr', photos, stems, size=(PATCH + 4, PATCH + STRIDE + 4), flipped=stems[:3])
     num_images = len(stems) + 3
     args = ['--hr', hr, '--levels', ','.join(LEVELS), '--patch-size', PATCH, '--stride', STRIDE,
             '--sharpness-threshold', 0, '--min-gap', 0, '--val-fraction', 0.25, '--device', 'cpu', '--no-progress']
@@ -390,6 +396,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, photos):
     assert resumed_manifest['timings_s']['read'] >= 1000 > reference_manifest['timings_s']['read']
     assert resumed_manifest['counts'] == reference_manifest['counts']
     assert resumed_manifest['counts']['images_ok'] == num_images
+    assert resumed_manifest['counts']['kept'] == 2 * num_images
     assert resumed_manifest['splits'] == reference_manifest['splits']
     for split in ('train', 'val'):
         assert read_bytes(osp.join(output, split, 'labels.txt')) == read_bytes(osp.join(reference, split, 'labels.txt'))
@@ -402,10 +409,13 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, photos):
             assert set(resumed_store) == set(reference_store) == label_keys
             assert len(resumed_store) == resumed_split['num_keys']
             assert resumed_store == reference_store  # the same PNG bytes too
+    # split by patch (the default): some source image has locations in both splits
+    sources = [set(load_json(osp.join(output, split, 'manifest.json'))['source_images']) for split in ('train', 'val')]
+    assert sources[0] & sources[1]
 
 
 def test_finished_output_is_not_overwritten_without_flag(tmp_path, photos):
-    hr = make_hr_folder(tmp_path / 'hr', photos, ['astronaut', 'coffee'], size=(PATCH, PATCH))
+    hr = make_hr_folder(tmp_path / 'hr', photos, ['astronaut', 'coffee'], size=(PATCH + 4, PATCH + 4))
     output = str(tmp_path / 'rank')
     args = ['--hr', hr, '--output', output, '--levels', 'bicubic,hr', '--patch-size', PATCH, '--val-fraction', 0,
             '--sharpness-threshold', 0, '--device', 'cpu', '--no-progress']
@@ -484,8 +494,8 @@ def one_image(tmp_path, photos):
 def small_config(tmp_path, hr, **options):
     base = {'output': str(tmp_path / 'out'), 'hr': str(hr), 'levels': [{'name': 'bicubic', 'type': 'builtin'},
                                                                          {'name': 'hr', 'type': 'hr'}],
-            'patch_size': PATCH, 'stride': STRIDE, 'sharpness_threshold': None, 'min_gap': 0, 'val_fraction': 0,
-            'device': 'cpu'}
+            'patch_size': PATCH, 'stride': STRIDE, 'grid': 'full', 'sharpness_threshold': None, 'min_gap': 0,
+            'val_fraction': 0, 'device': 'cpu'}
     base.update(options)
     return load_config(base)
 

@@ -20,6 +20,7 @@ def _build(hr: str, output: str) -> None:
     cfg = load_config({
         'hr': hr, 'output': output, 'levels': [{'name': 'bicubic', 'type': 'builtin'}, {'name': 'hr', 'type': 'hr'}],
         'patch_size': 200, 'stride': 100, 'sharpness_threshold': None, 'min_gap': 0, 'val_fraction': 0.5,
+        'grid': 'full',
         'device': 'cpu',
     })
     RankDatasetBuilder(cfg, progress=False).run()

@@ -1,9 +1,12 @@
 """Build a rank dataset with no MATLAB: SR levels -> aligned patches -> perceptual labels -> LMDB.
 
-The paper's recipe (REFERENCE.md): run SR models of rising quality on the LR versions of HR
-training images, cut aligned 296x296 patches every 148 pixels, keep a location when the best
-level's patch is sharp enough and two chosen levels' labels differ by more than a gap, at most 200
-per image, label every patch with NIQE, and hold out 10% of the source images for validation.
+The paper's recipe as the original MATLAB scripts run it (the defaults; docs/fidelity.md): run SR models of
+rising quality on the LR versions of HR training images, cut aligned 296x296 patches every 148
+pixels (MATLAB's grid, see patch_selection), keep a location when the best level's patch has
+``compute_sharpness >= 40`` and the NIQE (gray, no shave) of two chosen levels' patches differ by
+more than 0.1, a random 200 per image when more pass, label every kept patch with NIQE (Y channel,
+4-pixel shave), and hold out a random 10% of the patch locations for validation. Each of these
+steps has a named option for the alternatives (docs/rank_dataset.md).
 
 The build is resumable at image granularity. Each finished image leaves its patches (PNG) and a
 JSON record under ``<output>/.work``; a rerun of the same command skips finished images, and the
@@ -34,7 +37,16 @@ from tqdm import tqdm
 
 from ..metrics.patch_metrics import PatchMetric, build_patch_metric
 from ..version import __version__
-from .patch_selection import crop, patch_grid, sharp_corners
+from .patch_selection import (
+    GRID_RULES,
+    PATCH_CHOICES,
+    SHARPNESS_MEASURES,
+    choose_patches,
+    crop,
+    patch_grid,
+    sharp_corners,
+    stable_seed,
+)
 from .rank_dataset_format import (
     IMAGE_EXTENSIONS,
     MANIFEST_FILE,
@@ -51,6 +63,7 @@ from .sr_levels import SRLevel, build_level, matlab_bicubic
 
 BUILD_FORMAT = 'ranksrgan_rank_dataset_build'
 SPLITS = ('train', 'val')
+VAL_SPLITS = ('patch', 'image')
 PNG_COMPRESSION = 1  # as BasicSR's LmdbMaker records it in meta_info.txt
 WORK_DIR = '.work'
 
@@ -63,14 +76,20 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     'levels': None,             # list of level options, see sr_levels.build_level
     'patch_size': 296,
     'stride': 148,
+    'grid': 'original',         # original: MATLAB 1:stride:H-patch (no patch with top H-patch); full: every full one
     'max_patches_per_image': 200,
+    'max_patches_choice': 'random',  # random: a seeded random subset when more pass (original); first: raster order
     'sharpness_level': None,    # level whose patch must be sharp; default: the last level
-    'sharpness_threshold': 40.0,  # None disables the filter
+    'sharpness_measure': 'original',  # original: compute_sharpness.m; stdfilt3: 3x3 stdfilt, full blocks
+    'sharpness_threshold': 40.0,  # keep when sharpness >= threshold; None disables the filter
     'sharpness_block': 96,
-    'gap_levels': None,         # two levels whose labels must differ; default: the last two levels
+    'gap_levels': None,         # two levels whose patches must differ; default: the last two levels
     'min_gap': 0.1,             # None or 0 disables the filter
+    # metric of the gap filter (original: calc_NIQE, MATLAB rgb2gray, no shave); None: the labels
+    'gap_metric': {'type': 'niqe', 'crop_border': 0, 'convert_to': 'gray_uint8'},
     'metric': {'type': 'niqe', 'crop_border': 4, 'convert_to': 'y'},
     'val_fraction': 0.1,
+    'val_split_by': 'patch',    # patch: each location with probability val_fraction (original); image: by source
     'seed': 0,
     'storage': 'lmdb',          # lmdb or folder
     'skip_unreadable': False,   # True: log and count unreadable HR images instead of failing
@@ -121,6 +140,13 @@ def _validate_config(cfg: Dict[str, Any]) -> None:
                                     f'[0, num_shards={cfg["num_shards"]}).')
     if cfg['patch_size'] <= 0 or cfg['stride'] <= 0 or cfg['max_patches_per_image'] <= 0:
         raise RankDatasetBuildError('`patch_size`, `stride` and `max_patches_per_image` must be positive.')
+    for key, choices in (('grid', GRID_RULES), ('sharpness_measure', SHARPNESS_MEASURES),
+                         ('max_patches_choice', PATCH_CHOICES), ('val_split_by', VAL_SPLITS)):
+        if cfg[key] not in choices:
+            raise RankDatasetBuildError(f'`{key}` is one of {list(choices)}, got {cfg[key]!r}.')
+    if cfg['gap_metric'] is not None and not (isinstance(cfg['gap_metric'], Mapping) and 'type' in cfg['gap_metric']):
+        raise RankDatasetBuildError(f'`gap_metric` is null or a metric like {{type: niqe, ...}}, '
+                                    f'got {cfg["gap_metric"]!r}.')
 
 
 def config_fingerprint(cfg: Mapping[str, Any]) -> str:
@@ -181,6 +207,14 @@ def assign_splits(stems: Sequence[str], val_fraction: float, seed: int) -> Dict[
     return {stem: 'val' if stem in val else 'train' for stem in stems}
 
 
+def patch_split(key: str, val_fraction: float, seed: int) -> str:
+    """Split of one patch location: 'val' with probability ``val_fraction``, from a hash of ``seed`` and ``key``.
+
+    Depends on nothing else, so shards, resumed and uninterrupted builds agree.
+    """
+    return 'val' if stable_seed(seed, 'val', key) < val_fraction * 2.0**64 else 'train'
+
+
 def key_stem(stem: str) -> str:
     """A source image stem made safe for LMDB keys (letters, digits, '_' and '-')."""
     return re.sub(r'[^A-Za-z0-9_\-]', '-', stem)
@@ -207,19 +241,23 @@ class RankDatasetBuilder:
         lr_source = ImageSource(self.cfg['lr'], 'LR') if self.cfg['lr'] else None
         stems = hr_source.stems()
         _check_unique_key_stems(stems, self.cfg['hr'])
-        splits = assign_splits(stems, self.cfg['val_fraction'], self.cfg['seed'])
+        by_image = self.cfg['val_split_by'] == 'image'
+        splits = assign_splits(stems, self.cfg['val_fraction'], self.cfg['seed']) if by_image else {}
         my_stems = stems[self.cfg['shard_index']::self.cfg['num_shards']]
         levels = [build_level(opt, self.cfg['scale'], self.cfg['device']) for opt in self.cfg['levels']]
         metric = build_patch_metric(self.cfg['metric'], self.cfg['device'])
+        gap_metric = None
+        if self.cfg['min_gap'] and self.cfg['gap_metric'] is not None:
+            gap_metric = build_patch_metric(self.cfg['gap_metric'], self.cfg['device'])
         self._prepare_output()
         todo = [stem for stem in my_stems if not osp.isfile(self._record_path(stem))]
         self.logger.info(f'Rank dataset {self.output}: {len(my_stems)} images in this shard, '
                          f'{len(my_stems) - len(todo)} already done.')
-        processor = ImageProcessor(self.cfg, levels, metric, hr_source, lr_source)
+        processor = ImageProcessor(self.cfg, levels, metric, hr_source, lr_source, gap_metric)
         with tqdm(total=len(my_stems), initial=len(my_stems) - len(todo), unit='image',
                   desc='rank dataset', disable=not self.progress) as bar:
             for stem in todo:
-                record = processor.process(stem, splits[stem], self._stage_patch)
+                record = processor.process(stem, splits.get(stem), self._stage_patch)
                 self._log_record(record)
                 atomic_write(self._record_path(stem), json.dumps(record))
                 bar.update(1)
@@ -276,9 +314,7 @@ class RankDatasetBuilder:
         shape = (self.cfg['patch_size'], self.cfg['patch_size'], 3)
         split_summaries = {}
         for split in SPLITS:
-            split_records = [r for r in records if r['split'] == split and r['status'] == 'ok']
-            rows = [(key, level, record['labels'][level][i]) for record in split_records
-                    for i, key in enumerate(record['keys']) for level in level_names]
+            split_records, rows = split_rows(records, split, level_names)
             split_dir = osp.join(self.output, split)
             if not rows:
                 shutil.rmtree(split_dir, ignore_errors=True)
@@ -320,17 +356,20 @@ class RankDatasetBuilder:
 
 
 class ImageProcessor:
-    """Turns one source image into its kept patch locations, their patches and their labels."""
+    """Turns one source image into its kept patch locations, their patches, labels and splits."""
 
     def __init__(self, cfg: Dict[str, Any], levels: Sequence[SRLevel], metric: PatchMetric,
-                 hr_source: ImageSource, lr_source: Optional[ImageSource]) -> None:
-        self.cfg, self.levels, self.metric = cfg, levels, metric
+                 hr_source: ImageSource, lr_source: Optional[ImageSource],
+                 gap_metric: Optional[PatchMetric] = None) -> None:
+        self.cfg, self.levels, self.metric, self.gap_metric = cfg, levels, metric, gap_metric
         self.hr_source, self.lr_source = hr_source, lr_source
 
-    def process(self, stem: str, split: str, stage_patch: Callable[[str, str, np.ndarray], None]) -> Dict[str, Any]:
+    def process(self, stem: str, split: Optional[str],
+                stage_patch: Callable[[str, str, np.ndarray], None]) -> Dict[str, Any]:
+        """The record of one image; ``split`` is the image's split, or None to split by patch."""
         timer = _StageTimer()
-        record: Dict[str, Any] = {'stem': stem, 'split': split, 'status': 'ok', 'reason': None,
-                                  'keys': [], 'labels': {}, 'counts': {}, 'seconds': timer.seconds}
+        record: Dict[str, Any] = {'stem': stem, 'split': split, 'status': 'ok', 'reason': None, 'keys': [],
+                                  'splits': [], 'labels': {}, 'counts': {}, 'seconds': timer.seconds}
         try:
             hr = mod_crop(self.hr_source.read(stem), self.cfg['scale'])
         except RankDatasetBuildError as error:
@@ -347,22 +386,35 @@ class ImageProcessor:
         for level in self.levels:
             srs[level.name] = level(lr, hr, stem)
             timer.lap(f'level_{level.name}')
-        corners = patch_grid(hr.shape[0], hr.shape[1], patch_size, self.cfg['stride'])
-        sharp = sharp_corners(srs[self.cfg['sharpness_level']], corners, patch_size,
-                              self.cfg['sharpness_threshold'], self.cfg['sharpness_block'])
-        timer.lap('sharpness')
-        labels = {name: self._labels(sr, sharp) for name, sr in srs.items()}
-        timer.lap('metric')
-        kept = self._gap_filter(labels, len(sharp))[:self.cfg['max_patches_per_image']]
+        corners, kept, labels, counts = self._select(stem, srs, timer)
         grid_index = {corner: i for i, corner in enumerate(corners)}
-        keys = [f'{key_stem(stem)}_s{grid_index[sharp[i]]:04d}' for i in kept]
+        keys = [f'{key_stem(stem)}_s{grid_index[corner]:04d}' for corner in kept]
         for name, sr in srs.items():
-            for i, key in zip(kept, keys):
-                stage_patch(name, key, crop(sr, sharp[i], patch_size))
+            for corner, key in zip(kept, keys):
+                stage_patch(name, key, crop(sr, corner, patch_size))
         timer.lap('write')
-        record.update(keys=keys, labels={name: [float(values[i]) for i in kept] for name, values in labels.items()},
-                      counts={'grid': len(corners), 'sharp': len(sharp), 'kept': len(kept)})
+        record.update(keys=keys, splits=[split or patch_split(key, self.cfg['val_fraction'], self.cfg['seed'])
+                                         for key in keys],
+                      labels={name: [float(v) for v in values] for name, values in labels.items()}, counts=counts)
         return record
+
+    def _select(self, stem: str, srs: Mapping[str, np.ndarray], timer: '_StageTimer') -> Tuple[
+            List[Tuple[int, int]], List[Tuple[int, int]], Dict[str, np.ndarray], Dict[str, int]]:
+        """Grid, sharpness filter, gap filter and cap: (grid corners, kept corners, their labels, counts)."""
+        height, width = srs[self.cfg['sharpness_level']].shape[:2]
+        patch_size = self.cfg['patch_size']
+        corners = patch_grid(height, width, patch_size, self.cfg['stride'], self.cfg['grid'])
+        sharp = sharp_corners(srs[self.cfg['sharpness_level']], corners, patch_size, self.cfg['sharpness_threshold'],
+                              self.cfg['sharpness_block'], self.cfg['sharpness_measure'])
+        timer.lap('sharpness')
+        passed, labels = self._gap_filter(srs, sharp, timer)
+        chosen = choose_patches(passed, self.cfg['max_patches_per_image'], self.cfg['max_patches_choice'],
+                                stable_seed(self.cfg['seed'], 'patches', stem))
+        kept = [sharp[i] for i in chosen]
+        labels = self._kept_labels(srs, kept, chosen, labels)
+        timer.lap('metric')
+        counts = {'grid': len(corners), 'sharp': len(sharp), 'gap': len(passed), 'kept': len(kept)}
+        return corners, kept, labels, counts
 
     def _lr_image(self, stem: str, hr: np.ndarray) -> np.ndarray:
         scale = self.cfg['scale']
@@ -376,18 +428,37 @@ class ImageProcessor:
                 f'{hr.shape[1] // scale}x{hr.shape[0] // scale}.')
         return lr
 
-    def _labels(self, sr: np.ndarray, corners: Sequence[Tuple[int, int]]) -> np.ndarray:
+    def _labels(self, sr: np.ndarray, corners: Sequence[Tuple[int, int]], metric: PatchMetric) -> np.ndarray:
         if not corners:
             return np.zeros(0)
         patches = np.stack([crop(sr, corner, self.cfg['patch_size']) for corner in corners])
-        return np.asarray(self.metric(patches), dtype=np.float64)
+        return np.asarray(metric(patches), dtype=np.float64)
 
-    def _gap_filter(self, labels: Mapping[str, np.ndarray], count: int) -> List[int]:
+    def _gap_filter(self, srs: Mapping[str, np.ndarray], corners: Sequence[Tuple[int, int]],
+                    timer: '_StageTimer') -> Tuple[List[int], Optional[Dict[str, np.ndarray]]]:
+        """Indices of the corners whose gap levels differ by more than ``min_gap``, and the labels if computed.
+
+        With a ``gap_metric`` only the two gap levels are scored (by it); without one, every level is
+        labelled here and the labels decide.
+        """
         min_gap = self.cfg['min_gap']
         if not min_gap:
-            return list(range(count))
-        first, second = (labels[name] for name in self.cfg['gap_levels'])
-        return [i for i in range(count) if abs(first[i] - second[i]) > min_gap]
+            return list(range(len(corners))), None
+        labels = None
+        if self.gap_metric is None:
+            labels = {name: self._labels(sr, corners, self.metric) for name, sr in srs.items()}
+            first, second = (labels[name] for name in self.cfg['gap_levels'])
+        else:
+            first, second = (self._labels(srs[name], corners, self.gap_metric) for name in self.cfg['gap_levels'])
+        timer.lap('gap')
+        return [i for i in range(len(corners)) if abs(first[i] - second[i]) > min_gap], labels
+
+    def _kept_labels(self, srs: Mapping[str, np.ndarray], kept_corners: Sequence[Tuple[int, int]],
+                     kept: Sequence[int], labels: Optional[Mapping[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+        """The labels of the kept locations: taken from the gap filter's when it computed them."""
+        if labels is not None:
+            return {name: values[list(kept)] for name, values in labels.items()}
+        return {name: self._labels(sr, kept_corners, self.metric) for name, sr in srs.items()}
 
 
 class _StageTimer:
@@ -432,6 +503,15 @@ def write_split(split_dir: str, rows: Sequence[Tuple[str, str, float]], levels: 
     atomic_write(osp.join(split_dir, 'labels.txt'),
                  format_labels((key, level, labels[(key, level)]) for key in keys for level in levels))
     write_manifest(split_dir, {**manifest, 'num_keys': len(keys)})
+
+
+def split_rows(records: Sequence[Mapping[str, Any]], split: str,
+               levels: Sequence[str]) -> Tuple[List[Mapping[str, Any]], List[Tuple[str, str, float]]]:
+    """The image records that have ``split`` (as a whole or some patch) and its (key, level, label) rows."""
+    split_records = [r for r in records if r['status'] == 'ok' and (r['split'] == split or split in r['splits'])]
+    rows = [(key, level, record['labels'][level][i]) for record in split_records
+            for i, key in enumerate(record['keys']) if record['splits'][i] == split for level in levels]
+    return split_records, rows
 
 
 def merge_rank_datasets(inputs: Sequence[str], output: str, overwrite: bool = False,

@@ -8,6 +8,24 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
+# MATLAB rgb2gray: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]), for R, G, B.
+MATLAB_GRAY_WEIGHTS_RGB = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+NIQE_CONVERSIONS = ('y', 'gray', 'gray_uint8')
+
+
+def rgb2gray_uint8(bgr: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2gray`` of uint8 images: BGR (..., H, W, 3) in [0, 255] -> uint8 (..., H, W).
+
+    The weighted sum (MATLAB's weights, in double) is rounded half away from zero and saturated,
+    as MATLAB's cast to uint8 does; OpenCV's BGR2GRAY (weights 0.299/0.587/0.114) is not this.
+    """
+    if bgr.ndim < 3 or bgr.shape[-1] != 3:
+        raise ValueError(f'rgb2gray_uint8 needs BGR images (..., H, W, 3), got shape {bgr.shape}')
+    pixels = bgr.astype(np.float64)
+    red, green, blue = MATLAB_GRAY_WEIGHTS_RGB
+    gray = pixels[..., 2] * red + pixels[..., 1] * green + pixels[..., 0] * blue
+    return np.clip(np.floor(gray + 0.5), 0, 255).astype(np.uint8)
+
 
 class PatchMetric:
     """A no-reference metric over batches of patches.
@@ -33,7 +51,9 @@ class NIQEPatchMetric(PatchMetric):
 
     Args:
         crop_border (int): Pixels shaved off each side. Default: 4 (paper).
-        convert_to (str): 'y' (BT.601 Y channel, as MATLAB) or 'gray'. Default: 'y'.
+        convert_to (str): 'y' (BT.601 Y channel, as MATLAB), 'gray' (BasicSR's: OpenCV BGR2GRAY) or
+            'gray_uint8' (MATLAB ``rgb2gray`` of the uint8 patch, rounded to uint8: what the original
+            rank-dataset script's gap filter, ``calc_NIQE``, computes on). Default: 'y'.
         device (str | None): Torch device. Default: CUDA when available, else CPU.
         batch_size (int): Patches per batch. Default: 64.
     """
@@ -43,12 +63,17 @@ class NIQEPatchMetric(PatchMetric):
 
     def __init__(self, crop_border: int = 4, convert_to: str = 'y', device: Optional[str] = None,
                  batch_size: int = 64) -> None:
+        if convert_to not in NIQE_CONVERSIONS:
+            raise ValueError(f'NIQE convert_to must be one of {NIQE_CONVERSIONS}, got {convert_to!r}.')
         self.crop_border, self.convert_to, self.batch_size = crop_border, convert_to, batch_size
         self.device = device
 
     def __call__(self, patches: np.ndarray) -> np.ndarray:
         from .niqe_batch import niqe_batch
 
+        if self.convert_to == 'gray_uint8':  # gray patches go in as they are ('HW' ignores convert_to)
+            return niqe_batch(rgb2gray_uint8(np.asarray(patches)), crop_border=self.crop_border, input_order='HW',
+                              device=self.device, batch_size=self.batch_size)
         return niqe_batch(patches, crop_border=self.crop_border, input_order='HWC', convert_to=self.convert_to,
                           device=self.device, batch_size=self.batch_size)
 
