@@ -4,13 +4,16 @@ The network is either given by BasicSR options (``{'type': 'RankSRGANGenerator',
 options YAML's ``network_g``) with a BasicSR checkpoint (``{'params_ema' | 'params': state_dict}``),
 or read off an official RankSRGAN / SRResNet checkpoint by
 :func:`ranksrgan_plugin.archs.official_weights.convert_official_checkpoint` (which also accepts a
-plugin checkpoint of a ``RankSRGANGenerator``). Tiled, batched inference is
-:class:`ranksrgan_plugin.data.sr_levels.NetworkLevel`'s.
+plugin checkpoint of a ``RankSRGANGenerator``, and ESRGAN's RRDBNet checkpoints). Tiled, batched
+inference is :class:`ranksrgan_plugin.data.sr_levels.NetworkLevel`'s: the tiles' context defaults
+to the network's receptive-field radius, so a tiled output equals the untiled one (up to the float
+kernels' last-bit rounding).
 """
 import os
 import os.path as osp
+import warnings
 from copy import deepcopy
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -19,9 +22,9 @@ import yaml
 from basicsr.archs import build_network
 from tqdm import tqdm
 
-from .archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint, unwrap_state_dict
+from .archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint
 from .data.rank_dataset_format import IMAGE_EXTENSIONS
-from .data.sr_levels import LevelError, NetworkLevel, SRLevel, read_image
+from .data.sr_levels import LevelError, NetworkLevel, SRLevel, arch_state_dict, read_image
 
 
 class InferenceError(ValueError):
@@ -55,7 +58,7 @@ def load_generator(checkpoint: str, network_opt: Optional[Mapping[str, Any]] = N
     """(network with the weights loaded strictly, its options).
 
     Args:
-        checkpoint: a BasicSR checkpoint or an official RankSRGAN / SRResNet checkpoint.
+        checkpoint: a BasicSR checkpoint or an official RankSRGAN / SRResNet / ESRGAN checkpoint.
         network_opt: BasicSR network options (``type`` + arguments); ``None`` converts an official
             checkpoint, reading the architecture off the weights.
         param_key: which checkpoint entry holds the weights (default: ``params_ema``, else ``params``).
@@ -69,6 +72,12 @@ def load_generator(checkpoint: str, network_opt: Optional[Mapping[str, Any]] = N
         if param_key not in ckpt:
             raise InferenceError(f'Checkpoint {checkpoint} has no {param_key!r} entry (has {list(ckpt)[:5]}).')
         ckpt = {param_key: ckpt[param_key]}
+    return _build_generator(checkpoint, ckpt, network_opt, param_key)
+
+
+def _build_generator(checkpoint: str, ckpt: Mapping[str, Any], network_opt: Optional[Mapping[str, Any]],
+                     param_key: Optional[str]) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The network of a loaded checkpoint: converted (no ``network_opt``) or built and loaded strictly."""
     if network_opt is None:
         try:
             layout, options, net = convert_official_checkpoint(ckpt)
@@ -82,33 +91,49 @@ def load_generator(checkpoint: str, network_opt: Optional[Mapping[str, Any]] = N
         raise InferenceError(f'Network options {options} have no `type`.')
     net = build_network(deepcopy(options))
     try:
-        net.load_state_dict(unwrap_state_dict(ckpt), strict=True)
+        state_dict, layout, read = arch_state_dict(ckpt, param_key, checkpoint)
+        net.load_state_dict(state_dict, strict=True)
+    except LevelError as err:
+        raise InferenceError(str(err)) from err
     except RuntimeError as err:
-        raise InferenceError(f'{checkpoint} does not fit the network {options}: {err}') from err
+        origin = f' (an official {layout} checkpoint: {read})' if layout else ''
+        raise InferenceError(f'{checkpoint}{origin} does not fit the network {options}: {err}') from err
     return net.eval(), options
 
 
 def infer_scale(net: torch.nn.Module, num_in_ch: int = 3) -> int:
     """The upscaling factor of ``net``, measured on a 16x16 input."""
     param = next(net.parameters(), None)
-    device = param.device if param is not None else torch.device('cpu')
+    device, dtype = (param.device, param.dtype) if param is not None else (torch.device('cpu'), torch.float32)
     with torch.no_grad():
-        out = net(torch.zeros(1, num_in_ch, 16, 16, device=device))
+        out = net(torch.zeros(1, num_in_ch, 16, 16, device=device, dtype=dtype))
     return out.shape[-1] // 16
 
 
 class GeneratorUpscaler(NetworkLevel):
-    """A loaded generator with :class:`NetworkLevel`'s tiled, batched inference (``tile=0``: whole image)."""
+    """A loaded generator with :class:`NetworkLevel`'s tiled, batched inference (``tile=0``: whole image).
+
+    ``tile_pad='auto'`` (default) is the network's receptive-field radius, so tiles reproduce the
+    untiled output (up to the float kernels' last-bit rounding); a smaller explicit pad is allowed
+    here (it saves memory and time at the cost of tile seams) with a warning.
+    """
 
     def __init__(self, net: torch.nn.Module, network_opt: Mapping[str, Any], scale: Optional[int] = None,
-                 tile: int = 0, tile_pad: int = 16, batch_size: int = 4, device: Optional[str] = None,
-                 weights: str = '') -> None:
+                 tile: int = 0, tile_pad: Union[int, str] = 'auto', batch_size: int = 4,
+                 device: Optional[str] = None, weights: str = '') -> None:
         SRLevel.__init__(self, str(network_opt.get('type', 'generator')))
         self.network_opt, self.weights = dict(network_opt), weights
-        self.tile, self.tile_pad, self.batch_size = tile, tile_pad, max(1, batch_size)
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.net = net.eval().to(self.device)
+        try:
+            self._setup(net, tile, tile_pad, batch_size, device)
+        except LevelError as err:
+            raise InferenceError(str(err)) from err
         self.scale = scale or infer_scale(self.net, int(network_opt.get('num_in_ch', 3)))
+
+    def _pad_below_receptive_field(self, tile_pad: int) -> None:
+        """Inference only: a smaller pad is a speed/memory trade-off, warned about, not refused."""
+        warnings.warn(f'tile pad {tile_pad} is below the {self.name} receptive-field radius '
+                      f'({self.receptive_radius} LR pixels): tile seams may show; use auto (= '
+                      f'{self.receptive_radius}) for output equal to the untiled one.', stacklevel=5)
 
     def __call__(self, lr: np.ndarray, hr: Optional[np.ndarray] = None, stem: str = '') -> np.ndarray:
         """The SR image (BGR uint8) of a BGR uint8 image."""

@@ -9,6 +9,7 @@ import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
+from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.archs.srresnet_arch import MSRResNet
 from test_ranker_arch import OldFeaturesRanker, randomize
 from tool_loader import load_tool
@@ -58,6 +59,102 @@ class OldSRResNet(nn.Module):
 
     def forward(self, x):
         return self.model(x)
+
+
+# --------------------------------------------------------------------------------------------------
+# ESRGAN's RRDBNet in its two official layouts, written out independently from the original code:
+# the older release (model.N, convs wrapped as Sequential(conv, act) -> '.0') and mmsr's RRDBNet_arch.py
+def lrelu():
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class OldRDB(nn.Module):
+    """ResidualDenseBlock_5C of the older release: conv1..conv4 = Sequential(conv, lrelu), conv5 = Sequential(conv)."""
+
+    def __init__(self, nf, gc, wrapped=True):
+        super().__init__()
+        for i in range(1, 6):
+            conv = nn.Conv2d(nf + (i - 1) * gc, nf if i == 5 else gc, 3, 1, 1)
+            layers = [conv] if i == 5 else [conv, lrelu()]
+            setattr(self, f'conv{i}', nn.Sequential(*layers) if wrapped else conv)
+        self.wrapped = wrapped
+        self.act = lrelu()
+
+    def forward(self, x):
+        features = [x]
+        for i in range(1, 6):
+            out = getattr(self, f'conv{i}')(torch.cat(features, 1))
+            if not self.wrapped and i < 5:
+                out = self.act(out)
+            features.append(out)
+        return features[-1] * 0.2 + x
+
+
+class OldRRDB(nn.Module):
+    def __init__(self, nf, gc, wrapped=True):
+        super().__init__()
+        self.RDB1, self.RDB2, self.RDB3 = (OldRDB(nf, gc, wrapped) for _ in range(3))
+
+    def forward(self, x):
+        return self.RDB3(self.RDB2(self.RDB1(x))) * 0.2 + x
+
+
+class OldESRGAN(nn.Module):
+    """The older ESRGAN release x4 (ESRGAN_SuperSR.pth): model.0 conv, model.1 shortcut over the RRDBs and the
+    trunk conv, model.2/5 nearest upsampling, model.3/6 convs, model.8 HR conv, model.10 last conv."""
+
+    def __init__(self, nf=64, nb=23, gc=32, in_nc=3, out_nc=3):
+        super().__init__()
+        conv = lambda i, o: nn.Conv2d(i, o, 3, 1, 1)  # noqa: E731
+        up = lambda: nn.Upsample(scale_factor=2, mode='nearest')  # noqa: E731
+        self.model = nn.Sequential(
+            conv(in_nc, nf),  # model.0
+            ShortcutBlock(nn.Sequential(*[OldRRDB(nf, gc) for _ in range(nb)], conv(nf, nf))),  # model.1
+            up(), conv(nf, nf), lrelu(),  # model.2-4
+            up(), conv(nf, nf), lrelu(),  # model.5-7
+            conv(nf, nf), lrelu(),  # model.8-9
+            conv(nf, out_nc))  # model.10
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class MmsrRRDBNet(nn.Module):
+    """The RankSRGAN code's codes/models/archs/RRDBNet_arch.py layout (x4)."""
+
+    def __init__(self, nf=64, nb=23, gc=32, in_nc=3, out_nc=3):
+        super().__init__()
+        self.conv_first = nn.Conv2d(in_nc, nf, 3, 1, 1)
+        self.RRDB_trunk = nn.Sequential(*[OldRRDB(nf, gc, wrapped=False) for _ in range(nb)])
+        self.trunk_conv = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.upconv1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.upconv2 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.HRconv = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_last = nn.Conv2d(nf, out_nc, 3, 1, 1)
+        self.act = lrelu()
+
+    def forward(self, x):
+        fea = self.conv_first(x)
+        fea = fea + self.trunk_conv(self.RRDB_trunk(fea))
+        fea = self.act(self.upconv1(nn.functional.interpolate(fea, scale_factor=2, mode='nearest')))
+        fea = self.act(self.upconv2(nn.functional.interpolate(fea, scale_factor=2, mode='nearest')))
+        return self.conv_last(self.act(self.HRconv(fea)))
+
+
+def basicsr_rrdb_to_old_keys(state_dict, num_block):
+    """A BasicSR RRDBNet state_dict under the older ESRGAN release's key names, mapped by hand."""
+    tail = {'conv_first': 'model.0', 'conv_body': f'model.1.sub.{num_block}', 'conv_up1': 'model.3',
+            'conv_up2': 'model.6', 'conv_hr': 'model.8', 'conv_last': 'model.10'}
+    old = OrderedDict()
+    for key, value in state_dict.items():
+        name, param = key.rsplit('.', 1)
+        if name.startswith('body.'):
+            _, block, rdb, conv = name.split('.')
+            name = f'model.1.sub.{block}.RDB{rdb[-1]}.{conv}.0'
+        else:
+            name = tail[name]
+        old[f'{name}.{param}'] = value
+    return old
 
 
 def scaled_random(net, seed, scale=0.05):
@@ -138,7 +235,8 @@ def test_cli_refuses_unknown_layout(tmp_path):
     result = run_cli(src, out)
     assert result.returncode != 0
     assert 'Unknown checkpoint layout' in result.stderr
-    for supported in ('Rankers', 'generators', 'conv0_0', 'features.N', 'conv_first', 'model.0'):
+    for supported in ('Rankers', 'generators', 'conv0_0', 'features.N', 'conv_first', 'model.0', 'RRDB_trunk',
+                      'RDB1'):
         assert supported in result.stderr
     assert not out.exists()
 
@@ -290,3 +388,77 @@ def test_ranker_non_3_channel_input_is_inferred():
 def test_unknown_layout_is_refused(make):
     with pytest.raises(UnknownCheckpointLayout, match='Supported'):
         convert_official_checkpoint(make())
+
+
+# --------------------------------------------------------------------------------------------------
+# ESRGAN RRDBNet layouts -> BasicSR RRDBNet
+@pytest.mark.parametrize('layout, make', [
+    ('rrdbnet_model', lambda nf, nb, gc: OldESRGAN(nf, nb, gc)),
+    ('rrdbnet_mmsr', lambda nf, nb, gc: MmsrRRDBNet(nf, nb, gc)),
+])
+@pytest.mark.parametrize('nf, nb, gc', [(8, 2, 4), (12, 1, 6)])
+def test_rrdbnet_layouts_convert_to_basicsr(layout, make, nf, nb, gc):
+    source = scaled_random(make(nf, nb, gc), seed=nb + nf)
+    state_dict = source.state_dict()
+    if layout == 'rrdbnet_model':
+        assert {'model.1.sub.0.RDB1.conv1.0.weight', 'model.1.sub.0.RDB3.conv5.0.bias', f'model.1.sub.{nb}.weight',
+                'model.3.weight', 'model.6.weight', 'model.8.weight', 'model.10.weight'} <= set(state_dict)
+    detected, options, net = convert_official_checkpoint(state_dict)
+    assert detected == layout
+    assert options == {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 4, 'num_feat': nf,
+                       'num_block': nb, 'num_grow_ch': gc}
+    assert isinstance(net, RRDBNet)
+    built = build_network(options)
+    built.load_state_dict(net.state_dict(), strict=True)
+    x = torch.rand(2, 3, 9, 7)
+    with torch.no_grad():
+        expected = source(x)
+        got = net.eval()(x)
+    assert got.shape == expected.shape == (2, 3, 36, 28)
+    assert float(expected.std()) > 0
+    assert torch.equal(got, expected)
+
+
+def test_old_esrgan_keys_mapped_back_from_basicsr():
+    """A BasicSR RRDBNet's weights under the older release's names convert back to the same weights."""
+    nf, nb, gc = 8, 3, 4
+    source = scaled_random(RRDBNet(3, 3, scale=4, num_feat=nf, num_block=nb, num_grow_ch=gc), seed=21)
+    old = basicsr_rrdb_to_old_keys(source.state_dict(), nb)
+    assert set(old) == set(OldESRGAN(nf, nb, gc).state_dict())  # the hand mapping has the release's key names
+    layout, options, net = convert_official_checkpoint(old)
+    assert layout == 'rrdbnet_model' and options['num_block'] == nb
+    assert list(net.state_dict()) == list(source.state_dict())
+    for key, value in source.state_dict().items():
+        assert torch.equal(net.state_dict()[key], value), key
+
+
+def test_esrgan_supersr_shape_is_inferred():
+    """ESRGAN_SuperSR.pth's shape (64 features, 23 blocks, growth 32) converts to BasicSR's default RRDBNet."""
+    old = basicsr_rrdb_to_old_keys(RRDBNet(3, 3).state_dict(), 23)
+    layout, options, _ = convert_official_checkpoint({'params': old})
+    assert layout == 'rrdbnet_model'
+    assert options == {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 4, 'num_feat': 64,
+                       'num_block': 23, 'num_grow_ch': 32}
+
+
+def test_rrdbnet_unexpected_key_is_refused():
+    old = basicsr_rrdb_to_old_keys(RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4).state_dict(), 1)
+    old['model.12.weight'] = torch.zeros(3, 8, 3, 3)  # an x8 tail: not the x4 release
+    with pytest.raises(UnknownCheckpointLayout, match="Unexpected key 'model.12.weight'"):
+        convert_official_checkpoint(old)
+
+
+def test_cli_converts_old_esrgan(tmp_path, cli_main, capsys):
+    source = scaled_random(OldESRGAN(8, 2, 4), seed=4)
+    src, out = tmp_path / 'ESRGAN_SuperSR.pth', tmp_path / 'ESRGAN_SuperSR_basicsr.pth'
+    torch.save(source.state_dict(), src)
+    cli_main(src, out)
+    stdout = capsys.readouterr().out
+    assert 'rrdbnet_model' in stdout
+    options = printed_options(stdout)['network_g']
+    assert options['type'] == 'RRDBNet' and options['num_block'] == 2
+    net = build_network(options)
+    net.load_state_dict(torch.load(out, map_location='cpu', weights_only=True)['params'], strict=True)
+    x = torch.rand(1, 3, 6, 5)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), source(x))

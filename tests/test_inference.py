@@ -2,12 +2,15 @@
 import os.path as osp
 import subprocess
 import sys
+from copy import deepcopy
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import yaml
+from basicsr.archs.rrdbnet_arch import RRDBNet
+from test_convert_official_weights import OldESRGAN, scaled_random
 from tool_loader import load_tool
 
 from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
@@ -65,16 +68,33 @@ def test_output_size_and_equal_to_direct_output(setup):
 
 
 def test_tiled_equals_untiled(setup):
-    """With context at least the receptive radius, tiles (context clipped at the image edge, where the
-    network's own zero padding applies) reproduce the whole-image output, borders included."""
+    """With the default context (the receptive-field radius), tiles (context clipped at the image edge,
+    where the network's own zero padding applies) reproduce the whole-image output, borders included."""
     net, opt = load_generator(setup['ckpt'], OPT)
     lr = _image(40, 44, 2)
+    tiled_upscaler = GeneratorUpscaler(net, opt, tile=12, batch_size=3, device='cpu')
+    assert tiled_upscaler.tile_pad == tiled_upscaler.receptive_radius == 10  # 1 + 2 * 2 + 1 + 4 (x4 tail)
+    tiled = tiled_upscaler(lr)
     whole = GeneratorUpscaler(net, opt, device='cpu')(lr)
-    tiled = GeneratorUpscaler(net, opt, tile=12, tile_pad=8, batch_size=3, device='cpu')(lr)
     assert tiled.shape == whole.shape == (160, 176, 3)
-    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1  # float summation order only
-    unpadded = GeneratorUpscaler(net, opt, tile=12, tile_pad=0, device='cpu')(lr)
-    assert np.abs(unpadded.astype(int) - whole.astype(int)).max() > 1  # without context the tile seams show
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1  # float32 kernels' last-bit rounding only
+    # in float64 that rounding is far below half a grey level: the tiling alone, exactly
+    net64 = deepcopy(net).double()
+    assert torch.equal(torch.from_numpy(GeneratorUpscaler(net64, opt, tile=12, batch_size=3, device='cpu')(lr)),
+                       torch.from_numpy(GeneratorUpscaler(net64, opt, device='cpu')(lr)))
+    # a smaller pad is allowed for inference (memory, speed), with a warning: the tile seams show
+    with pytest.warns(UserWarning, match=r'tile pad 0 is below the RankSRGANGenerator receptive-field radius '
+                                         r'\(10 LR pixels\)'):
+        unpadded = GeneratorUpscaler(net, opt, tile=12, tile_pad=0, device='cpu')
+    assert np.abs(unpadded(lr).astype(int) - whole.astype(int)).max() > 1
+
+
+def test_bad_tiling_options_are_refused(setup):
+    net, opt = load_generator(setup['ckpt'], OPT)
+    with pytest.raises(InferenceError, match='tile_pad must be `auto` or a pixel count'):
+        GeneratorUpscaler(net, opt, tile=12, tile_pad=-1, device='cpu')
+    with pytest.raises(InferenceError, match='tile must be 0'):
+        GeneratorUpscaler(net, opt, tile=-4, device='cpu')
 
 
 def test_official_checkpoint_is_converted(setup):
@@ -95,6 +115,25 @@ def test_official_checkpoint_is_converted(setup):
     assert opt['num_feat'] == 8 and opt['num_block'] == 2 and opt['upscale'] == 4
     lr = setup['images']['a']
     np.testing.assert_array_equal(GeneratorUpscaler(net, opt, device='cpu')(lr), _direct(setup['net'], lr))
+
+
+def test_official_esrgan_checkpoint_with_and_without_arch(setup):
+    """ESRGAN's older release layout: converted with the architecture read off the weights, or loaded into
+    a given RRDBNet (--arch RRDBNet ...)."""
+    old = scaled_random(OldESRGAN(8, 2, 4), seed=3)
+    path = setup['tmp'] / 'ESRGAN_SuperSR.pth'
+    torch.save(old.state_dict(), path)
+    lr = setup['images']['b']
+    net, opt = load_generator(str(path))
+    assert opt == {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 4, 'num_feat': 8, 'num_block': 2,
+                   'num_grow_ch': 4}
+    np.testing.assert_array_equal(GeneratorUpscaler(net, opt, device='cpu')(lr), _direct(old, lr))
+    arch = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 2, 'num_grow_ch': 4}
+    net, _ = load_generator(str(path), arch)
+    assert isinstance(net, RRDBNet)
+    np.testing.assert_array_equal(GeneratorUpscaler(net, arch, device='cpu')(lr), _direct(old, lr))
+    with pytest.raises(InferenceError, match=r'an official rrdbnet_model checkpoint: .*does not fit the network'):
+        load_generator(str(path), {**arch, 'num_block': 3})
 
 
 def test_errors(setup):
@@ -131,6 +170,18 @@ def test_cli(setup):
     assert 'Wrote 2 image(s) (x4, RankSRGANGenerator)' in done.stdout
     sr = cv2.imread(str(out_dir / 'b_x4.png'), cv2.IMREAD_COLOR)
     assert sr.shape == (33 * 4, 17 * 4, 3)
+
+
+def test_cli_small_tile_pad_warns_and_bad_one_is_refused(setup, capsys):
+    tool = load_tool('inference')
+    args = ['--input', setup['lr'], '--output', str(setup['tmp'] / 'w'), '--checkpoint', setup['ckpt'], '--arch',
+            'RankSRGANGenerator', '--arch-opt', 'num_feat=8', 'num_block=2', '--tile', '8', '--device', 'cpu',
+            '--no-progress']
+    with pytest.warns(UserWarning, match='tile pad 3 is below'):
+        assert tool.main(args + ['--tile-pad', '3']) == 0
+    with pytest.raises(SystemExit) as info:
+        tool.main(args + ['--tile-pad', 'wide'])
+    assert info.value.code == 2 and "expected auto or a pixel count >= 0, got 'wide'" in capsys.readouterr().err
 
 
 def test_cli_error_exit_status(setup, capsys):

@@ -1,14 +1,26 @@
 """SR levels (builtin, hr, folder, network with tiling) and patch selection (grid, sharpness filter)."""
 import os.path as osp
+from copy import deepcopy
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
+from basicsr.archs import build_network
+from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.archs.srresnet_arch import MSRResNet
 from basicsr.utils.matlab_functions import imresize
+from test_convert_official_weights import MmsrRRDBNet, OldESRGAN, OldSRResNet
 
+from ranksrgan_plugin.archs import RankSRGANGenerator
 from ranksrgan_plugin.data.patch_selection import crop, patch_grid, sharp_corners, sharpness
+from ranksrgan_plugin.data.receptive_field import (
+    ReceptiveField,
+    UnboundedReceptiveField,
+    receptive_field,
+    receptive_field_radius,
+)
 from ranksrgan_plugin.data.sr_levels import (
     BUILTIN_UPSCALERS,
     BuiltinLevel,
@@ -20,6 +32,7 @@ from ranksrgan_plugin.data.sr_levels import (
     matlab_bicubic,
 )
 
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCALE = 4
 NET_OPT = {'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1, 'upscale': SCALE}
 
@@ -155,18 +168,234 @@ def test_network_level_tiling_matches_untiled(tiny_net, size):
     _, weights = tiny_net
     lr = random_image(*size, seed=4, smooth=1.0)
     hr = np.zeros((size[0] * SCALE, size[1] * SCALE, 3), np.uint8)
-    whole = NetworkLevel('n', NET_OPT, weights, SCALE, tile=0, device='cpu')(lr, hr, 'img')
-    tiled_level = NetworkLevel('n', NET_OPT, weights, SCALE, tile=16, tile_pad=8, batch_size=3, device='cpu')
+    whole = in_float64(NetworkLevel('n', NET_OPT, weights, SCALE, device='cpu'))(lr, hr, 'img')
+    tiled_level = in_float64(NetworkLevel('n', NET_OPT, weights, SCALE, tile=16, tile_pad=8, batch_size=3,
+                                          device='cpu'))
     tiled = tiled_level(lr, hr, 'img')
     assert tiled.shape == whole.shape == hr.shape
-    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 2
-    # the interior (more than tile_pad LR pixels from the border) is exact: tiles see all their context
-    inner = 8 * SCALE
-    if min(size) * SCALE > 2 * inner:
-        np.testing.assert_array_equal(tiled[inner:-inner, inner:-inner], whole[inner:-inner, inner:-inner])
+    np.testing.assert_array_equal(tiled, whole)  # 8 >= the receptive-field radius (7)
     # the batch size does not change the result
-    one_by_one = NetworkLevel('n', NET_OPT, weights, SCALE, tile=16, tile_pad=8, batch_size=1, device='cpu')
+    one_by_one = in_float64(NetworkLevel('n', NET_OPT, weights, SCALE, tile=16, tile_pad=8, batch_size=1,
+                                         device='cpu'))
     np.testing.assert_array_equal(one_by_one(lr, hr, 'img'), tiled)
+
+
+# ------------------------------------------------------------------------------------------------
+# receptive field and exact tiling, for each network level type
+
+
+def in_float64(level):
+    """The level with its network in float64. Float32 kernels (oneDNN, cuDNN, the vectorised bilinear
+    upsampling) round the last bit differently for different input shapes, so a tile and the whole image
+    can differ by one grey level on a rare pixel (see test_tiled_level_close_in_float32); in float64 that
+    rounding is far below a grey level's half, and the comparison tests the tiling alone."""
+    level.net.double()
+    return level
+
+
+def randomize(net, seed):
+    """He-scaled random weights and small random biases: varied, moderate activations in any depth."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in net.named_parameters():
+            if name.endswith('weight'):
+                fan_in = tensor[0].numel()
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * (1.0 / fan_in) ** 0.5)
+            else:
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.05)
+    return net.eval()
+
+
+# (network options, LR size, receptive-field radius): LR sizes leave tiles smaller than the image
+TILING_CASES = {
+    'MSRResNet': ({'type': 'MSRResNet', 'num_feat': 8, 'num_block': 2, 'upscale': 4}, (23, 31), 9),
+    'RankSRGANGenerator': ({'type': 'RankSRGANGenerator', 'num_feat': 8, 'num_block': 2, 'upscale': 4}, (23, 31), 10),
+    'RRDBNet': ({'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 4, 'num_feat': 8, 'num_block': 1,
+                 'num_grow_ch': 4}, (53, 61), 21),
+    'RRDBNet_x2': ({'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 2, 'num_feat': 8, 'num_block': 1,
+                    'num_grow_ch': 4}, (86, 94), 38),
+}
+
+
+@pytest.fixture(scope='module')
+def level_weights(tmp_path_factory):
+    """name -> (network with random weights, BasicSR checkpoint path) for each case of TILING_CASES."""
+    folder = tmp_path_factory.mktemp('level_weights')
+    nets = {}
+    for seed, (name, (opt, _, _)) in enumerate(TILING_CASES.items()):
+        net = randomize(build_network(dict(opt)), seed)
+        torch.save({'params': net.state_dict()}, folder / f'{name}.pth')
+        nets[name] = (net, str(folder / f'{name}.pth'))
+    return nets
+
+
+@pytest.mark.parametrize('case', sorted(TILING_CASES))
+def test_tiled_level_equals_untiled_exactly(level_weights, case):
+    opt, size, radius = TILING_CASES[case]
+    scale = opt.get('upscale', opt.get('scale'))
+    net, weights = level_weights[case]
+    lr = random_image(*size, seed=7, smooth=1.0)
+    hr = np.zeros((size[0] * scale, size[1] * scale, 3), np.uint8)
+    whole_level = NetworkLevel(case, opt, weights, scale, device='cpu')
+    assert whole_level.tile == 0  # untiled by default
+    np.testing.assert_array_equal(whole_level(lr, hr, case), run_net(net, lr))
+    tiled_level = build_level({'name': case, 'type': 'network', 'network': opt, 'weights': weights, 'tile': 8,
+                               'tile_pad': 'auto', 'batch_size': 3}, scale, device='cpu')
+    assert tiled_level.tile_pad == tiled_level.receptive_radius == radius
+    assert tiled_level.describe()['tile_pad'] == radius
+    assert 8 + 2 * radius < max(size)  # some tiles are real crops of the image
+    whole = in_float64(whole_level)(lr, hr, case)
+    tiled = in_float64(tiled_level)(lr, hr, case)
+    assert whole.std() > 5  # a varied image, not one clipped to a constant
+    assert torch.equal(torch.from_numpy(tiled), torch.from_numpy(whole))
+
+
+@pytest.mark.parametrize('case', sorted(TILING_CASES))
+def test_tiled_level_close_in_float32(level_weights, case):
+    """In float32 the outputs of tiles and whole image differ in the kernels' last bits only (no seams);
+    a far too short pad (what an explicit pad below the radius would do) shows seams."""
+    opt, size, radius = TILING_CASES[case]
+    scale = opt.get('upscale', opt.get('scale'))
+    level = NetworkLevel(case, opt, level_weights[case][1], scale, tile=8, device='cpu')
+    lr = random_image(*size, seed=8, smooth=1.0)
+    x = torch.from_numpy(np.ascontiguousarray(lr[:, :, ::-1].transpose(2, 0, 1))).float().div(255)[None]
+    with torch.no_grad():
+        whole = level.net(x)
+        assert (level._run_tiled(x) - whole).abs().max() < 1e-5
+        level.tile_pad = 2  # what a too-small explicit pad would do (refused by the level)
+        assert (level._run_tiled(x) - whole).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize('case', sorted(TILING_CASES))
+def test_receptive_radius_bounds_the_true_reach(level_weights, case):
+    """Perturbing one LR pixel changes the (float64) output only within radius LR pixels of it."""
+    opt, _, radius = TILING_CASES[case]
+    scale = opt.get('upscale', opt.get('scale'))
+    net = deepcopy(level_weights[case][0]).double()
+    assert receptive_field_radius(net) == radius
+    side = 2 * (radius + 4) + 2  # room to see a reach of up to radius + 4 on every side
+    x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    centre = side // 2
+    moved = x.clone()
+    moved[0, :, centre, centre] += 0.5
+    with torch.no_grad():
+        changed = (net(x) != net(moved)).any(dim=1)[0]
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    reach = int(max((rows // scale - centre).abs().max(), (cols // scale - centre).abs().max()))
+    assert radius // 2 <= reach <= radius, (reach, radius)
+
+
+def test_receptive_radius_of_the_paper_networks():
+    """x4 SRResNet-type networks and ESRGAN's RRDBNet at their usual sizes (64 features)."""
+    assert receptive_field_radius(MSRResNet(num_feat=64, num_block=16, upscale=4)) == 37
+    assert receptive_field_radius(RankSRGANGenerator(num_feat=64, num_block=16, upscale=4)) == 38
+    assert receptive_field_radius(RRDBNet(3, 3, scale=4, num_feat=64, num_block=23)) == 351
+
+
+def test_receptive_field_of_generic_layers():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5, padding=2), torch.nn.MaxPool2d(2),
+                              torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2),
+                              torch.nn.Upsample(scale_factor=2, mode='bilinear'), torch.nn.Conv2d(4, 3, 3, padding=1))
+    # 2 + (pool: reach max(0, 1) = 1 at 1x) + ceil(2 / 0.5) + ceil(1 / 0.5) (upsampler) + 1, aligned to 2
+    assert receptive_field(net) == ReceptiveField(radius=10, alignment=2)
+
+
+def test_global_pooling_has_no_finite_receptive_field(tmp_path):
+    """RCAN's channel attention pools the whole image: such a level runs untiled only."""
+    opt = {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_group': 1, 'num_block': 1,
+           'squeeze_factor': 4, 'upscale': 4}
+    net = build_network(dict(opt))
+    with pytest.raises(UnboundedReceptiveField, match=r'RCAN pools globally \(AdaptiveAvgPool2d\)'):
+        receptive_field(net)
+    weights = tmp_path / 'rcan.pth'
+    torch.save({'params': net.state_dict()}, weights)
+    with pytest.raises(LevelError, match=r"Level 'rcan': RCAN pools globally .* run it untiled \(tile: 0\)"):
+        NetworkLevel('rcan', opt, str(weights), 4, tile=8, device='cpu')
+    lr = random_image(9, 7, seed=1)
+    assert NetworkLevel('rcan', opt, str(weights), 4, device='cpu')(lr, np.zeros((36, 28, 3), np.uint8), 'i').shape \
+        == (36, 28, 3)
+
+
+def test_too_small_tile_pad_is_refused(level_weights):
+    opt, _, radius = TILING_CASES['RRDBNet']
+    weights = level_weights['RRDBNet'][1]
+    level_opt = {'name': 'esrgan', 'type': 'network', 'network': opt, 'weights': weights, 'tile': 8}
+    with pytest.raises(LevelError, match=rf"Level 'esrgan': tile_pad 16 is below .* radius \({radius} LR pixels\)"
+                                         rf".*at least {radius}"):
+        build_level({**level_opt, 'tile_pad': 16}, 4, device='cpu')
+    assert build_level({**level_opt, 'tile_pad': radius}, 4, device='cpu').tile_pad == radius
+    # untiled, the pad is not used: no error
+    assert build_level({**level_opt, 'tile': 0, 'tile_pad': 16}, 4, device='cpu').tile == 0
+    with pytest.raises(LevelError, match="tile_pad must be `auto` or a pixel count"):
+        build_level({**level_opt, 'tile_pad': 'big'}, 4, device='cpu')
+    with pytest.raises(LevelError, match='tile must be 0'):
+        build_level({**level_opt, 'tile': -8}, 4, device='cpu')
+    x2_opt, _, _ = TILING_CASES['RRDBNet_x2']
+    x2_level = {**level_opt, 'network': x2_opt, 'weights': level_weights['RRDBNet_x2'][1]}
+    with pytest.raises(LevelError, match='tile 7 is not a multiple of 2'):
+        build_level({**x2_level, 'tile': 7}, 2, device='cpu')
+    with pytest.raises(LevelError, match='tile_pad 39 is not a multiple of 2'):
+        build_level({**x2_level, 'tile_pad': 39}, 2, device='cpu')
+
+
+# ------------------------------------------------------------------------------------------------
+# network levels reading the official checkpoints (the paper's SRResNet / SRGAN / ESRGAN files)
+
+
+def test_network_level_reads_official_srresnet_layout(tmp_path):
+    nf, nb = 8, 2
+    old = randomize(OldSRResNet(nf, nb), seed=3)
+    weights = tmp_path / 'SRResNet_bicx4_in3nf64nb16.pth'
+    torch.save(old.state_dict(), weights)  # a bare model.N state_dict, as the release
+    opt = {'type': 'RankSRGANGenerator', 'num_feat': nf, 'num_block': nb, 'upscale': 4}
+    level = build_level({'name': 'srres', 'type': 'network', 'network': opt, 'weights': str(weights)}, 4,
+                        device='cpu')
+    lr = random_image(13, 11, seed=2, smooth=1.0)
+    np.testing.assert_array_equal(level(lr, np.zeros((52, 44, 3), np.uint8), 'img'), run_net(old, lr))
+
+
+@pytest.mark.parametrize('layout', ['model', 'mmsr'])
+def test_network_level_reads_official_esrgan_layouts(tmp_path, layout):
+    nf, nb, gc = 8, 1, 4
+    source = randomize(OldESRGAN(nf, nb, gc) if layout == 'model' else MmsrRRDBNet(nf, nb, gc), seed=5)
+    weights = tmp_path / 'ESRGAN_SuperSR.pth'
+    torch.save(source.state_dict(), weights)
+    opt = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': nf, 'num_block': nb, 'num_grow_ch': gc}
+    level = NetworkLevel('esrgan', opt, str(weights), 4, device='cpu')
+    lr = random_image(12, 10, seed=3, smooth=1.0)
+    sr = level(lr, np.zeros((48, 40, 3), np.uint8), 'img')
+    np.testing.assert_array_equal(sr, run_net(source, lr))
+    assert sr.std() > 10
+
+
+def test_network_level_official_layout_of_another_network_is_refused(tmp_path):
+    weights = tmp_path / 'SRGAN.pth'
+    torch.save(randomize(OldSRResNet(8, 2), seed=1).state_dict(), weights)
+    opt = {'type': 'RankSRGANGenerator', 'num_feat': 8, 'num_block': 3, 'upscale': 4}
+    with pytest.raises(LevelError, match=r"Level 'srgan': .*SRGAN.pth \(an official generator_model checkpoint: "
+                                         r".*'num_block': 2.*\) does not fit the network RankSRGANGenerator"):
+        build_level({'name': 'srgan', 'type': 'network', 'network': opt, 'weights': str(weights)}, 4, device='cpu')
+
+
+def test_paper_options_use_the_authors_networks_untiled():
+    """The paper's rank-dataset options: the authors' SRResNet / SRGAN (the RankSRGAN generator) and ESRGAN."""
+    for variant in ('NIQE', 'Ma', 'PI', 'NIQE_HR'):
+        with open(osp.join(REPO, 'options', f'rank_dataset_DF2K_{variant}.yml')) as f:
+            levels = {level['name']: level for level in yaml.safe_load(f)['levels']}
+        expected = {'srres': ('RankSRGANGenerator', 'SRResNet_bicx4_in3nf64nb16.pth'),
+                    'srgan': ('RankSRGANGenerator', 'SRGAN.pth'), 'esrgan': ('RRDBNet', 'ESRGAN_SuperSR.pth')}
+        if variant == 'NIQE_HR':
+            expected.pop('esrgan')
+            assert levels['hr']['type'] == 'hr'
+        for name, (arch, weights) in expected.items():
+            level = levels[name]
+            assert level['network']['type'] == arch and osp.basename(level['weights']) == weights, (variant, name)
+            assert level.get('tile', 0) == 0 and 'tile_pad' not in level, (variant, name)
+        if 'esrgan' in expected:
+            assert levels['esrgan']['network']['num_block'] == 23
+    with open(osp.join(REPO, 'options', 'rank_dataset_DF2K_NIQE_basicsr_zoo.yml')) as f:
+        zoo = [level['network']['type'] for level in yaml.safe_load(f)['levels']]
+    assert zoo == ['MSRResNet', 'MSRResNet', 'RRDBNet']
 
 
 def test_network_level_missing_weights_names_the_file():

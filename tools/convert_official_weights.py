@@ -1,12 +1,16 @@
-"""Convert official RankSRGAN checkpoints (Rankers and generators) to the plugin's architectures.
+"""Convert official RankSRGAN checkpoints (Rankers, generators, the rank-dataset levels' ESRGAN) to
+the plugin's / BasicSR's architectures.
 
     python tools/convert_official_weights.py Ranker_NIQE.pth experiments/pretrained_models/Ranker_NIQE_basicsr.pth
     python tools/convert_official_weights.py SRResNet_bicx4_in3nf64nb16.pth \
         experiments/pretrained_models/SRResNet_bicx4_in3nf64nb16_basicsr.pth
+    python tools/convert_official_weights.py ESRGAN_SuperSR.pth experiments/pretrained_models/ESRGAN_SuperSR_basicsr.pth
 
-Detects the layout (Ranker: mmsr names or features.N; generator: mmsr names or model.N), refuses
-an unknown one, checks that the result loads strictly, writes a BasicSR checkpoint
-(``{'params': state_dict}``) and prints the matching ``network_r`` / ``network_g`` options.
+Detects the layout (Ranker: mmsr names or features.N; generator: mmsr names or model.N; ESRGAN's
+RRDBNet: mmsr names or model.N, to BasicSR's RRDBNet), refuses an unknown one, checks that the
+result loads strictly, writes a BasicSR checkpoint (``{'params': state_dict}``) and prints the
+matching ``network_r`` / ``network_g`` options. (A rank dataset's ``network`` level and
+tools/inference.py also read the official files directly, converting on load.)
 """
 import argparse
 import os

@@ -6,15 +6,18 @@
         --arch RankSRGANGenerator --arch-opt num_feat=64 num_block=16 upscale=4
     # plugin checkpoint + the training options' network_g
     python tools/inference.py --input LR --output SR --checkpoint net_g.pth --opt options/train_RankSRGAN_NIQE.yml
-    # official RankSRGAN / SRResNet weights: architecture read off the weights
+    # official RankSRGAN / SRResNet / ESRGAN weights: architecture read off the weights
     python tools/inference.py --input LR --output SR --checkpoint RankSRGAN_NIQE.pth --tile 128
 
-``--tile N`` runs N x N LR tiles (with ``--tile-pad`` pixels of context) for large images;
+``--tile N`` runs N x N LR tiles for large images (a memory measure): each tile gets ``--tile-pad``
+pixels of context, by default (``auto``) the network's receptive-field radius, so the output equals
+the untiled one (up to the float kernels' last-bit rounding: a rare pixel one grey level off); a
+smaller pad is allowed (faster, less memory) with a warning, as seams may show.
 ``--device`` defaults to CUDA when available.
 """
 import argparse
 import sys
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import ranksrgan_plugin  # noqa: F401  (compat fixes and registration before basicsr)
 from ranksrgan_plugin.inference import (
@@ -25,6 +28,15 @@ from ranksrgan_plugin.inference import (
     parse_arch_options,
     upscale_folder,
 )
+
+
+def tile_pad_arg(value: str) -> Union[int, str]:
+    """``auto`` or a pixel count >= 0 (argparse type of ``--tile-pad``)."""
+    if value == 'auto':
+        return value
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f'expected auto or a pixel count >= 0, got {value!r}')
+    return int(value)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -40,7 +52,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--param-key', help='checkpoint entry (default: params_ema, else params)')
     parser.add_argument('--scale', type=int, help='upscaling factor (default: measured from the network)')
     parser.add_argument('--tile', type=int, default=0, help='LR tile size, 0 = whole image (default)')
-    parser.add_argument('--tile-pad', type=int, default=16, help='context pixels around each tile')
+    parser.add_argument('--tile-pad', type=tile_pad_arg, default='auto',
+                        help='context pixels around each tile; auto (default): the receptive-field radius, '
+                        'exact; smaller: seams may show (warned)')
     parser.add_argument('--batch-size', type=int, default=4, help='tiles per forward pass')
     parser.add_argument('--device', help='cpu, cuda, cuda:1 ... (default: CUDA when available)')
     parser.add_argument('--suffix', default='', help='added to each output stem')

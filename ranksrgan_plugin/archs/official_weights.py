@@ -9,7 +9,13 @@ Supported layouts (detected from the keys; anything else is refused with a clear
   ``upconv1/2``, ``HRconv``, ``conv_last`` -> :class:`RankSRGANGenerator`, same keys;
 - ``generator_model``: the older SRResNet release, ``model.0``, ``model.1.sub.N.res.0/.res.2``,
   ``model.1.sub.<num_block>`` (LRconv), ``model.2``, ``model.5``, ``model.8``, ``model.10``
-  (RankSRGAN_NIQE.pth, RankSRGAN_Ma.pth, RankSRGAN_PI.pth, SRResNet_bicx4_in3nf64nb16.pth).
+  (RankSRGAN_NIQE.pth, RankSRGAN_Ma.pth, RankSRGAN_PI.pth, SRResNet_bicx4_in3nf64nb16.pth, SRGAN.pth);
+- ``rrdbnet_mmsr``: ESRGAN's RRDBNet x4 with ``conv_first``, ``RRDB_trunk.N.RDB1..3.conv1..5``,
+  ``trunk_conv``, ``upconv1/2``, ``HRconv``, ``conv_last`` (the RankSRGAN code's RRDBNet_arch.py)
+  -> BasicSR's :class:`RRDBNet` (``body.N.rdb1.conv1``, ``conv_body``, ``conv_up1/2``, ``conv_hr``);
+- ``rrdbnet_model``: the older ESRGAN release, ``model.0``, ``model.1.sub.N.RDB1.conv1.0`` ...,
+  ``model.1.sub.<num_block>`` (trunk conv), ``model.3``, ``model.6``, ``model.8``, ``model.10``
+  (ESRGAN_SuperSR.pth, RRDB_ESRGAN_x4.pth) -> BasicSR's :class:`RRDBNet`.
 
 The architecture options (depth, widths, blocks) are read off the weights' shapes, the converted
 state_dict is loaded into the built network with ``strict=True`` before it is returned.
@@ -19,6 +25,7 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
+from basicsr.archs.rrdbnet_arch import RRDBNet
 
 from .ranker_arch import _STRIDE1_CONVS_PER_STAGE, RankerVGG, ranker_state_dict
 from .ranksrgan_generator_arch import RankSRGANGenerator
@@ -26,6 +33,10 @@ from .ranksrgan_generator_arch import RankSRGANGenerator
 StateDict = Dict[str, torch.Tensor]
 _WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model_state_dict')
 _OLD_GENERATOR_TAIL = {'model.2': 'upconv1', 'model.5': 'upconv2', 'model.8': 'HRconv', 'model.10': 'conv_last'}
+_MMSR_RRDB_NAMES = {'conv_first': 'conv_first', 'trunk_conv': 'conv_body', 'upconv1': 'conv_up1',
+                    'upconv2': 'conv_up2', 'HRconv': 'conv_hr', 'conv_last': 'conv_last'}
+_OLD_RRDB_NAMES = {'model.0': 'conv_first', 'model.3': 'conv_up1', 'model.6': 'conv_up2', 'model.8': 'conv_hr',
+                   'model.10': 'conv_last'}
 
 
 class UnknownCheckpointLayout(ValueError):
@@ -42,7 +53,8 @@ def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> StateDict:
 
 
 def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """One of ``ranker_mmsr``, ``ranker_features``, ``generator_mmsr``, ``generator_model``."""
+    """One of ``ranker_mmsr``, ``ranker_features``, ``generator_mmsr``, ``generator_model``,
+    ``rrdbnet_mmsr``, ``rrdbnet_model``."""
     keys = set(state_dict)
     if {'conv0_0.weight', 'conv0_1.weight', 'classifier.0.weight'} <= keys:
         return 'ranker_mmsr'
@@ -52,11 +64,16 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
         return 'generator_mmsr'
     if {'model.0.weight', 'model.1.sub.0.res.0.weight', 'model.10.weight'} <= keys:
         return 'generator_model'
+    if {'conv_first.weight', 'RRDB_trunk.0.RDB1.conv1.weight', 'trunk_conv.weight', 'conv_last.weight'} <= keys:
+        return 'rrdbnet_mmsr'
+    if {'model.0.weight', 'model.1.sub.0.RDB1.conv1.0.weight', 'model.10.weight'} <= keys:
+        return 'rrdbnet_model'
     sample = ', '.join(sorted(keys)[:6])
     raise UnknownCheckpointLayout(
         f'Unknown checkpoint layout (keys: {sample}, ...). Supported: the original RankSRGAN Rankers '
-        '(conv0_0/bn0_1/classifier.N or features.N/classifier.N) and generators (conv_first/recon_trunk/LRconv '
-        'or model.0/model.1.sub.N/model.10).')
+        '(conv0_0/bn0_1/classifier.N or features.N/classifier.N), generators (conv_first/recon_trunk/LRconv '
+        'or model.0/model.1.sub.N.res/model.10) and ESRGAN RRDBNets (conv_first/RRDB_trunk/trunk_conv or '
+        'model.0/model.1.sub.N.RDB1/model.10).')
 
 
 def _ranker_options(conv_shapes: List[torch.Size], hidden: int) -> Dict[str, Any]:
@@ -123,10 +140,49 @@ def convert_generator(state_dict: StateDict, layout: str) -> Tuple[Dict[str, Any
     return options, net
 
 
+def _rrdb_trunk_name(match: re.Match) -> str:
+    """``<block>.RDB<i>.conv<j>`` -> BasicSR's ``body.<block>.rdb<i>.conv<j>``."""
+    block, rdb, conv = match.groups()
+    return f'body.{block}.rdb{rdb}.conv{conv}'
+
+
+def convert_rrdb_keys(state_dict: StateDict, layout: str) -> StateDict:
+    """``rrdbnet_mmsr`` / ``rrdbnet_model`` key names -> BasicSR RRDBNet key names."""
+    if layout == 'rrdbnet_mmsr':
+        trunk, names = r'RRDB_trunk\.(\d+)\.RDB([123])\.conv([1-5])$', dict(_MMSR_RRDB_NAMES)
+    else:
+        trunk, names = r'model\.1\.sub\.(\d+)\.RDB([123])\.conv([1-5])\.0$', dict(_OLD_RRDB_NAMES)
+        blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r'model\.1\.sub\.(\d+)\.RDB', k))}
+        names[f'model.1.sub.{max(blocks) + 1}'] = 'conv_body'
+    converted: StateDict = OrderedDict()
+    for key, value in state_dict.items():
+        name, param = key.rsplit('.', 1)
+        match = re.match(trunk, name)
+        if not match and name not in names:
+            raise UnknownCheckpointLayout(f'Unexpected key {key!r} in a {layout} checkpoint (ESRGAN x4 RRDBNet).')
+        converted[f'{_rrdb_trunk_name(match) if match else names[name]}.{param}'] = value
+    return converted
+
+
+def convert_rrdbnet(state_dict: StateDict, layout: str) -> Tuple[Dict[str, Any], RRDBNet]:
+    """BasicSR RRDBNet options and network of an ESRGAN checkpoint (x4, as both layouts are)."""
+    state_dict = convert_rrdb_keys(state_dict, layout)
+    if 'conv_up2.weight' not in state_dict:
+        raise UnknownCheckpointLayout(f'A {layout} checkpoint without the second upsampling conv is not x4.')
+    options = {'type': 'RRDBNet', 'num_in_ch': state_dict['conv_first.weight'].shape[1],
+               'num_out_ch': state_dict['conv_last.weight'].shape[0], 'scale': 4,
+               'num_feat': state_dict['conv_first.weight'].shape[0],
+               'num_block': len({k.split('.')[1] for k in state_dict if k.startswith('body.')}),
+               'num_grow_ch': state_dict['body.0.rdb1.conv1.weight'].shape[0]}
+    net = RRDBNet(**{k: v for k, v in options.items() if k != 'type'})
+    net.load_state_dict(state_dict, strict=True)
+    return options, net
+
+
 def convert_official_checkpoint(checkpoint: Mapping[str, Any]) -> Tuple[str, Dict[str, Any], torch.nn.Module]:
     """(layout, architecture options, network with the weights loaded strictly) of an official checkpoint."""
     state_dict = unwrap_state_dict(checkpoint)
     layout = detect_layout(state_dict)
-    convert = convert_ranker if layout.startswith('ranker') else convert_generator
-    options, net = convert(state_dict, layout)
+    convert = {'ranker': convert_ranker, 'generator': convert_generator, 'rrdbnet': convert_rrdbnet}
+    options, net = convert[layout.split('_')[0]](state_dict, layout)
     return layout, options, net
