@@ -271,3 +271,23 @@ def _detached_ragan_grad(model) -> torch.Tensor:
             + bce(fake - real.detach().mean(), torch.zeros_like(fake))) / 2
     loss.backward()
     return model.net_d.conv0_0.weight.grad.clone()
+
+
+# ------------------------------------------------------------------------------------------------
+# Rank-dataset options (the selection rules themselves: tests/test_patch_selection_original.py)
+
+
+@pytest.mark.parametrize('path', sorted(OPTIONS.glob('rank_dataset_DF2K_*.yml')), ids=lambda p: p.stem)
+def test_rank_dataset_options_are_the_originals(path):
+    from ranksrgan_plugin.data.rank_dataset_builder import load_config
+
+    cfg = load_config(_yaml(path))
+    assert (cfg['patch_size'], cfg['stride'], cfg['max_patches_per_image']) == (296, 148, 200)
+    assert (cfg['grid'], cfg['sharpness_measure'], cfg['max_patches_choice']) == ('original', 'original', 'random')
+    assert (cfg['sharpness_threshold'], cfg['sharpness_block'], cfg['min_gap']) == (40, 96, 0.1)
+    assert cfg['gap_metric'] == {'type': 'niqe', 'crop_border': 0, 'convert_to': 'gray_uint8'}
+    assert (cfg['val_fraction'], cfg['val_split_by']) == (0.1, 'patch')
+    assert all(level.get('tile', 0) == 0 for level in cfg['levels'])  # whole images, as the original
+    if 'basicsr_zoo' not in path.stem:
+        assert [level['network']['type'] for level in cfg['levels'] if level['type'] == 'network'][:2] == [
+            'RankSRGANGenerator', 'RankSRGANGenerator']
