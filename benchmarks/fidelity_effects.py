@@ -102,8 +102,8 @@ def build_demo_rank_set(cfg: Dict) -> str:
     return cfg['output']
 
 
-def train_ranker(variant: str, force: Sequence[str], seed: int) -> str:
-    name = f'Ranker_demo_fidelity_{abs(hash(variant)) % 10000:04d}_seed{seed}'
+def train_ranker(variant_index: int, force: Sequence[str], seed: int) -> str:
+    name = f'Ranker_demo_fidelity_v{variant_index}_seed{seed}'
     entries = [f'name={name}', f'manual_seed={seed}', *force]
     log = osp.join(REPO_ROOT, 'results', 'fidelity', f'{name}.log')
     os.makedirs(osp.dirname(log), exist_ok=True)
@@ -149,8 +149,8 @@ def main(argv=None) -> None:
     print(f'\nDemo Ranker ({read_manifest(val_root)["num_keys"]} validation locations), seeds {args.seeds}:')
     print('| Ranker training | SROCC mean | SROCC std | pair accuracy mean |\n|---|---|---|---|')
     last = None
-    for variant, force in RANKER_VARIANTS.items():
-        results = [evaluate_ranker(load_demo_ranker(last := train_ranker(variant, force, seed)), val_root)
+    for index, (variant, force) in enumerate(RANKER_VARIANTS.items()):
+        results = [evaluate_ranker(load_demo_ranker(last := train_ranker(index, force, seed)), val_root)
                    for seed in args.seeds]
         srocc = [r['srocc'] for r in results]
         print(f'| {variant} | {np.mean(srocc):.4f} | {np.std(srocc):.4f} | '
