@@ -37,7 +37,7 @@ from ranksrgan_plugin.data.rank_dataset_builder import (
 from ranksrgan_plugin.data.rank_dataset_format import level_path, read_labels
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
 from ranksrgan_plugin.data.sr_levels import BUILTIN_UPSCALERS, LevelError, matlab_bicubic
-from ranksrgan_plugin.metrics.niqe_batch import niqe_batch
+from ranksrgan_plugin.iqa import niqe_batch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'make_rank_dataset.py')

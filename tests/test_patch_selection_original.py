@@ -32,7 +32,7 @@ from ranksrgan_plugin.data.rank_dataset_builder import (
 )
 from ranksrgan_plugin.data.rank_dataset_format import read_labels, read_manifest
 from ranksrgan_plugin.data.sr_levels import matlab_bicubic
-from ranksrgan_plugin.metrics.niqe_batch import niqe_batch
+from ranksrgan_plugin.iqa import niqe_batch
 from ranksrgan_plugin.metrics.patch_metrics import PATCH_METRICS, PatchMetric, build_patch_metric
 
 PATCH, STRIDE, BLOCK = 296, 148, 96

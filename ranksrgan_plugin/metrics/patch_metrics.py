@@ -69,7 +69,7 @@ class NIQEPatchMetric(PatchMetric):
         self.device = device
 
     def __call__(self, patches: np.ndarray) -> np.ndarray:
-        from .niqe_batch import niqe_batch
+        from ..iqa import niqe_batch
 
         if self.convert_to == 'gray_uint8':  # gray patches go in as they are ('HW' ignores convert_to)
             return niqe_batch(rgb2gray_uint8(np.asarray(patches)), crop_border=self.crop_border, input_order='HW',
