@@ -15,7 +15,7 @@ from test_convert_official_weights import MmsrRRDBNet, OldESRGAN, OldSRResNet
 
 from ranksrgan_plugin.archs import RankSRGANGenerator
 from ranksrgan_plugin.data.patch_selection import crop, patch_grid, sharp_corners, sharpness
-from ranksrgan_plugin.data.receptive_field import (
+from ranksrgan_plugin.utils.receptive_field import (
     ReceptiveField,
     UnboundedReceptiveField,
     receptive_field,
