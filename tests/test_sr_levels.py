@@ -15,12 +15,6 @@ from test_convert_official_weights import MmsrRRDBNet, OldESRGAN, OldSRResNet
 
 from ranksrgan_plugin.archs import RankSRGANGenerator
 from ranksrgan_plugin.data.patch_selection import crop, patch_grid, sharp_corners, sharpness
-from ranksrgan_plugin.data.receptive_field import (
-    ReceptiveField,
-    UnboundedReceptiveField,
-    receptive_field,
-    receptive_field_radius,
-)
 from ranksrgan_plugin.data.sr_levels import (
     BUILTIN_UPSCALERS,
     BuiltinLevel,
@@ -30,6 +24,12 @@ from ranksrgan_plugin.data.sr_levels import (
     NetworkLevel,
     build_level,
     matlab_bicubic,
+)
+from ranksrgan_plugin.utils.receptive_field import (
+    ReceptiveField,
+    UnboundedReceptiveField,
+    receptive_field,
+    receptive_field_radius,
 )
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -10,7 +10,7 @@ HWC, as cv2 and BasicSR read them.
 import os
 import os.path as osp
 from copy import deepcopy
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -18,14 +18,11 @@ import torch
 from basicsr.archs import build_network
 from basicsr.utils.matlab_functions import imresize
 
-from ..archs.official_weights import (
-    UnknownCheckpointLayout,
-    convert_official_checkpoint,
-    detect_layout,
-    unwrap_state_dict,
-)
+from ..archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint, detect_layout
+from ..utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
+from ..utils.tiling import TilingError
+from ..utils.upscaler import HoldsUpscaler, build_upscaler
 from .rank_dataset_format import IMAGE_EXTENSIONS
-from .receptive_field import ReceptiveField, UnboundedReceptiveField, receptive_field
 
 
 class LevelError(ValueError):
@@ -125,7 +122,7 @@ class FolderLevel(SRLevel):
         return {**super().describe(), 'folder': self.folder, 'suffix': self.suffix}
 
 
-class NetworkLevel(SRLevel):
+class NetworkLevel(HoldsUpscaler, SRLevel):
     """A BasicSR network (any registered arch: MSRResNet, RRDBNet, the plugin's) run on the LR image.
 
     ``weights``: a BasicSR checkpoint (``params_ema`` / ``params``) or an official checkpoint in a
@@ -139,7 +136,9 @@ class NetworkLevel(SRLevel):
     radius; an explicit smaller pad would change the output and is refused). "The untiled one" up to
     the last float bit: float32 conv / upsampling kernels (oneDNN, cuDNN) round differently for
     different input shapes, which can move a rare pixel by one grey level. The input runs in the
-    network's dtype. Runs on ``device`` (default: CUDA when available).
+    network's dtype. Runs on ``device`` (default: CUDA when available). Inference is a
+    :class:`~ranksrgan_plugin.utils.upscaler.TiledUpscaler` (``self.upscaler``; ``net``, ``tile``,
+    ``tile_pad``, ``receptive_radius`` are its).
     """
 
     def __init__(self, name: str, network: Mapping[str, Any], weights: str, scale: int,
@@ -152,107 +151,35 @@ class NetworkLevel(SRLevel):
         self.network_opt, self.weights, self.scale = dict(network), weights, scale
         net = build_network(deepcopy(self.network_opt))
         load_network_weights(net, weights, param_key, f'Level {name!r}')
-        self._setup(net, tile, tile_pad, batch_size, device)
-
-    def _setup(self, net: torch.nn.Module, tile: int, tile_pad: Union[int, str], batch_size: int,
-               device: Optional[str]) -> None:
-        """Device, network in eval mode, tiling (the pad resolved against the receptive field)."""
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.net = net.eval().to(self.device)
-        self.batch_size = max(1, batch_size)
-        self.tile = _non_negative(tile, 'tile', self.name)
-        field = self._receptive_field()
-        self.receptive_radius, self.alignment = field.radius, field.alignment
-        self._check_aligned('tile', self.tile)
-        self.tile_pad = self._resolve_pad(tile_pad)
-
-    def _receptive_field(self) -> ReceptiveField:
-        """The network's receptive field; an unbounded one (global pooling) is an error when tiling only."""
         try:
-            return receptive_field(self.net, int(self.network_opt.get('num_in_ch', 3)))
-        except UnboundedReceptiveField as err:
-            if self.tile:
-                raise LevelError(f'Level {self.name!r}: {err}; run it untiled (tile: 0).') from err
-            return ReceptiveField(radius=0)  # untiled: no pad is used
+            self.upscaler = build_upscaler(net, scale, tile, tile_pad, batch_size, device, f'Level {name!r}',
+                                           self._pad_below_receptive_field, int(self.network_opt.get('num_in_ch', 3)))
+        except TilingError as err:
+            raise LevelError(str(err)) from err
 
-    def _resolve_pad(self, tile_pad: Union[int, str]) -> int:
-        """``'auto'`` -> the receptive-field radius; an explicit pad is checked against it when tiling."""
-        if tile_pad == 'auto':
-            return self.receptive_radius
-        tile_pad = _non_negative(tile_pad, 'tile_pad', self.name)
-        if self.tile and tile_pad < self.receptive_radius:
-            self._pad_below_receptive_field(tile_pad)
-        return self._check_aligned('tile_pad', tile_pad) if self.tile else tile_pad
-
-    def _check_aligned(self, what: str, value: int) -> int:
-        """``value`` when it is a multiple of the network's downsampling (tiles keep the image's grid)."""
-        if value % self.alignment:
-            raise LevelError(f'Level {self.name!r}: {what} {value} is not a multiple of {self.alignment}, the '
-                             'network\'s downsampling; tiles would not see the untiled pixel grid.')
-        return value
-
-    def _pad_below_receptive_field(self, tile_pad: int) -> None:
+    def _pad_below_receptive_field(self, tile_pad: int, radius: int) -> None:
         """A rank dataset's levels must not depend on the tiling: refuse the pad."""
         raise LevelError(f'Level {self.name!r}: tile_pad {tile_pad} is below the network\'s receptive-field '
-                         f'radius ({self.receptive_radius} LR pixels); the tiles would change the SR images. '
-                         f'Use tile_pad: auto (= {self.receptive_radius}), at least {self.receptive_radius}, '
-                         'or tile: 0.')
+                         f'radius ({radius} LR pixels); the tiles would change the SR images. '
+                         f'Use tile_pad: auto (= {radius}), at least {radius}, or tile: 0.')
 
-    @torch.no_grad()
     def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
-        param = next(self.net.parameters(), None)
-        dtype = param.dtype if param is not None else torch.float32  # the network's precision
-        x = torch.from_numpy(np.ascontiguousarray(lr[:, :, ::-1].transpose(2, 0, 1))).to(dtype).div(255)
-        out = self._run_tiled(x[None]) if self.tile else self.net(x[None].to(self.device))
-        out = out[0].clamp(0, 1).mul(255).round().byte().cpu().numpy()
-        return np.ascontiguousarray(out.transpose(1, 2, 0)[:, :, ::-1])
+        return self.upscaler(lr)
 
     def _run_tiled(self, x: torch.Tensor) -> torch.Tensor:
-        """Tiles with ``tile_pad`` pixels of real context (clipped at the image edge, where the network's
-        own zero padding applies as in an untiled run); tiles of equal shape run in batches. A side no
-        longer than ``tile + 2 * tile_pad`` (the largest padded tile) is not cut: one tile spans it."""
-        _, _, h, w = x.shape
-        p, s = self.tile_pad, self.scale
-        th, tw = (side if side <= self.tile + 2 * p else self.tile for side in (h, w))
-        groups: Dict[Tuple[int, ...], List[Tuple[torch.Tensor, Tuple[int, int, int, int]]]] = {}
-        for top in range(0, h, th):
-            for left in range(0, w, tw):
-                y0, x0 = max(top - p, 0), max(left - p, 0)
-                tile = x[0, :, y0:min(top + th + p, h), x0:min(left + tw + p, w)]
-                keep = (top, left, top - y0, left - x0)  # output position, offset of the kept part in the tile
-                groups.setdefault(tuple(tile.shape), []).append((tile, keep))
-        out = None
-        for jobs in groups.values():
-            for start in range(0, len(jobs), self.batch_size):
-                chunk = jobs[start:start + self.batch_size]
-                results = self.net(torch.stack([tile for tile, _ in chunk]).to(self.device)).cpu()
-                if out is None:
-                    out = results.new_zeros(1, results.shape[1], h * s, w * s)
-                for result, (top, left, dy, dx) in zip(results, (keep for _, keep in chunk)):
-                    kh, kw = min(th, h - top), min(tw, w - left)
-                    out[0, :, top * s:(top + kh) * s, left * s:(left + kw) * s] = \
-                        result[:, dy * s:(dy + kh) * s, dx * s:(dx + kw) * s]
-        return out
+        """The tiled pass alone (see :func:`~ranksrgan_plugin.utils.tiling.tiled_forward`)."""
+        return self.upscaler.forward_tiled(x)
 
     def describe(self) -> Dict[str, Any]:
         return {**super().describe(), 'network': self.network_opt, 'weights': osp.abspath(self.weights),
                 'tile': self.tile, 'tile_pad': self.tile_pad, 'receptive_radius': self.receptive_radius}
 
 
-def _non_negative(value: Any, what: str, name: str) -> int:
-    """``value`` when it is a pixel count >= 0 (``tile``: 0 = untiled; ``tile_pad``: or ``auto``)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        hint = '0 (untiled) or a positive pixel count' if what == 'tile' else '`auto` or a pixel count >= 0'
-        raise LevelError(f'Level {name!r}: {what} must be {hint}, got {value!r}.')
-    return value
-
-
 def load_network_weights(net: torch.nn.Module, weights: str, param_key: Optional[str] = None,
                          what: str = 'Network') -> Optional[str]:
     """Load the checkpoint file ``weights`` into ``net`` strictly (see :func:`arch_state_dict`); the
     official layout it was converted from, if any. ``what`` starts the error messages."""
-    checkpoint = torch.load(weights, map_location='cpu', weights_only=True)
-    state_dict, layout, options = arch_state_dict(checkpoint, param_key, weights)
+    state_dict, layout, options = arch_state_dict(read_checkpoint(weights), param_key, weights)
     try:
         net.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:
@@ -273,11 +200,10 @@ def arch_state_dict(checkpoint: Mapping[str, Any], param_key: Optional[str] = No
     :func:`~ranksrgan_plugin.archs.official_weights.detect_layout` knows) is converted to the keys of
     the plugin's / BasicSR's class.
     """
-    if param_key:
-        if param_key not in checkpoint:
-            raise LevelError(f'{source} has no {param_key!r} entry (has {list(checkpoint)[:5]}).')
-        checkpoint = checkpoint[param_key]
-    state_dict = unwrap_state_dict(checkpoint)
+    try:
+        state_dict = unwrap_state_dict(checkpoint, param_key, source)
+    except CheckpointKeyError as err:
+        raise LevelError(str(err)) from err
     try:
         layout = detect_layout(state_dict)
     except UnknownCheckpointLayout:
