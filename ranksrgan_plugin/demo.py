@@ -21,13 +21,13 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import img2tensor
 
 from .archs import load_ranker
-from .data.demo_images import export_skimage_photos
-from .data.rank_dataset_builder import RankDatasetBuilder, load_config
 from .data.rank_dataset_format import read_manifest
-from .data.sr_levels import matlab_bicubic
+from .demo_images import export_skimage_photos
 from .metrics.niqe_batch import calculate_niqe_batched
 from .metrics.ranker_evaluation import evaluate_ranker as score_rank_set
 from .metrics.ranker_plots import plot_ranker_histograms
+from .rank_dataset import RankDatasetBuilder, load_config
+from .rank_dataset.levels import matlab_bicubic
 from .utils.checkpoint import load_state_dict
 from .utils.curve_plots import plot_curves
 from .utils.training_logs import load_run

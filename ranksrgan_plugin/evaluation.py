@@ -15,8 +15,8 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from tqdm import tqdm
 
 from .data.rank_dataset_format import IMAGE_EXTENSIONS
-from .data.sr_levels import LevelError, read_image
 from .iqa import MaModel, load_ma_model, ma_score, niqe_score, perceptual_index
+from .rank_dataset.levels import LevelError, read_image
 
 Row = Dict[str, Union[str, float]]
 BASE_METRICS = ('niqe', 'psnr', 'ssim')

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint
 from .data.rank_dataset_format import IMAGE_EXTENSIONS
-from .data.sr_levels import LevelError, arch_state_dict, read_image
+from .rank_dataset.levels import LevelError, arch_state_dict, read_image
 from .utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
 from .utils.tiling import TilingError
 from .utils.upscaler import HoldsUpscaler, build_upscaler

@@ -13,8 +13,12 @@ from tool_loader import load_tool
 from ranksrgan_plugin import iqa
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
 from ranksrgan_plugin.metrics import calculate_ma, calculate_pi
-from ranksrgan_plugin.metrics.ma_patch_metrics import MaPatchMetric, PIPatchMetric
-from ranksrgan_plugin.metrics.patch_metrics import PATCH_METRICS, build_patch_metric
+from ranksrgan_plugin.rank_dataset.patch_metrics import (
+    PATCH_METRIC_REGISTRY,
+    MaPatchMetric,
+    PIPatchMetric,
+    build_patch_metric,
+)
 
 # The modules themselves (the package exports a function named ma_features).
 MF = importlib.import_module('ranksrgan_plugin.iqa.ma_features')
@@ -382,7 +386,7 @@ def test_registered_in_basicsr_and_patch_metrics(model_path):
 
     assert METRIC_REGISTRY.get('calculate_ma') is calculate_ma
     assert METRIC_REGISTRY.get('calculate_pi') is calculate_pi
-    assert PATCH_METRICS['ma'] is MaPatchMetric and PATCH_METRICS['pi'] is PIPatchMetric
+    assert PATCH_METRIC_REGISTRY.get('ma') is MaPatchMetric and PATCH_METRIC_REGISTRY.get('pi') is PIPatchMetric
     ma = build_patch_metric({'type': 'ma', 'model_path': model_path}, device='cpu')
     pi = build_patch_metric({'type': 'pi', 'model_path': model_path})
     assert ma.higher_is_better is True and pi.higher_is_better is False

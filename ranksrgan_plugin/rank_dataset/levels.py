@@ -4,25 +4,28 @@ A level turns one source image (its HR ground truth and its LR input) into an SR
 HR's size. Kinds: ``network`` (any BasicSR arch with a weights file, e.g. the paper's SRResNet /
 SRGAN / ESRGAN, whose official checkpoints are converted on load), ``folder`` (precomputed SR
 images matched by name), ``hr`` (the ground truth itself: the paper's RankSRGAN-HR) and
-``builtin`` (classical upscalers, so the tool runs with no weights at all). Images are BGR uint8
-HWC, as cv2 and BasicSR read them.
+``builtin`` (classical upscalers, so the tool runs with no weights at all), each registered in
+:data:`LEVEL_REGISTRY` under that type name. Images are BGR uint8 HWC, as cv2 and BasicSR read them.
 """
 import os
 import os.path as osp
 from copy import deepcopy
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
 from basicsr.archs import build_network
-from basicsr.utils.matlab_functions import imresize
 
 from ..archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint, detect_layout
+from ..data.rank_dataset_format import IMAGE_EXTENSIONS
+from ..iqa import matlab_resize_uint8
 from ..utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
+from ..utils.registry import TypeNameRegistry
 from ..utils.tiling import TilingError
 from ..utils.upscaler import HoldsUpscaler, build_upscaler
-from .rank_dataset_format import IMAGE_EXTENSIONS
+
+LEVEL_REGISTRY = TypeNameRegistry('rank_level')
 
 
 class LevelError(ValueError):
@@ -30,9 +33,9 @@ class LevelError(ValueError):
 
 
 def matlab_bicubic(img: np.ndarray, scale: float) -> np.ndarray:
-    """MATLAB ``imresize(img, scale, 'bicubic')`` of a uint8 image (BasicSR's port), rounded to uint8."""
-    resized = imresize(img.astype(np.float32) / 255.0, scale)
-    return np.clip(np.round(resized * 255.0), 0, 255).astype(np.uint8)
+    """MATLAB ``imresize(img, scale, 'bicubic')`` of a uint8 image, rounded to uint8 (see
+    :func:`~ranksrgan_plugin.iqa.image_prep.matlab_resize_uint8`): the levels' and the LR images' resize."""
+    return matlab_resize_uint8(img, scale)
 
 
 def unsharp_mask(img: np.ndarray, sigma: float = 2.0, amount: float = 1.5) -> np.ndarray:
@@ -77,51 +80,13 @@ class SRLevel:
         """What the manifest records about this level."""
         return {'name': self.name, 'type': type(self).__name__}
 
-
-class HRLevel(SRLevel):
-    """The ground truth HR image as a level (the paper's RankSRGAN-HR replaces ESRGAN by it)."""
-
-    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
-        return hr
+    @classmethod
+    def from_options(cls, name: str, opt: Dict[str, Any], scale: int, device: Optional[str]) -> 'SRLevel':
+        """The level ``name`` from its remaining options (``name`` and ``type`` removed)."""
+        return cls(name)
 
 
-class BuiltinLevel(SRLevel):
-    """A classical upscaler from :data:`BUILTIN_UPSCALERS` (no weights needed)."""
-
-    def __init__(self, name: str, method: str, scale: int) -> None:
-        super().__init__(name)
-        if method not in BUILTIN_UPSCALERS:
-            raise LevelError(f'Level {name!r}: unknown builtin method {method!r}; '
-                             f'choose from {sorted(BUILTIN_UPSCALERS)}.')
-        self.method, self.scale = method, scale
-
-    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
-        return BUILTIN_UPSCALERS[self.method](lr, self.scale)
-
-    def describe(self) -> Dict[str, Any]:
-        return {**super().describe(), 'method': self.method}
-
-
-class FolderLevel(SRLevel):
-    """Precomputed SR images in a folder, matched to the source image by file stem."""
-
-    def __init__(self, name: str, folder: str, suffix: str = '') -> None:
-        super().__init__(name)
-        if not osp.isdir(folder):
-            raise LevelError(f'Level {name!r}: SR folder {folder} does not exist.')
-        self.folder, self.suffix = folder, suffix
-        self.files = {osp.splitext(f)[0]: f for f in sorted(_listdir_images(folder))}
-
-    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
-        file_name = self.files.get(stem + self.suffix)
-        if file_name is None:
-            raise LevelError(f'Level {self.name!r}: no SR image for {stem!r} in {self.folder}.')
-        return read_image(osp.join(self.folder, file_name))
-
-    def describe(self) -> Dict[str, Any]:
-        return {**super().describe(), 'folder': self.folder, 'suffix': self.suffix}
-
-
+@LEVEL_REGISTRY.register_as('network')
 class NetworkLevel(HoldsUpscaler, SRLevel):
     """A BasicSR network (any registered arch: MSRResNet, RRDBNet, the plugin's) run on the LR image.
 
@@ -173,6 +138,70 @@ class NetworkLevel(HoldsUpscaler, SRLevel):
     def describe(self) -> Dict[str, Any]:
         return {**super().describe(), 'network': self.network_opt, 'weights': osp.abspath(self.weights),
                 'tile': self.tile, 'tile_pad': self.tile_pad, 'receptive_radius': self.receptive_radius}
+
+    @classmethod
+    def from_options(cls, name: str, opt: Dict[str, Any], scale: int, device: Optional[str]) -> 'NetworkLevel':
+        """``network`` (required), ``weights`` and the keyword arguments; ``device`` defaults to the build's."""
+        opt = dict(opt)
+        opt.setdefault('device', device)
+        return cls(name, opt.pop('network'), opt.pop('weights', None), scale, **opt)
+
+
+@LEVEL_REGISTRY.register_as('folder')
+class FolderLevel(SRLevel):
+    """Precomputed SR images in a folder, matched to the source image by file stem."""
+
+    def __init__(self, name: str, folder: str, suffix: str = '') -> None:
+        super().__init__(name)
+        if not osp.isdir(folder):
+            raise LevelError(f'Level {name!r}: SR folder {folder} does not exist.')
+        self.folder, self.suffix = folder, suffix
+        self.files = {osp.splitext(f)[0]: f for f in sorted(_listdir_images(folder))}
+
+    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        file_name = self.files.get(stem + self.suffix)
+        if file_name is None:
+            raise LevelError(f'Level {self.name!r}: no SR image for {stem!r} in {self.folder}.')
+        return read_image(osp.join(self.folder, file_name))
+
+    def describe(self) -> Dict[str, Any]:
+        return {**super().describe(), 'folder': self.folder, 'suffix': self.suffix}
+
+    @classmethod
+    def from_options(cls, name: str, opt: Dict[str, Any], scale: int, device: Optional[str]) -> 'FolderLevel':
+        """``folder`` (required) and ``suffix``."""
+        return cls(name, opt['folder'], opt.get('suffix', ''))
+
+
+@LEVEL_REGISTRY.register_as('hr')
+class HRLevel(SRLevel):
+    """The ground truth HR image as a level (the paper's RankSRGAN-HR replaces ESRGAN by it)."""
+
+    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        return hr
+
+
+@LEVEL_REGISTRY.register_as('builtin')
+class BuiltinLevel(SRLevel):
+    """A classical upscaler from :data:`BUILTIN_UPSCALERS` (no weights needed)."""
+
+    def __init__(self, name: str, method: str, scale: int) -> None:
+        super().__init__(name)
+        if method not in BUILTIN_UPSCALERS:
+            raise LevelError(f'Level {name!r}: unknown builtin method {method!r}; '
+                             f'choose from {sorted(BUILTIN_UPSCALERS)}.')
+        self.method, self.scale = method, scale
+
+    def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        return BUILTIN_UPSCALERS[self.method](lr, self.scale)
+
+    def describe(self) -> Dict[str, Any]:
+        return {**super().describe(), 'method': self.method}
+
+    @classmethod
+    def from_options(cls, name: str, opt: Dict[str, Any], scale: int, device: Optional[str]) -> 'BuiltinLevel':
+        """``method`` defaults to the level's name."""
+        return cls(name, opt.get('method', name), scale)
 
 
 def load_network_weights(net: torch.nn.Module, weights: str, param_key: Optional[str] = None,
@@ -228,18 +257,16 @@ def read_image(path: str) -> np.ndarray:
 
 
 def build_level(opt: Mapping[str, Any], scale: int, device: Optional[str] = None) -> SRLevel:
-    """A level from its options: ``{name, type: network|folder|hr|builtin, ...}``."""
+    """A level from its options: ``{name, type: network|folder|hr|builtin, ...}`` (a :data:`LEVEL_REGISTRY` name)."""
     opt = dict(opt)
     name, kind = opt.pop('name', None), opt.pop('type', None)
     if not name:
         raise LevelError(f'A level needs a `name`: {dict(opt)}')
-    if kind == 'hr':
-        return HRLevel(name)
-    if kind == 'builtin':
-        return BuiltinLevel(name, opt.get('method', name), scale)
-    if kind == 'folder':
-        return FolderLevel(name, opt['folder'], opt.get('suffix', ''))
-    if kind == 'network':
-        opt.setdefault('device', device)
-        return NetworkLevel(name, opt.pop('network'), opt.pop('weights', None), scale, **opt)
-    raise LevelError(f'Level {name!r}: unknown type {kind!r}; use network, folder, hr or builtin.')
+    if kind not in LEVEL_REGISTRY:
+        raise LevelError(f'Level {name!r}: unknown type {kind!r}; use {_or_list(LEVEL_REGISTRY.names())}.')
+    return LEVEL_REGISTRY.get(kind).from_options(name, opt, scale, device)
+
+
+def _or_list(names: Sequence[str]) -> str:
+    """``a, b, c or d``."""
+    return ' or '.join(filter(None, [', '.join(names[:-1]), names[-1]]))
