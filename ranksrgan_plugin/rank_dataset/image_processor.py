@@ -127,6 +127,7 @@ class _StageTimer:
         self._last = time.perf_counter()
 
     def lap(self, stage: str) -> None:
+        """Add the time since the last lap to ``stage``."""
         now = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
         self._last = now

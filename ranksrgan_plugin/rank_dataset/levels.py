@@ -74,6 +74,7 @@ class SRLevel:
         return sr
 
     def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
+        """The SR image of the source image ``stem`` (each level type defines it)."""
         raise NotImplementedError
 
     def describe(self) -> Dict[str, Any]:
