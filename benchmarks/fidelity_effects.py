@@ -29,16 +29,16 @@ from basicsr.archs import build_network
 from basicsr.data.transforms import mod_crop
 
 from ranksrgan_plugin.archs.ranker_arch import freeze_ranker, load_ranker
-from ranksrgan_plugin.data.demo_images import export_skimage_photos
-from ranksrgan_plugin.data.patch_selection import crop, patch_grid, sharp_corners
-from ranksrgan_plugin.data.rank_dataset_builder import RankDatasetBuilder, load_config
 from ranksrgan_plugin.data.rank_dataset_format import read_manifest
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
-from ranksrgan_plugin.data.sr_levels import build_level, matlab_bicubic, read_image
+from ranksrgan_plugin.demo_images import export_skimage_photos
 from ranksrgan_plugin.losses import RankContentLoss
-from ranksrgan_plugin.metrics.patch_metrics import build_patch_metric
 from ranksrgan_plugin.metrics.rank_metrics import calculate_srocc
 from ranksrgan_plugin.metrics.ranker_evaluation import evaluate_ranker
+from ranksrgan_plugin.rank_dataset import RankDatasetBuilder, load_config
+from ranksrgan_plugin.rank_dataset.levels import build_level, matlab_bicubic, read_image
+from ranksrgan_plugin.rank_dataset.patch_metrics import build_patch_metric
+from ranksrgan_plugin.rank_dataset.patch_selection import crop, patch_grid, sharp_corners
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 DATASET_OPTIONS = osp.join(REPO_ROOT, 'options', 'rank_dataset_demo.yml')

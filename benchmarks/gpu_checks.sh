@@ -20,9 +20,9 @@ echo "== Ma's metric: CUDA features equal the CPU ones; seconds per image on CUD
 timeout 120 python3 - <<'PY' 2>&1 | tee "$OUT/ma.txt"
 import numpy as np, torch
 from skimage import data
-from ranksrgan_plugin.metrics import ma_metric as M
-y = M._to_y_batch(data.astronaut()[None, ..., ::-1].copy(), 'HWC', 4)
-cpu, gpu = M.ma_features_batch(y, 'cpu'), M.ma_features_batch(y, 'cuda')
+from ranksrgan_plugin import iqa
+y = iqa.to_y_matlab(data.astronaut()[None, ..., ::-1].copy(), 'HWC', 4)
+cpu, gpu = iqa.ma_features_batch(y, 'cpu'), iqa.ma_features_batch(y, 'cuda')
 print('max rel CUDA vs CPU', {g: float(np.max(np.abs(gpu[g] - cpu[g]) / np.maximum(np.abs(cpu[g]), 1e-12))) for g in cpu})
 PY
 timeout 120 python3 benchmarks/ma.py --device cuda 2>&1 | tail -5 | tee -a "$OUT/ma.txt"

@@ -26,24 +26,24 @@ import torch
 import ranksrgan_plugin  # noqa: F401  (compat fixes first, registers the plugin)
 
 # isort: split
-from ranksrgan_plugin.metrics import ma_metric as M
+from ranksrgan_plugin import iqa
 
 
-def synthetic_model(trees: int, depth: int, seed: int = 0) -> M.MaModel:
+def synthetic_model(trees: int, depth: int, seed: int = 0) -> iqa.MaModel:
     """Complete binary trees with random splits over the real feature sizes."""
     rng = np.random.default_rng(seed)
     nodes = 2 ** (depth + 1) - 1
     forests = []
-    for group in M.GROUPS:
+    for group in iqa.GROUPS:
         idx = np.arange(nodes)
         internal = idx < 2 ** depth - 1
         ldau = np.where(internal, 2 * idx + 2, 0)[:, None].repeat(trees, 1)
         rdau = np.where(internal, 2 * idx + 3, 0)[:, None].repeat(trees, 1)
         status = np.where(internal, -3, -1)[:, None].repeat(trees, 1)
-        forests.append(M.RegressionForest(ldau, rdau, status, rng.normal(size=(nodes, trees)),
+        forests.append(iqa.RegressionForest(ldau, rdau, status, rng.normal(size=(nodes, trees)),
                                           rng.uniform(0, 10, (nodes, trees)),
-                                          rng.integers(1, M.FEATURE_SIZES[group] + 1, (nodes, trees))))
-    return M.MaModel(forests, np.array([0.0, 1 / 3, 1 / 3, 1 / 3]))
+                                          rng.integers(1, iqa.FEATURE_SIZES[group] + 1, (nodes, trees))))
+    return iqa.MaModel(forests, np.array([0.0, 1 / 3, 1 / 3, 1 / 3]))
 
 
 def pyiqa_features(folder: str) -> Callable[[torch.Tensor], None]:
@@ -100,17 +100,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     try:
-        model, source = M.load_ma_model(args.model), 'model.mat'
+        model, source = iqa.load_ma_model(args.model), 'model.mat'
     except FileNotFoundError:
         model, source = synthetic_model(args.trees, args.depth), f'synthetic ({args.trees} trees, depth {args.depth})'
     from skimage import data
 
     bgr = data.astronaut()[None, ..., ::-1].copy()
     patches = np.stack([bgr[0, y:y + 296, x:x + 296] for y in (0, 216) for x in (0, 108, 216)] * 2)[:args.patches]
-    y_img, y_patches = M._to_y_batch(bgr, 'HWC', 4), M._to_y_batch(patches, 'HWC', 4)
-    t_img = best_time(lambda: M.ma_batch(bgr, 4, 'HWC', model, args.device), args.repeats)
-    t_patch = best_time(lambda: M.ma_batch(patches, 4, 'HWC', model, args.device), args.repeats) / len(patches)
-    feats = M.ma_features_batch(y_img, args.device)
+    y_img, y_patches = iqa.to_y_matlab(bgr, 'HWC', 4), iqa.to_y_matlab(patches, 'HWC', 4)
+    t_img = best_time(lambda: iqa.ma_batch(bgr, 4, 'HWC', model, args.device), args.repeats)
+    t_patch = best_time(lambda: iqa.ma_batch(patches, 4, 'HWC', model, args.device), args.repeats) / len(patches)
+    feats = iqa.ma_features_batch(y_img, args.device)
     t_forest = best_time(lambda: model.predict(feats), args.repeats)
     ref_img = ref_patch = None
     if args.pyiqa:

@@ -27,8 +27,7 @@ import numpy as np
 import ranksrgan_plugin  # noqa: F401  (compat fixes first)
 
 # isort: split
-from ranksrgan_plugin.metrics import ma_metric as M
-from ranksrgan_plugin.metrics.niqe_batch import niqe_batch
+from ranksrgan_plugin import iqa
 
 
 def read_reference(path: str) -> Dict[str, dict]:
@@ -40,10 +39,10 @@ def read_reference(path: str) -> Dict[str, dict]:
         name, *values = line.split()
         v = np.array(values, dtype=np.float64)
         entry, i = {'ma': v[0], 'niqe': v[1], 's': v[2:5]}, 5
-        for group in M.GROUPS:
+        for group in iqa.GROUPS:
             size = int(v[i])
-            if size != M.FEATURE_SIZES[group] or len(v) < i + 1 + size:
-                raise ValueError(f'{path}:{number}: expected {M.FEATURE_SIZES[group]} {group} features, got {size}')
+            if size != iqa.FEATURE_SIZES[group] or len(v) < i + 1 + size:
+                raise ValueError(f'{path}:{number}: expected {iqa.FEATURE_SIZES[group]} {group} features, got {size}')
             entry[group], i = v[i + 1:i + 1 + size], i + 1 + size
         out[name] = entry
     return out
@@ -62,7 +61,7 @@ def write_skimage_images(folder: Path) -> None:
         small = im.resize((w // 4, h // 4), Image.BICUBIC)
         sources[f'{name}_x4bicubic'] = np.asarray(small.resize((w // 4 * 4, h // 4 * 4), Image.BICUBIC))
     for name, rgb in sources.items():
-        y = M._to_y_batch(np.ascontiguousarray(rgb[None, ..., ::-1]), 'HWC', 4)[0].numpy().astype(np.uint8)
+        y = iqa.to_y_matlab(np.ascontiguousarray(rgb[None, ..., ::-1]), 'HWC', 4)[0].numpy().astype(np.uint8)
         cv2.imwrite(str(folder / f'{name}_y.png'), y)
 
 
@@ -77,7 +76,7 @@ def main() -> None:
         write_skimage_images(Path(args.skimage))
     folder = Path(args.skimage or args.images or '.')
     reference = read_reference(args.reference)
-    model = M.load_ma_model(args.model) if args.model else None
+    model = iqa.load_ma_model(args.model) if args.model else None
     print('| image | size | dct max rel | gsm max rel | svd max rel | NIQE ours (BasicSR) | NIQE MATLAB |'
           + (' Ma ours | Ma MATLAB |' if model else ''))
     print('|---|---|---|---|---|---|---|' + ('---|---|' if model else ''))
@@ -87,9 +86,9 @@ def main() -> None:
         if y is None:
             print(f'| {name} | (missing: {path}) | | | |')
             continue
-        feats = M.ma_features(y.astype(np.float64))
-        errs = [np.max(np.abs(feats[g] - ref[g]) / np.maximum(np.abs(ref[g]), 1e-12)) for g in M.GROUPS]
-        niqe = niqe_batch(y[None].astype(np.float64), crop_border=0, input_order='HW')[0]
+        feats = iqa.ma_features(y.astype(np.float64))
+        errs = [np.max(np.abs(feats[g] - ref[g]) / np.maximum(np.abs(ref[g]), 1e-12)) for g in iqa.GROUPS]
+        niqe = iqa.niqe_batch(y[None].astype(np.float64), crop_border=0, input_order='HW')[0]
         cells = f'| {name} | {y.shape[0]}x{y.shape[1]} | ' + ' | '.join(f'{e:.1e}' for e in errs)
         cells += f' | {niqe:.4f} | {ref["niqe"]:.4f} |'
         if model:

@@ -28,7 +28,7 @@ from skimage import data as skdata
 import ranksrgan_plugin  # noqa: F401  (compat fixes first, registers the plugin)
 
 # isort: split
-from ranksrgan_plugin.metrics.niqe_batch import niqe_batch
+from ranksrgan_plugin.iqa import niqe_batch
 
 PATCH = 296
 CROP_BORDER = 4

@@ -1,13 +1,14 @@
 """RankSRGAN (Zhang et al., ICCV 2019) as a BasicSR / MMagic plugin.
 
-Importing this package applies the upstream workarounds of :mod:`ranksrgan_plugin.compat` and
-registers every plugin class into BasicSR's registries (ARCH, LOSS, DATASET, METRIC, MODEL).
+Importing this package first applies the import-time BasicSR workarounds (importing
+:mod:`ranksrgan_plugin.compat` aliases torchvision's ``functional_tensor`` before any ``import basicsr``),
+then registers every plugin class into BasicSR's registries (ARCH, LOSS, DATASET, METRIC, MODEL) and the
+rank-dataset tool's levels and patch metrics into its own (:mod:`ranksrgan_plugin.rank_dataset`).
 """
-from . import compat
+from . import compat  # noqa: F401  (first: applies the BasicSR import fix)
 
-compat.apply()
-
-from . import archs, data, losses, metrics, models  # noqa: E402,F401  (registration side effects)
+# isort: split
+from . import archs, data, losses, metrics, models, rank_dataset  # noqa: E402,F401  (registration side effects)
 from .version import __version__  # noqa: E402
 
-__all__ = ['__version__', 'archs', 'data', 'losses', 'metrics', 'models']
+__all__ = ['__version__', 'archs', 'data', 'losses', 'metrics', 'models', 'rank_dataset']

@@ -15,9 +15,8 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from tqdm import tqdm
 
 from .data.rank_dataset_format import IMAGE_EXTENSIONS
-from .data.sr_levels import LevelError, read_image
-from .metrics.ma_metric import MaModel, load_ma_model, ma_score
-from .metrics.niqe_batch import calculate_niqe_batched
+from .iqa import MaModel, load_ma_model, ma_score, niqe_score, perceptual_index
+from .rank_dataset.levels import LevelError, read_image
 
 Row = Dict[str, Union[str, float]]
 BASE_METRICS = ('niqe', 'psnr', 'ssim')
@@ -63,18 +62,18 @@ def image_metrics(sr: np.ndarray, hr: np.ndarray, crop_border: int = 4, test_y_c
                   ma_model: Optional[MaModel] = None, device: Optional[str] = None) -> Dict[str, float]:
     """NIQE, PSNR, SSIM (and Ma, PI with ``ma_model``) of one BGR uint8 SR image against its HR image.
 
-    NIQE is on the Y channel when ``test_y_channel`` (else on gray); PI = ((10 - Ma) + NIQE) / 2, as
-    :func:`ranksrgan_plugin.metrics.ma_metric.calculate_pi` on the Y channel.
+    NIQE is on the Y channel when ``test_y_channel`` (else on gray); PI (on the Y channel only) is
+    :func:`ranksrgan_plugin.iqa.perceptual_index` of Ma and NIQE.
     """
     convert_to = 'y' if test_y_channel else 'gray'
-    niqe = calculate_niqe_batched(sr, crop_border, input_order='HWC', convert_to=convert_to, device=device)
+    niqe = niqe_score(sr, crop_border, input_order='HWC', convert_to=convert_to, device=device)
     values = {'niqe': niqe,
               'psnr': float(calculate_psnr(sr, hr, crop_border, input_order='HWC', test_y_channel=test_y_channel)),
               'ssim': float(calculate_ssim(sr, hr, crop_border, input_order='HWC', test_y_channel=test_y_channel))}
     if ma_model is not None:
         ma = ma_score(sr, crop_border, ma_model)
         values['ma'] = ma
-        values['pi'] = ((10.0 - ma) + niqe) / 2.0 if test_y_channel else float('nan')
+        values['pi'] = perceptual_index(ma, niqe) if test_y_channel else float('nan')
     return values
 
 

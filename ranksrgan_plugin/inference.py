@@ -5,9 +5,9 @@ options YAML's ``network_g``) with a BasicSR checkpoint (``{'params_ema' | 'para
 or read off an official RankSRGAN / SRResNet checkpoint by
 :func:`ranksrgan_plugin.archs.official_weights.convert_official_checkpoint` (which also accepts a
 plugin checkpoint of a ``RankSRGANGenerator``, and ESRGAN's RRDBNet checkpoints). Tiled, batched
-inference is :class:`ranksrgan_plugin.data.sr_levels.NetworkLevel`'s: the tiles' context defaults
-to the network's receptive-field radius, so a tiled output equals the untiled one (up to the float
-kernels' last-bit rounding).
+inference is :class:`ranksrgan_plugin.utils.upscaler.TiledUpscaler`'s (as the rank dataset's network
+levels): the tiles' context defaults to the network's receptive-field radius, so a tiled output
+equals the untiled one (up to the float kernels' last-bit rounding).
 """
 import os
 import os.path as osp
@@ -24,7 +24,10 @@ from tqdm import tqdm
 
 from .archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint
 from .data.rank_dataset_format import IMAGE_EXTENSIONS
-from .data.sr_levels import LevelError, NetworkLevel, SRLevel, arch_state_dict, read_image
+from .rank_dataset.levels import LevelError, arch_state_dict, read_image
+from .utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
+from .utils.tiling import TilingError
+from .utils.upscaler import HoldsUpscaler, build_upscaler
 
 
 class InferenceError(ValueError):
@@ -65,22 +68,22 @@ def load_generator(checkpoint: str, network_opt: Optional[Mapping[str, Any]] = N
     """
     if not osp.isfile(checkpoint):
         raise InferenceError(f'Checkpoint {checkpoint} does not exist.')
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    ckpt = read_checkpoint(checkpoint)
     if not isinstance(ckpt, Mapping):
         raise InferenceError(f'Checkpoint {checkpoint} is not a state_dict (it is a {type(ckpt).__name__}).')
-    if param_key:
-        if param_key not in ckpt:
-            raise InferenceError(f'Checkpoint {checkpoint} has no {param_key!r} entry (has {list(ckpt)[:5]}).')
-        ckpt = {param_key: ckpt[param_key]}
-    return _build_generator(checkpoint, ckpt, network_opt, param_key)
+    try:
+        state_dict = unwrap_state_dict(ckpt, param_key, f'Checkpoint {checkpoint}')
+    except CheckpointKeyError as err:
+        raise InferenceError(str(err)) from err
+    return _build_generator(checkpoint, state_dict, network_opt)
 
 
-def _build_generator(checkpoint: str, ckpt: Mapping[str, Any], network_opt: Optional[Mapping[str, Any]],
-                     param_key: Optional[str]) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    """The network of a loaded checkpoint: converted (no ``network_opt``) or built and loaded strictly."""
+def _build_generator(checkpoint: str, state_dict: Mapping[str, Any],
+                     network_opt: Optional[Mapping[str, Any]]) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The network of a loaded state_dict: converted (no ``network_opt``) or built and loaded strictly."""
     if network_opt is None:
         try:
-            layout, options, net = convert_official_checkpoint(ckpt)
+            layout, options, net = convert_official_checkpoint(state_dict)
         except UnknownCheckpointLayout as err:
             raise InferenceError(f'{checkpoint}: {err} Give the network with --arch / --opt.') from err
         if layout.startswith('ranker'):
@@ -91,8 +94,8 @@ def _build_generator(checkpoint: str, ckpt: Mapping[str, Any], network_opt: Opti
         raise InferenceError(f'Network options {options} have no `type`.')
     net = build_network(deepcopy(options))
     try:
-        state_dict, layout, read = arch_state_dict(ckpt, param_key, checkpoint)
-        net.load_state_dict(state_dict, strict=True)
+        arch_weights, layout, read = arch_state_dict(state_dict, None, checkpoint)
+        net.load_state_dict(arch_weights, strict=True)
     except LevelError as err:
         raise InferenceError(str(err)) from err
     except RuntimeError as err:
@@ -110,8 +113,9 @@ def infer_scale(net: torch.nn.Module, num_in_ch: int = 3) -> int:
     return out.shape[-1] // 16
 
 
-class GeneratorUpscaler(NetworkLevel):
-    """A loaded generator with :class:`NetworkLevel`'s tiled, batched inference (``tile=0``: whole image).
+class GeneratorUpscaler(HoldsUpscaler):
+    """A loaded generator run on BGR uint8 images by a :class:`~ranksrgan_plugin.utils.upscaler.TiledUpscaler`
+    (``tile=0``: whole image; tiles batched ``batch_size`` at a time).
 
     ``tile_pad='auto'`` (default) is the network's receptive-field radius, so tiles reproduce the
     untiled output (up to the float kernels' last-bit rounding); a smaller explicit pad is allowed
@@ -121,23 +125,30 @@ class GeneratorUpscaler(NetworkLevel):
     def __init__(self, net: torch.nn.Module, network_opt: Mapping[str, Any], scale: Optional[int] = None,
                  tile: int = 0, tile_pad: Union[int, str] = 'auto', batch_size: int = 4,
                  device: Optional[str] = None, weights: str = '') -> None:
-        SRLevel.__init__(self, str(network_opt.get('type', 'generator')))
+        self.name = str(network_opt.get('type', 'generator'))
         self.network_opt, self.weights = dict(network_opt), weights
+        num_in_ch = int(network_opt.get('num_in_ch', 3))
         try:
-            self._setup(net, tile, tile_pad, batch_size, device)
-        except LevelError as err:
+            self.upscaler = build_upscaler(net, 0, tile, tile_pad, batch_size, device, f'Level {self.name!r}',
+                                           self._pad_below_receptive_field, num_in_ch)
+        except TilingError as err:
             raise InferenceError(str(err)) from err
-        self.scale = scale or infer_scale(self.net, int(network_opt.get('num_in_ch', 3)))
+        self.upscaler.scale = scale or infer_scale(self.net, num_in_ch)
 
-    def _pad_below_receptive_field(self, tile_pad: int) -> None:
+    @property
+    def scale(self) -> int:
+        """The upscaling factor (given, or measured from the network)."""
+        return self.upscaler.scale
+
+    def _pad_below_receptive_field(self, tile_pad: int, radius: int) -> None:
         """Inference only: a smaller pad is a speed/memory trade-off, warned about, not refused."""
         warnings.warn(f'tile pad {tile_pad} is below the {self.name} receptive-field radius '
-                      f'({self.receptive_radius} LR pixels): tile seams may show; use auto (= '
-                      f'{self.receptive_radius}) for output equal to the untiled one.', stacklevel=5)
+                      f'({radius} LR pixels): tile seams may show; use auto (= '
+                      f'{radius}) for output equal to the untiled one.', stacklevel=5)
 
     def __call__(self, lr: np.ndarray, hr: Optional[np.ndarray] = None, stem: str = '') -> np.ndarray:
-        """The SR image (BGR uint8) of a BGR uint8 image."""
-        return self.upscale(lr, hr, stem)
+        """The SR image (BGR uint8) of a BGR uint8 image (``hr`` and ``stem`` are ignored)."""
+        return self.upscaler(lr)
 
 
 def list_input_images(folder: str) -> List[str]:

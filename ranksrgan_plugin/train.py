@@ -8,12 +8,12 @@ import os
 from typing import Optional
 
 import ranksrgan_plugin  # noqa: F401  (applies the compat fixes, registers the plugin classes)
-from ranksrgan_plugin import compat
+from ranksrgan_plugin.compat.basicsr import patch_basicsr_train
 
 
 def train(root_path: Optional[str] = None) -> None:
     """Run ``basicsr.train.train_pipeline`` with the plugin registered, writing under ``root_path``."""
-    compat.patch_basicsr_train()
+    patch_basicsr_train()
     from basicsr.train import train_pipeline
 
     train_pipeline(os.path.abspath(root_path or os.getcwd()))
@@ -21,7 +21,7 @@ def train(root_path: Optional[str] = None) -> None:
 
 def test(root_path: Optional[str] = None) -> None:
     """Run ``basicsr.test.test_pipeline`` with the plugin registered, writing under ``root_path``."""
-    compat.patch_basicsr_train()
+    patch_basicsr_train()
     from basicsr.test import test_pipeline
 
     test_pipeline(os.path.abspath(root_path or os.getcwd()))

@@ -12,8 +12,7 @@ from test_ma_metric import _write_model
 from tool_loader import load_tool
 
 from ranksrgan_plugin.evaluation import EvaluationError, evaluate_folder, evaluate_folders, summary_table
-from ranksrgan_plugin.metrics.ma_metric import calculate_ma, calculate_pi
-from ranksrgan_plugin.metrics.niqe_batch import calculate_niqe_batched
+from ranksrgan_plugin.metrics import calculate_ma, calculate_niqe_batched, calculate_pi
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SIZE = (104, 112)  # H, W: one 96x96 NIQE block after the 4-pixel shave

@@ -1,4 +1,5 @@
 """Ma et al.'s metric and PI: model.mat reading, forests, features (analytic cases), API and registration."""
+import importlib
 import json
 import math
 
@@ -9,10 +10,19 @@ import scipy.io
 import torch
 from tool_loader import load_tool
 
+from ranksrgan_plugin import iqa
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
-from ranksrgan_plugin.metrics import ma_features as MF
-from ranksrgan_plugin.metrics import ma_metric as M
-from ranksrgan_plugin.metrics.patch_metrics import PATCH_METRICS, build_patch_metric
+from ranksrgan_plugin.metrics import calculate_ma, calculate_pi
+from ranksrgan_plugin.rank_dataset.patch_metrics import (
+    PATCH_METRIC_REGISTRY,
+    MaPatchMetric,
+    PIPatchMetric,
+    build_patch_metric,
+)
+
+# The modules themselves (the package exports a function named ma_features).
+MF = importlib.import_module('ranksrgan_plugin.iqa.ma_features')
+MM = importlib.import_module('ranksrgan_plugin.iqa.ma_model')
 
 INTERIOR, LEAF = -3, -1
 LINEAR = np.array([[1.5], [0.5], [-0.25], [2.0]])
@@ -57,7 +67,7 @@ def _photo(h=128, w=128, seed=0):
 
 # ------------------------------------------------------------------------------------------- model
 def test_synthetic_model_loads_and_gives_hand_computed_scores(model_path):
-    model = M.load_ma_model(model_path)
+    model = MM.load_ma_model(model_path)
     assert len(model.forests) == 3 and model.forests[0].ntree == 2
     np.testing.assert_array_equal(model.linear, LINEAR[:, 0])
     feats = {'dct': np.zeros(18), 'gsm': np.zeros(45), 'svd': np.zeros(75)}
@@ -76,21 +86,21 @@ def test_a_model_with_other_linear_weights_is_flagged(tmp_path, model_path, capl
 
     monkeypatch.setattr(get_root_logger(), 'propagate', True)  # BasicSR's logger does not propagate to caplog
     with caplog.at_level(logging.WARNING, logger='basicsr'):
-        M.load_ma_model(model_path)
+        MM.load_ma_model(model_path)
     assert "differs from the authors' model.mat" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger='basicsr'):
-        M.load_ma_model(model_path)  # the same file again: loaded once, flagged once
+        MM.load_ma_model(model_path)  # the same file again: loaded once, flagged once
     assert 'differs' not in caplog.text
-    authors = _write_model(tmp_path / 'authors.mat', np.array(M.AUTHORS_LINEAR)[:, None])
+    authors = _write_model(tmp_path / 'authors.mat', np.array(MM.AUTHORS_LINEAR)[:, None])
     with caplog.at_level(logging.WARNING, logger='basicsr'):
-        M.load_ma_model(authors)
+        MM.load_ma_model(authors)
     assert 'differs' not in caplog.text
 
 
 def test_forest_depth_and_mbest_indexing():
     # a depth-2 tree: x[0] <= 0 ? (x[1] <= 10 ? 7 : 8) : 9
-    f = M.RegressionForest(lDau=np.array([2, 4, 0, 0, 0]), rDau=np.array([3, 5, 0, 0, 0]),
+    f = MM.RegressionForest(lDau=np.array([2, 4, 0, 0, 0]), rDau=np.array([3, 5, 0, 0, 0]),
                            nodestatus=np.array([INTERIOR, INTERIOR, LEAF, LEAF, LEAF]),
                            upper=np.array([0.0, 10.0, 0, 0, 0]), avnode=np.array([0, 0, 9.0, 7.0, 8.0]),
                            mbest=np.array([1, 2, 0, 0, 0]))
@@ -118,7 +128,7 @@ def test_real_model_layout_char_nodestatus_and_bias_correction(tmp_path):
     rf[0, 0], rf[1, 0], rf[2, 0] = forest, corrected, dict(_forest(24), coef=np.zeros((2, 1)))
     path = tmp_path / 'model.mat'
     scipy.io.savemat(str(path), {'model': {'rf': rf, 'linear': LINEAR}})
-    model = M.load_ma_model(path)
+    model = MM.load_ma_model(path)
     np.testing.assert_array_equal(model.forests[0].status[:, 0], [INTERIOR, LEAF, LEAF])
     np.testing.assert_array_equal(model.forests[0].status[:, 1], [LEAF, LEAF, LEAF])
     assert model.forests[0].predict(np.array([[0, 0, 0.2]]))[0] == pytest.approx((1.0 + 5.0) / 2)
@@ -131,44 +141,44 @@ def test_real_model_layout_char_nodestatus_and_bias_correction(tmp_path):
     rf[0, 0] = bad
     scipy.io.savemat(str(tmp_path / 'bad.mat'), {'model': {'rf': rf, 'linear': LINEAR}})
     with pytest.raises(ValueError, match='nodestatus does not match lDau'):
-        M.load_ma_model(tmp_path / 'bad.mat')
+        MM.load_ma_model(tmp_path / 'bad.mat')
 
 
 def test_ma_score_equals_forests_on_real_features(model_path):
     y = _photo()
-    feats = M.ma_features(y)
-    assert M.ma_score(y, crop_border=0, model=model_path, input_order='HW') == pytest.approx(_hand_score(feats))
+    feats = MF.ma_features(y)
+    assert iqa.ma_score(y, crop_border=0, model=model_path, input_order='HW') == pytest.approx(_hand_score(feats))
 
 
 def test_missing_model_error_names_file_source_and_place(tmp_path, monkeypatch):
-    monkeypatch.delenv(M.MODEL_ENV, raising=False)
-    monkeypatch.setattr(M, 'DEFAULT_MODEL_PATH', tmp_path / 'nowhere' / 'model.mat')
+    monkeypatch.delenv(MM.MODEL_ENV, raising=False)
+    monkeypatch.setattr(MM, 'DEFAULT_MODEL_PATH', tmp_path / 'nowhere' / 'model.mat')
     with pytest.raises(FileNotFoundError) as err:
-        M.load_ma_model()
+        MM.load_ma_model()
     msg = str(err.value)
-    assert 'model.mat' in msg and 'chaoma99/sr-metric' in msg and M.MODEL_ENV in msg and 'nowhere' in msg
+    assert 'model.mat' in msg and 'chaoma99/sr-metric' in msg and MM.MODEL_ENV in msg and 'nowhere' in msg
     with pytest.raises(FileNotFoundError, match='model.mat'):
-        M.load_ma_model(tmp_path / 'missing.mat')
+        MM.load_ma_model(tmp_path / 'missing.mat')
     with pytest.raises(FileNotFoundError, match='sr-metric'):
-        M.calculate_ma(np.zeros((64, 64, 3), np.uint8), crop_border=4)
+        calculate_ma(np.zeros((64, 64, 3), np.uint8), crop_border=4)
 
 
 def test_model_from_env_and_cache(tmp_path, monkeypatch, model_path):
-    monkeypatch.setenv(M.MODEL_ENV, model_path)
-    assert M.load_ma_model().linear[0] == 1.5
-    monkeypatch.delenv(M.MODEL_ENV)
+    monkeypatch.setenv(MM.MODEL_ENV, model_path)
+    assert MM.load_ma_model().linear[0] == 1.5
+    monkeypatch.delenv(MM.MODEL_ENV)
     cache = tmp_path / 'cache' / 'model.mat'
     cache.parent.mkdir()
     _write_model(cache)
-    monkeypatch.setattr(M, 'DEFAULT_MODEL_PATH', cache)
-    assert M.load_ma_model().path == str(cache.resolve())
+    monkeypatch.setattr(MM, 'DEFAULT_MODEL_PATH', cache)
+    assert MM.load_ma_model().path == str(cache.resolve())
 
 
 # ---------------------------------------------------------------------------------------- features
 def test_feature_sizes_per_group_and_scale():
-    assert M.FEATURE_SIZES == {'dct': 18, 'gsm': 45, 'svd': 75}
+    assert MF.FEATURE_SIZES == {'dct': 18, 'gsm': 45, 'svd': 75}
     for h, w in ((96, 96), (101, 77)):
-        f = M.ma_features(_photo(h, w))
+        f = MF.ma_features(_photo(h, w))
         assert {k: v.shape for k, v in f.items()} == {'dct': (18,), 'gsm': (45,), 'svd': (75,)}
         assert all(np.isfinite(v).all() for v in f.values())
     pyr = MF.gauss_pyramid(torch.zeros(1, 101, 77))
@@ -177,10 +187,10 @@ def test_feature_sizes_per_group_and_scale():
 
 def test_deterministic_and_batch_equals_single():
     imgs = np.stack([_photo(seed=1), _photo(seed=2)])
-    a, b = M.ma_features_batch(imgs), M.ma_features_batch(imgs)
+    a, b = MF.ma_features_batch(imgs), MF.ma_features_batch(imgs)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-        np.testing.assert_allclose(a[k][1], M.ma_features(imgs[1])[k], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(a[k][1], MF.ma_features(imgs[1])[k], rtol=1e-9, atol=1e-9)
 
 
 def test_gauss_pyramid_zero_padding_like_imfilter():
@@ -226,7 +236,7 @@ def test_dct_blocks_follow_blkproc():
 
 def test_dct_features_black_image():
     # no AC energy in any block: GGD shape is the table's largest g (rho = 0 is nearest r(10)), cv and orientation 0
-    f = M.ma_features(np.zeros((64, 64)))['dct'].reshape(3, 6)
+    f = MF.ma_features(np.zeros((64, 64)))['dct'].reshape(3, 6)
     np.testing.assert_allclose(f[:, :2], 10.0, atol=1e-9)
     np.testing.assert_allclose(f[:, 2:], 0, atol=1e-9)
 
@@ -294,12 +304,12 @@ def test_matlab_resize_matches_basicsr_imresize():
     from basicsr.utils.matlab_functions import imresize
 
     x = np.random.default_rng(0).uniform(0, 1, (9, 13))
-    ours = MF.matlab_resize(torch.from_numpy(x)[None], scale=2)[0].numpy()
+    ours = iqa.matlab_resize(torch.from_numpy(x)[None], scale=2)[0].numpy()
     theirs = imresize(torch.from_numpy(x).float()[None], 2).numpy()[0]  # MATLAB bicubic, float32
     assert ours.shape == (18, 26)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     flat = torch.full((1, 5, 7), 3.0, dtype=torch.float64)
-    np.testing.assert_allclose(MF.matlab_resize(flat, size=(9, 14)).numpy(), 3.0, rtol=1e-12)
+    np.testing.assert_allclose(iqa.matlab_resize(flat, size=(9, 14)).numpy(), 3.0, rtol=1e-12)
 
 
 def test_contrast_structure_identical_independent_and_pairwise():
@@ -315,7 +325,7 @@ def test_contrast_structure_identical_independent_and_pairwise():
 
 
 def test_gsm_features_finite_and_bounded():
-    f = M.ma_features(_photo(112, 112))['gsm']
+    f = MF.ma_features(_photo(112, 112))['gsm']
     assert np.isfinite(f).all()
     assert np.all((f[:18] >= 0.03) & (f[:18] <= 10))  # GGD shapes on the table
     assert np.all(np.abs(f[18:]) <= 1 + 1e-9)  # contrast-structure terms (Cauchy-Schwarz)
@@ -347,9 +357,9 @@ def test_features_match_the_official_matlab_output():
     from skimage import data
 
     bgr = data.chelsea()[..., ::-1].copy()
-    y = M._to_y_batch(bgr[None], 'HWC', crop_border=4)[0].numpy()
+    y = iqa.to_y_matlab(bgr[None], 'HWC', crop_border=4)[0].numpy()
     assert y.shape == (292, 443)
-    f = M.ma_features(y)
+    f = MF.ma_features(y)
     np.testing.assert_allclose(f['dct'], CHELSEA_MATLAB['dct'], rtol=1e-9)
     np.testing.assert_allclose(f['gsm'], CHELSEA_MATLAB['gsm'], rtol=1e-9)
     np.testing.assert_allclose(f['svd'][:4], CHELSEA_MATLAB['svd_head'], rtol=1e-9)
@@ -359,24 +369,24 @@ def test_features_match_the_official_matlab_output():
 
 # ------------------------------------------------------------------------------------- API and PI
 def test_calculate_ma_and_pi_on_bgr(model_path):
-    from ranksrgan_plugin.metrics.niqe_batch import calculate_niqe_batched
+    from ranksrgan_plugin.metrics import calculate_niqe_batched
 
     rng = np.random.default_rng(3)
     y = _photo(136, 136, seed=3)
     bgr = np.clip(np.stack([y, y + rng.normal(0, 3, y.shape), y], -1), 0, 255).astype(np.uint8)
-    ma = M.calculate_ma(bgr, crop_border=4, model_path=model_path)
-    y_mat = M._to_y_batch(bgr[None], 'HWC', 4)[0].numpy()
-    assert ma == pytest.approx(_hand_score(M.ma_features(y_mat)))
+    ma = calculate_ma(bgr, crop_border=4, model_path=model_path)
+    y_mat = iqa.to_y_matlab(bgr[None], 'HWC', 4)[0].numpy()
+    assert ma == pytest.approx(_hand_score(MF.ma_features(y_mat)))
     niqe = calculate_niqe_batched(bgr, crop_border=4)
-    assert M.calculate_pi(bgr, crop_border=4, model_path=model_path) == pytest.approx(((10 - ma) + niqe) / 2)
+    assert calculate_pi(bgr, crop_border=4, model_path=model_path) == pytest.approx(((10 - ma) + niqe) / 2)
 
 
 def test_registered_in_basicsr_and_patch_metrics(model_path):
     from basicsr.utils.registry import METRIC_REGISTRY
 
-    assert METRIC_REGISTRY.get('calculate_ma') is M.calculate_ma
-    assert METRIC_REGISTRY.get('calculate_pi') is M.calculate_pi
-    assert PATCH_METRICS['ma'] is M.MaPatchMetric and PATCH_METRICS['pi'] is M.PIPatchMetric
+    assert METRIC_REGISTRY.get('calculate_ma') is calculate_ma
+    assert METRIC_REGISTRY.get('calculate_pi') is calculate_pi
+    assert PATCH_METRIC_REGISTRY.get('ma') is MaPatchMetric and PATCH_METRIC_REGISTRY.get('pi') is PIPatchMetric
     ma = build_patch_metric({'type': 'ma', 'model_path': model_path}, device='cpu')
     pi = build_patch_metric({'type': 'pi', 'model_path': model_path})
     assert ma.higher_is_better is True and pi.higher_is_better is False
@@ -384,19 +394,19 @@ def test_registered_in_basicsr_and_patch_metrics(model_path):
     patches = np.stack([np.repeat(_photo(104, 104, seed=s)[..., None], 3, -1) for s in (4, 5)]).astype(np.uint8)
     scores = ma(patches)
     assert scores.shape == (2,)
-    assert scores[1] == pytest.approx(M.calculate_ma(patches[1], 4, model_path=model_path))
-    assert pi(patches)[0] == pytest.approx(M.calculate_pi(patches[0], 4, model_path=model_path))
+    assert scores[1] == pytest.approx(calculate_ma(patches[1], 4, model_path=model_path))
+    assert pi(patches)[0] == pytest.approx(calculate_pi(patches[0], 4, model_path=model_path))
 
 
 def test_explicit_missing_path_does_not_fall_back(tmp_path, monkeypatch, model_path):
-    monkeypatch.setenv(M.MODEL_ENV, model_path)  # a valid model elsewhere must not hide a wrong explicit path
+    monkeypatch.setenv(MM.MODEL_ENV, model_path)  # a valid model elsewhere must not hide a wrong explicit path
     with pytest.raises(FileNotFoundError, match='missing.mat'):
-        M.load_ma_model(tmp_path / 'missing.mat')
+        MM.load_ma_model(tmp_path / 'missing.mat')
 
 
 def test_patch_metrics_fail_at_build_without_model(tmp_path, monkeypatch):
-    monkeypatch.delenv(M.MODEL_ENV, raising=False)
-    monkeypatch.setattr(M, 'DEFAULT_MODEL_PATH', tmp_path / 'model.mat')
+    monkeypatch.delenv(MM.MODEL_ENV, raising=False)
+    monkeypatch.setattr(MM, 'DEFAULT_MODEL_PATH', tmp_path / 'model.mat')
     for name in ('ma', 'pi'):
         with pytest.raises(FileNotFoundError, match='model.mat'):
             build_patch_metric({'type': name})
@@ -405,15 +415,15 @@ def test_patch_metrics_fail_at_build_without_model(tmp_path, monkeypatch):
 def test_input_orders_agree(model_path):
     y = _photo(100, 100, seed=7)
     bgr = np.stack([y, np.clip(y + 10, 0, 255), y], -1).astype(np.uint8)
-    hwc = M.calculate_ma(bgr, 4, 'HWC', model_path=model_path)
-    chw = M.calculate_ma(torch.from_numpy(bgr).permute(2, 0, 1), 4, 'CHW', model_path=model_path)
+    hwc = calculate_ma(bgr, 4, 'HWC', model_path=model_path)
+    chw = calculate_ma(torch.from_numpy(bgr).permute(2, 0, 1), 4, 'CHW', model_path=model_path)
     assert hwc == pytest.approx(chw, abs=1e-12)
-    y_only = M._to_y_batch(bgr[None], 'HWC', 0)[0].numpy()
-    assert M.ma_score(y_only, crop_border=4, model=model_path, input_order='HW') == pytest.approx(hwc, abs=1e-12)
+    y_only = iqa.to_y_matlab(bgr[None], 'HWC', 0)[0].numpy()
+    assert iqa.ma_score(y_only, crop_border=4, model=model_path, input_order='HW') == pytest.approx(hwc, abs=1e-12)
     with pytest.raises(ValueError, match='input_order'):
-        M.calculate_ma(bgr, 4, 'XYZ', model_path=model_path)
+        calculate_ma(bgr, 4, 'XYZ', model_path=model_path)
     with pytest.raises(ValueError, match='too small'):
-        M.calculate_ma(bgr[:40, :40], 4, model_path=model_path)
+        calculate_ma(bgr[:40, :40], 4, model_path=model_path)
 
 
 
@@ -434,7 +444,7 @@ def test_rank_dataset_tool_labels_with_ma(tmp_path, model_path):
     assert manifest['metric'] == 'ma' and manifest['higher_is_better'] is True
     labels = {tuple(line.split()[:2]): float(line.split()[2])
               for line in (output / split / 'labels.txt').read_text().splitlines() if not line.startswith('#')}
-    expected = M.ma_batch(images['img0'][None, :200, :200], crop_border=4, model=model_path)[0]
+    expected = iqa.ma_batch(images['img0'][None, :200, :200], crop_border=4, model=model_path)[0]
     assert labels[('img0_s0000', 'hr')] == pytest.approx(expected, abs=1e-6)
     dataset = RankPairDataset({'dataroot': str(output / split), 'phase': 'val', 'name': 'ma'})
     assert dataset.labels[('img0_s0000', 'hr')] == -labels[('img0_s0000', 'hr')]

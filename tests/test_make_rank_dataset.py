@@ -25,19 +25,14 @@ import torch
 from tool_loader import load_tool
 
 import ranksrgan_plugin
-from ranksrgan_plugin.data.demo_images import export_skimage_photos
-from ranksrgan_plugin.data.patch_selection import patch_grid
-from ranksrgan_plugin.data.rank_dataset_builder import (
-    RankDatasetBuilder,
-    RankDatasetBuildError,
-    assign_splits,
-    key_stem,
-    load_config,
-)
 from ranksrgan_plugin.data.rank_dataset_format import level_path, read_labels
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
-from ranksrgan_plugin.data.sr_levels import BUILTIN_UPSCALERS, LevelError, matlab_bicubic
-from ranksrgan_plugin.metrics.niqe_batch import niqe_batch
+from ranksrgan_plugin.demo_images import export_skimage_photos
+from ranksrgan_plugin.iqa import niqe_batch
+from ranksrgan_plugin.rank_dataset import RankDatasetBuilder, RankDatasetBuildError, load_config
+from ranksrgan_plugin.rank_dataset.levels import BUILTIN_UPSCALERS, LevelError, matlab_bicubic
+from ranksrgan_plugin.rank_dataset.patch_selection import patch_grid
+from ranksrgan_plugin.rank_dataset.sources import assign_splits, key_stem
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'make_rank_dataset.py')

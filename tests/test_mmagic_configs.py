@@ -11,8 +11,8 @@ from mmagic.registry import DATASETS, METRICS, MODELS
 from mmengine.config import Config
 
 import ranksrgan_plugin.mmagic  # noqa: F401  (placeholders, registration)
-from ranksrgan_plugin import compat
 from ranksrgan_plugin.archs import RankerVGG, VGGStyleDiscriminatorAnySize
+from ranksrgan_plugin.compat import mmagic as compat
 from ranksrgan_plugin.losses import RankContentLoss, RankLoss, RankRegressionLoss
 from ranksrgan_plugin.losses.perceptual_loss import MissingVGGWeightsError
 

@@ -5,8 +5,7 @@ import torch
 from test_ma_metric import _photo, _write_model
 
 import ranksrgan_plugin.mmagic  # noqa: F401  (registers MaPI)
-from ranksrgan_plugin.metrics.ma_metric import ma_batch
-from ranksrgan_plugin.metrics.niqe_batch import niqe_batch
+from ranksrgan_plugin.iqa import ma_batch, niqe_batch
 
 
 def test_ma_pi_metric_matches_library(tmp_path):

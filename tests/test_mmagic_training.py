@@ -20,8 +20,8 @@ from rank_set_factory import make_rank_set
 
 import ranksrgan_plugin.mmagic  # noqa: F401  (placeholders, registration)
 from ranksrgan_plugin.archs import RankerVGG, load_ranker
+from ranksrgan_plugin.iqa import niqe_batch
 from ranksrgan_plugin.losses import RankContentLoss
-from ranksrgan_plugin.metrics.niqe_batch import niqe_batch
 from ranksrgan_plugin.metrics.rank_metrics import calculate_pair_accuracy, calculate_srocc
 from ranksrgan_plugin.mmagic import SROCC, BatchedNIQE, PairAccuracy, RankPairDataset
 from ranksrgan_plugin.mmagic.checkpoints import read_checkpoint

@@ -13,10 +13,12 @@ from basicsr.metrics.niqe import calculate_niqe
 from basicsr.utils.registry import METRIC_REGISTRY
 from skimage import data as skdata
 
-from ranksrgan_plugin.metrics.niqe_batch import calculate_niqe_batched, niqe_batch
+from ranksrgan_plugin.iqa import niqe_batch
+from ranksrgan_plugin.metrics import calculate_niqe_batched
 
-# The module itself (the package re-exports a function of the same name).
-nb = importlib.import_module('ranksrgan_plugin.metrics.niqe_batch')
+# The modules themselves.
+nb = importlib.import_module('ranksrgan_plugin.iqa.niqe')
+sums = importlib.import_module('ranksrgan_plugin.iqa.numpy1_sums')
 
 # Measured agreement is ~5e-6 (bit-identical features, see docs/niqe.md); 1e-4 still catches any
 # drift in the float32 steps (e.g. a resize by matmul instead of BasicSR's mv calls gives ~2e-3).
@@ -109,12 +111,12 @@ def test_float32_sums_follow_numpy(n):
     x = (rng.normal(size=(64, n)) * rng.uniform(0.1, 3, size=(64, 1)) + rng.normal(size=(64, 1))).astype(np.float32)
     x[0], x[1], x[2] = np.abs(x[0]), -np.abs(x[1]), 0  # no negatives, no positives, all zeros
     x[3, ::3] = 0
-    mean_neg, mean_pos = nb._exact_one_sided_means(torch.from_numpy(x))
+    mean_neg, mean_pos = sums.exact_one_sided_means(torch.from_numpy(x))
     with np.errstate(invalid='ignore'), pytest.warns(RuntimeWarning):
         expected = np.array([[np.mean(r[r < 0] ** 2), np.mean(r[r > 0] ** 2)] for r in x])
     np.testing.assert_array_equal(torch.stack([mean_neg, mean_pos], 1).numpy(), expected)
     if n in (9216, 2304):  # the block sizes of the two scales
-        np.testing.assert_array_equal(nb._numpy_sum32(torch.from_numpy(x * x)).numpy(), np.add.reduce(x * x, axis=1))
+        np.testing.assert_array_equal(sums.numpy_sum32(torch.from_numpy(x * x)).numpy(), np.add.reduce(x * x, axis=1))
 
 
 def test_layouts_and_dtypes_agree(cases):

@@ -279,7 +279,7 @@ def _detached_ragan_grad(model) -> torch.Tensor:
 
 @pytest.mark.parametrize('path', sorted(OPTIONS.glob('rank_dataset_DF2K_*.yml')), ids=lambda p: p.stem)
 def test_rank_dataset_options_are_the_originals(path):
-    from ranksrgan_plugin.data.rank_dataset_builder import load_config
+    from ranksrgan_plugin.rank_dataset import load_config
 
     cfg = load_config(_yaml(path))
     assert (cfg['patch_size'], cfg['stride'], cfg['max_patches_per_image']) == (296, 148, 200)

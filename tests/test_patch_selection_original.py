@@ -13,7 +13,18 @@ import pytest
 from basicsr.metrics.niqe import calculate_niqe
 from scipy import ndimage
 
-from ranksrgan_plugin.data.patch_selection import (
+from ranksrgan_plugin.data.rank_dataset_format import read_labels, read_manifest
+from ranksrgan_plugin.iqa import niqe_batch
+from ranksrgan_plugin.rank_dataset import (
+    DEFAULT_CONFIG,
+    RankDatasetBuilder,
+    RankDatasetBuildError,
+    load_config,
+    merge_rank_datasets,
+)
+from ranksrgan_plugin.rank_dataset.levels import matlab_bicubic
+from ranksrgan_plugin.rank_dataset.patch_metrics import PATCH_METRIC_REGISTRY, PatchMetric, build_patch_metric
+from ranksrgan_plugin.rank_dataset.patch_selection import (
     choose_patches,
     gaussian_sharpness,
     patch_grid,
@@ -21,19 +32,7 @@ from ranksrgan_plugin.data.patch_selection import (
     sharp_corners,
     sharpness,
 )
-from ranksrgan_plugin.data.rank_dataset_builder import (
-    DEFAULT_CONFIG,
-    RankDatasetBuilder,
-    RankDatasetBuildError,
-    assign_splits,
-    load_config,
-    merge_rank_datasets,
-    patch_split,
-)
-from ranksrgan_plugin.data.rank_dataset_format import read_labels, read_manifest
-from ranksrgan_plugin.data.sr_levels import matlab_bicubic
-from ranksrgan_plugin.metrics.niqe_batch import niqe_batch
-from ranksrgan_plugin.metrics.patch_metrics import PATCH_METRICS, PatchMetric, build_patch_metric
+from ranksrgan_plugin.rank_dataset.sources import assign_splits, patch_split
 
 PATCH, STRIDE, BLOCK = 296, 148, 96
 MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)  # R, G, B
@@ -215,7 +214,7 @@ def metric_log(monkeypatch):
     log = []
     functions = {'zero': lambda p: 0.0, 'mean': lambda p: float(p.mean()), 'std': lambda p: float(p.std())}
     for name, fn in functions.items():
-        monkeypatch.setitem(PATCH_METRICS, f'test_{name}',
+        monkeypatch.setitem(PATCH_METRIC_REGISTRY._obj_map, f'test_{name}',
                             lambda device=None, fn=fn, name=name: FunctionMetric(fn, name, log, device))
     return log
 

@@ -2,8 +2,8 @@
 import cv2
 from basicsr.utils.lmdb_util import LmdbMaker
 
-from ranksrgan_plugin.data.demo_images import export_skimage_photos
-from ranksrgan_plugin.data.rank_dataset_builder import RankDatasetBuilder, load_config
+from ranksrgan_plugin.demo_images import export_skimage_photos
+from ranksrgan_plugin.rank_dataset import RankDatasetBuilder, load_config
 
 
 def _photos(folder, names=('astronaut', 'coffee')):

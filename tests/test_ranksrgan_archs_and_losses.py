@@ -10,8 +10,8 @@ from basicsr.archs.srresnet_arch import MSRResNet
 from basicsr.utils import check_resume
 from torch.nn import functional as F
 
-from ranksrgan_plugin import compat
 from ranksrgan_plugin.archs import RankSRGANGenerator, VGGStyleDiscriminatorAnySize
+from ranksrgan_plugin.compat import basicsr as compat
 from ranksrgan_plugin.losses import RankContentLoss, VGGPerceptualLoss
 from ranksrgan_plugin.losses.perceptual_loss import MissingVGGWeightsError, find_imagenet_vgg_weights
 

@@ -14,14 +14,7 @@ from basicsr.utils.matlab_functions import imresize
 from test_convert_official_weights import MmsrRRDBNet, OldESRGAN, OldSRResNet
 
 from ranksrgan_plugin.archs import RankSRGANGenerator
-from ranksrgan_plugin.data.patch_selection import crop, patch_grid, sharp_corners, sharpness
-from ranksrgan_plugin.data.receptive_field import (
-    ReceptiveField,
-    UnboundedReceptiveField,
-    receptive_field,
-    receptive_field_radius,
-)
-from ranksrgan_plugin.data.sr_levels import (
+from ranksrgan_plugin.rank_dataset.levels import (
     BUILTIN_UPSCALERS,
     BuiltinLevel,
     FolderLevel,
@@ -30,6 +23,13 @@ from ranksrgan_plugin.data.sr_levels import (
     NetworkLevel,
     build_level,
     matlab_bicubic,
+)
+from ranksrgan_plugin.rank_dataset.patch_selection import crop, patch_grid, sharp_corners, sharpness
+from ranksrgan_plugin.utils.receptive_field import (
+    ReceptiveField,
+    UnboundedReceptiveField,
+    receptive_field,
+    receptive_field_radius,
 )
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -476,3 +476,19 @@ def test_sharp_corners_filter():
     kept = sharp_corners(img, corners, 20, 1.0, 10)
     assert kept == [c for c in corners if c[1] >= 40]
     assert sharp_corners(img, corners, 20, 1e9, 10) == []
+
+
+def test_level_and_patch_metric_registries():
+    from ranksrgan_plugin.rank_dataset import LEVEL_REGISTRY, PATCH_METRIC_REGISTRY, build_patch_metric
+    from ranksrgan_plugin.rank_dataset.patch_metrics import MaPatchMetric, NIQEPatchMetric, PIPatchMetric
+
+    assert LEVEL_REGISTRY.names() == ['network', 'folder', 'hr', 'builtin']
+    assert [LEVEL_REGISTRY.get(name) for name in ('network', 'folder', 'hr', 'builtin')] == [
+        NetworkLevel, FolderLevel, HRLevel, BuiltinLevel]
+    assert set(PATCH_METRIC_REGISTRY.names()) >= {'niqe', 'ma', 'pi'}
+    assert [PATCH_METRIC_REGISTRY.get(name) for name in ('niqe', 'ma', 'pi')] == [
+        NIQEPatchMetric, MaPatchMetric, PIPatchMetric]
+    with pytest.raises(LevelError, match=r"^Level 'x': unknown type 'gan'; use network, folder, hr or builtin\.$"):
+        build_level({'name': 'x', 'type': 'gan'}, SCALE)
+    with pytest.raises(ValueError, match=r"^Unknown rank-dataset metric 'brisque'; available: \[.*'ma', 'niqe', 'pi'"):
+        build_patch_metric({'type': 'brisque'})

@@ -15,14 +15,16 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from ranksrgan_plugin.data.rank_dataset_builder import (
+from ranksrgan_plugin.data.rank_dataset_format import RankDatasetError
+from ranksrgan_plugin.rank_dataset import (
+    BUILTIN_UPSCALERS,
+    PATCH_METRIC_REGISTRY,
+    LevelError,
     RankDatasetBuilder,
     RankDatasetBuildError,
     load_config,
     merge_rank_datasets,
 )
-from ranksrgan_plugin.data.rank_dataset_format import RankDatasetError
-from ranksrgan_plugin.data.sr_levels import BUILTIN_UPSCALERS, LevelError
 
 
 def levels_from_names(names: str) -> List[Dict[str, Any]]:
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--min-gap', type=float)
     parser.add_argument('--val-fraction', type=float)
     parser.add_argument('--seed', type=int)
-    parser.add_argument('--metric', choices=['niqe', 'ma', 'pi'], help='label metric (default niqe, Y, shave 4)')
+    parser.add_argument('--metric', choices=PATCH_METRIC_REGISTRY.names(),
+                        help='label metric (default niqe, Y, shave 4)')
     parser.add_argument('--ma-model', help="Ma et al.'s model.mat, for --metric ma|pi (else $RANKSRGAN_MA_MODEL)")
     parser.add_argument('--storage', choices=['lmdb', 'folder'])
     parser.add_argument('--device', help='torch device, e.g. cpu, cuda, cuda:1 (default: CUDA if available)')

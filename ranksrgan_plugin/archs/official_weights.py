@@ -27,11 +27,10 @@ from typing import Any, Dict, List, Mapping, Tuple
 import torch
 from basicsr.archs.rrdbnet_arch import RRDBNet
 
+from ..utils.checkpoint import StateDict, unwrap_state_dict
 from .ranker_arch import _STRIDE1_CONVS_PER_STAGE, RankerVGG, ranker_state_dict
 from .ranksrgan_generator_arch import RankSRGANGenerator
 
-StateDict = Dict[str, torch.Tensor]
-_WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model_state_dict')
 _OLD_GENERATOR_TAIL = {'model.2': 'upconv1', 'model.5': 'upconv2', 'model.8': 'HRconv', 'model.10': 'conv_last'}
 _MMSR_RRDB_NAMES = {'conv_first': 'conv_first', 'trunk_conv': 'conv_body', 'upconv1': 'conv_up1',
                     'upconv2': 'conv_up2', 'HRconv': 'conv_hr', 'conv_last': 'conv_last'}
@@ -41,15 +40,6 @@ _OLD_RRDB_NAMES = {'model.0': 'conv_first', 'model.3': 'conv_up1', 'model.6': 'c
 
 class UnknownCheckpointLayout(ValueError):
     """The checkpoint is not one of the supported official layouts."""
-
-
-def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> StateDict:
-    """The bare state_dict of a checkpoint (BasicSR ``params``/``params_ema`` wrappers, ``module.``)."""
-    for key in _WRAPPER_KEYS:
-        if isinstance(checkpoint.get(key), Mapping):
-            checkpoint = checkpoint[key]
-            break
-    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in checkpoint.items())
 
 
 def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:

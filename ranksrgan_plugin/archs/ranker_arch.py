@@ -8,6 +8,8 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
+
 # Number of stride-1 3x3 convs before the stride-2 4x4 conv in stages 1-4 (Table 2 of the
 # supplementary). Stage 0 is always conv3s1-64 (no BN) then conv4s2-64 (BN).
 _STRIDE1_CONVS_PER_STAGE = {8: 0, 12: 1, 16: 2}
@@ -116,8 +118,7 @@ def ranker_state_dict(checkpoint: Mapping, net: RankerVGG,
     Accepts a bare state_dict or a BasicSR checkpoint (``{param_key: state_dict}``), strips the
     ``module.`` prefix of DataParallel saves and converts the old ``features.N`` naming.
     """
-    state_dict = checkpoint.get(param_key, checkpoint) if param_key else checkpoint
-    state_dict = OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state_dict.items())
+    state_dict = unwrap_state_dict(checkpoint, wrappers=(param_key,) if param_key else ())
     if any(k.startswith('features.') for k in state_dict):
         state_dict = convert_features_state_dict(state_dict, net)
     return state_dict
@@ -135,8 +136,7 @@ def check_ranker_checkpoint(path: Optional[str], option: str, train_with: str) -
 
 def load_ranker(net: RankerVGG, path: str, param_key: Optional[str] = 'params', strict: bool = True) -> RankerVGG:
     """Load a Ranker checkpoint (plugin, original mmsr or older ``features.N`` layout) into ``net``."""
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    net.load_state_dict(ranker_state_dict(checkpoint, net, param_key), strict=strict)
+    net.load_state_dict(ranker_state_dict(read_checkpoint(path), net, param_key), strict=strict)
     return net
 
 

@@ -8,7 +8,7 @@ from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY
 
-from .. import compat
+from ..compat.basicsr import basicsr_vgg_weights
 
 BASICSR_VGG19_PATH = osp.join('experiments', 'pretrained_models', 'vgg19-dcbb9e9d.pth')
 
@@ -69,5 +69,5 @@ class VGGPerceptualLoss(PerceptualLoss):
         elif not os.path.isfile(vgg_weights):
             raise MissingVGGWeightsError(f'VGGPerceptualLoss: vgg_weights file {vgg_weights} does not exist.')
         self.vgg_weights = vgg_weights
-        with compat.basicsr_vgg_weights(vgg_weights):
+        with basicsr_vgg_weights(vgg_weights):
             super().__init__(layer_weights, vgg_type=vgg_type, **kwargs)

@@ -1,18 +1,18 @@
 """RankSRGAN in MMagic: importing this package registers the plugin into MMagic's own registries.
 
 A config loads it with ``custom_imports = dict(imports=['ranksrgan_plugin.mmagic'], allow_failed_imports=False)``.
-The mmcv ops placeholders (``ranksrgan_plugin.compat.install_mmcv_ops_placeholders``) go in first,
-before anything imports ``mmagic.models``; with full mmcv nothing is touched.
+The MMagic workarounds (``ranksrgan_plugin.compat.mmagic.apply``: the mmcv ops placeholders and
+mmengine's checkpoint loader) go in first, before anything imports ``mmagic.models``; with full mmcv
+the placeholders touch nothing.
 
 Registered (``mmagic.registry``):
     MODELS: ``RankerVGG``, ``VGGStyleDiscriminatorAnySize``, ``RankLoss``, ``RankRegressionLoss``,
     ``RankContentLoss`` (the BasicSR side's own classes), ``RankSRGAN``, ``RankESRGAN``, ``RankerModel``;
     DATASETS: ``RankPairDataset``; METRICS: ``SROCC``, ``PairAccuracy``, ``BatchedNIQE``.
 """
-from .. import compat
+from ..compat import mmagic as mmagic_compat
 
-compat.install_mmcv_ops_placeholders()
-compat.allow_mmengine_checkpoint_globals()
+mmagic_compat.apply()
 
 from . import registry  # noqa: E402  (registers the shared classes first: the models below build them)
 from .checkpoints import export_ranker_for_basicsr, load_ranker_checkpoint  # noqa: E402

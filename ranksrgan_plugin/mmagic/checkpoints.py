@@ -14,8 +14,9 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import nn
 
-from .. import compat
 from ..archs.ranker_arch import RankerVGG, ranker_state_dict
+from ..compat.mmagic import mmengine_checkpoint_globals
+from ..utils import checkpoint as checkpoint_io
 
 MMENGINE_RANKER_PREFIX = 'ranker.'
 
@@ -25,8 +26,7 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     if not osp.isfile(path):
         raise FileNotFoundError(f'Ranker checkpoint {path} does not exist.')
     # mmengine checkpoints also hold the training log (HistoryBuffers, numpy values): allow exactly those
-    with torch.serialization.safe_globals(compat.mmengine_checkpoint_globals()):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    return checkpoint_io.read_checkpoint(path, mmengine_checkpoint_globals())
 
 
 def is_mmengine_checkpoint(checkpoint: Mapping[str, Any]) -> bool:

@@ -14,8 +14,7 @@ from mmagic.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from ..metrics.ma_metric import load_ma_model, ma_batch
-from ..metrics.niqe_batch import niqe_batch
+from ..iqa import load_ma_model, ma_batch, niqe_batch, perceptual_index
 from ..metrics.rank_metrics import calculate_pair_accuracy, calculate_srocc
 
 
@@ -147,8 +146,9 @@ class MaPI(BaseMetric):
     """Ma et al.'s no-reference score and the *Perceptual Index* of SR outputs (RankSRGAN-M / -PI validation).
 
     Reads ``output.<key>`` as :class:`BatchedNIQE` does (CHW, [0, 255], BGR) and scores each image
-    on the Y channel; PI = ((10 - Ma) + NIQE) / 2 with BasicSR's NIQE. Needs the authors' ``model.mat``
-    (``model_path``, else ``$RANKSRGAN_MA_MODEL`` or ``~/.cache/ranksrgan_plugin/ma/model.mat``).
+    on the Y channel; PI = ((10 - Ma) + NIQE) / 2 (:func:`~ranksrgan_plugin.iqa.perceptual_index`) with
+    BasicSR's NIQE. Needs the authors' ``model.mat`` (``model_path``, else ``$RANKSRGAN_MA_MODEL`` or
+    ``~/.cache/ranksrgan_plugin/ma/model.mat``).
 
     Args:
         key (str): Output field to score. Default: 'pred_img'.
@@ -170,7 +170,7 @@ class MaPI(BaseMetric):
             order = 'CHW' if image.shape[1] in (1, 3) else 'HW'
             ma = float(ma_batch(image, self.crop_border, order, self.model)[0])
             niqe = float(niqe_batch(image, crop_border=self.crop_border, input_order=order, convert_to='y')[0])
-            self.results.append({'Ma': ma, 'PI': ((10.0 - ma) + niqe) / 2.0})
+            self.results.append({'Ma': ma, 'PI': perceptual_index(ma, niqe)})
 
     def compute_metrics(self, results: List[Dict[str, float]]) -> Dict[str, float]:
         return {name: float(np.mean([result[name] for result in results])) for name in ('Ma', 'PI')}

@@ -1,7 +1,4 @@
 """RankSRGAN and RankESRGAN for MMagic: its SRGAN / ESRGAN plus a frozen Ranker and the rank-content loss."""
-import copy
-import logging
-import os.path as osp
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -12,9 +9,8 @@ from mmagic.structures import DataSample
 from mmengine.logging import print_log
 from torch import nn
 
-from .. import compat
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker
-from ..losses.perceptual_loss import find_imagenet_vgg_weights
+from ..compat.mmagic import honour_perceptual_pretrained
 from .checkpoints import load_ranker_checkpoint
 
 DEFAULT_RANK_LOSS = dict(type='RankContentLoss', loss_weight=0.03)
@@ -52,25 +48,6 @@ def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str]
     return FrozenNetwork(net, batchnorm)
 
 
-def perceptual_vgg_weights(perceptual_loss: Optional[Dict[str, Any]]) -> Optional[str]:
-    """The VGG weights file for MMagic's PerceptualLoss, from its ``pretrained`` option.
-
-    ``'torchvision://vgg<N>'`` (MMagic's default): torchvision's ImageNet file, found on disk or
-    downloaded, else ``MissingVGGWeightsError`` saying where to put it; a path: that file; None: an
-    unpretrained VGG (tests only).
-    """
-    pretrained = perceptual_loss.get('pretrained', 'torchvision://vgg19')
-    if pretrained is None:
-        print_log('PerceptualLoss: pretrained=None, the VGG has random weights (meant for tests).',
-                  logger='current', level=logging.WARNING)
-        return None
-    if pretrained.startswith('torchvision://'):
-        return find_imagenet_vgg_weights(pretrained[len('torchvision://'):])
-    if not osp.isfile(pretrained):
-        raise FileNotFoundError(f'PerceptualLoss: pretrained VGG weights file {pretrained} does not exist.')
-    return pretrained
-
-
 class RankContentMixin:
     """Adds the frozen *Ranker* and the *rank-content loss* to an MMagic GAN editor (SRGAN, ESRGAN).
 
@@ -82,14 +59,8 @@ class RankContentMixin:
                  rank_loss: Optional[Dict[str, Any]] = None, ranker_batchnorm: str = 'batch',
                  perceptual_loss: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
         frozen_ranker = build_frozen_ranker(ranker, ranker_checkpoint, ranker_batchnorm)
-        if perceptual_loss and perceptual_loss.get('type') in ('PerceptualLoss', 'mmagic.PerceptualLoss'):
-            weights = perceptual_vgg_weights(perceptual_loss)
-            perceptual_loss = copy.deepcopy(perceptual_loss)
-            # upstream asserts `vgg_type in pretrained` and otherwise ignores it (compat.mmagic_vgg_weights)
-            perceptual_loss['pretrained'] = f"torchvision://{perceptual_loss.get('vgg_type', 'vgg19')}"
-            with compat.mmagic_vgg_weights(weights):
-                super().__init__(perceptual_loss=perceptual_loss, **kwargs)
-        else:
+        perceptual_loss, vgg_weights = honour_perceptual_pretrained(perceptual_loss)
+        with vgg_weights:
             super().__init__(perceptual_loss=perceptual_loss, **kwargs)
         self._frozen_ranker = frozen_ranker
         self.rank_loss = MODELS.build(rank_loss or DEFAULT_RANK_LOSS)

@@ -4,18 +4,18 @@
 [--launcher none|pytorch|slurm|mpi]``; the flags are those of ``mmagic/.mim/tools/train.py``. With
 CUDA, every launcher is mmengine's own (NCCL). Without CUDA, ``--launcher pytorch`` under torchrun
 runs DDP on the CPU over gloo, which upstream cannot: mmengine's launchers call
-``torch.cuda.set_device`` (mmengine 0.10.7), and DDP of a CPU module needs ``device_ids=None``.
+``torch.cuda.set_device`` (mmengine 0.10.7), and DDP of a CPU module needs ``device_ids=None``
+(the workaround: ``ranksrgan_plugin.compat.mmagic.init_cpu_distributed``).
 """
 import argparse
 import os
 import os.path as osp
-from datetime import timedelta
 from typing import Any, Dict, List, Optional
 
-import torch
 from mmengine.config import Config, DictAction
 
 import ranksrgan_plugin.mmagic  # noqa: F401  (mmcv placeholders, plugin registration)
+from ranksrgan_plugin.compat.mmagic import close_distributed, init_cpu_distributed
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -64,30 +64,6 @@ def enable_amp(cfg: Config) -> None:
         wrapper.setdefault('loss_scale', 'dynamic')
 
 
-def init_cpu_distributed(cfg: Config) -> bool:
-    """Without CUDA and with the pytorch launcher, start gloo DDP; True when it did.
-
-    Initialises the process group from torchrun's environment before the Runner (which then skips
-    its own CUDA-only launcher), sets ``env_cfg.dist_cfg.backend='gloo'`` and ``device_ids=None``
-    in ``model_wrapper_cfg`` (MMagic's GAN configs use ``MMSeparateDistributedDataParallel``,
-    which leaves the frozen Ranker and other parameter-free or frozen parts unwrapped).
-    """
-    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
-        return False
-    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    dist_cfg['backend'] = 'gloo'
-    if not torch.distributed.is_initialized():
-        timeout = dist_cfg.get('timeout')
-        torch.distributed.init_process_group(
-            backend='gloo', **({'timeout': timedelta(seconds=timeout)} if timeout else {}))
-    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper_cfg['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper_cfg
-    return True
-
-
 def train(cfg: Config):
     """Build mmengine's Runner from ``cfg`` and train; returns the Runner."""
     from mmengine.runner import Runner
@@ -99,12 +75,9 @@ def train(cfg: Config):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    """Train the config of the command line ``argv``; the process group (CPU DDP) is closed after."""
     train(build_config(parse_args(argv)))
-    if torch.distributed.is_initialized():
-        # mmengine leaves the process group up; a gloo worker that exits with it alive can abort in its
-        # thread teardown ("terminate called without an active exception", seen once in the 2-process test)
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
-from ..losses.perceptual_loss import find_imagenet_vgg_weights
+from ..compat.basicsr import check_perceptual_weights
 
 
 @MODEL_REGISTRY.register()
@@ -39,7 +39,7 @@ class RankSRGANModel(SRGANModel):
         train_opt = self.opt['train']
         if not train_opt.get('rank_opt'):
             raise ValueError('RankSRGANModel needs train.rank_opt (e.g. type: RankContentLoss, loss_weight: 0.03).')
-        _check_upstream_perceptual_weights(train_opt.get('perceptual_opt'))
+        check_perceptual_weights(train_opt.get('perceptual_opt'))
         self.net_r = self._load_frozen_ranker(train_opt.get('ranker_batchnorm', 'batch'))
         self.relativistic = bool(train_opt.get('relativistic', False))
         super().init_training_settings()
@@ -125,8 +125,3 @@ class RankSRGANModel(SRGANModel):
         ((loss_dict['l_d_real'] + loss_dict['l_d_fake']) / 2).backward()
         self.optimizer_d.step()
 
-
-def _check_upstream_perceptual_weights(perceptual_opt: Any) -> None:
-    """BasicSR's own PerceptualLoss would fail offline with a bare network error: say what is missing."""
-    if perceptual_opt and perceptual_opt.get('type') == 'PerceptualLoss':
-        find_imagenet_vgg_weights(perceptual_opt.get('vgg_type', 'vgg19'))

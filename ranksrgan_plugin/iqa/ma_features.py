@@ -25,9 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .image_prep import matlab_resize
+
 __all__ = ['FEATURE_SIZES', 'GROUPS', 'MIN_SIZE', 'ggd_shape', 'coeff_variation', 'gauss_pyramid', 'dct_features',
            'svd_features', 'steerable_pyramid', 'gsm_normalise', 'contrast_structure', 'pairwise_contrast_structure',
-           'matlab_resize',
            'gsm_features', 'ma_features_batch', 'ma_features']
 
 NUM_SCALES = 3
@@ -250,40 +251,6 @@ def steerable_pyramid(img: torch.Tensor, scales: int = PYR_SCALES,
         log_rad, angle, lo = _crop_centre(log_rad), _crop_centre(angle), _crop_centre(lo)
         lo = lo * _point_op(log_rad, lo_lut, origin, step)
     return high, levels
-
-
-# ------------------------------------------------------------------------- MATLAB imresize (bicubic)
-@lru_cache(maxsize=32)
-def _resize_matrix(in_len: int, out_len: int, scale: float) -> np.ndarray:
-    """(out_len, in_len) weights of MATLAB ``imresize`` along one dimension: bicubic (a = -0.5), symmetric
-    edges, no antialiasing (only upsampling is needed here). BasicSR's ``calculate_weights_indices`` is the same
-    kernel but in float32; these weights stay float64 to follow the float64 MATLAB code."""
-    u = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1 / scale)
-    left = np.floor(u - 2)
-    idx = left[:, None] + np.arange(6)[None, :]
-    dist = np.abs(u[:, None] - idx)
-    wts = np.where(dist <= 1, 1.5 * dist ** 3 - 2.5 * dist ** 2 + 1,
-                   np.where(dist <= 2, -0.5 * dist ** 3 + 2.5 * dist ** 2 - 4 * dist + 2, 0.0))
-    wts /= wts.sum(1, keepdims=True)
-    mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
-    cols = mirror[np.mod(idx.astype(np.int64) - 1, 2 * in_len)]
-    mat = np.zeros((out_len, in_len))
-    np.add.at(mat, (np.repeat(np.arange(out_len), 6), cols.ravel()), wts.ravel())
-    return mat
-
-
-def matlab_resize(x: torch.Tensor, size: Optional[Tuple[int, int]] = None, scale: Optional[float] = None
-                  ) -> torch.Tensor:
-    """MATLAB ``imresize(x, [h w])`` or ``imresize(x, scale)`` (bicubic, upsampling) of (..., H, W)."""
-    h, w = x.shape[-2:]
-    if size is None:
-        size = (math.ceil(h * scale), math.ceil(w * scale))
-    if tuple(size) == (h, w):
-        return x
-    sy, sx = (scale, scale) if scale is not None else (size[0] / h, size[1] / w)
-    my = torch.from_numpy(_resize_matrix(h, size[0], sy)).to(x)
-    mx = torch.from_numpy(_resize_matrix(w, size[1], sx)).to(x)
-    return my @ x @ mx.T
 
 
 # ---------------------------------------------------------------- divisive normalisation and GSM stats

@@ -24,7 +24,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..metrics.patch_metrics import rgb2gray_uint8
+from .patch_metrics import rgb2gray_uint8
 
 GRID_RULES = ('original', 'full')
 SHARPNESS_MEASURES = ('original', 'stdfilt3')

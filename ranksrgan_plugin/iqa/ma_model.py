@@ -1,10 +1,8 @@
-"""Ma et al.'s no-reference SR metric ("Learning a no-reference quality metric for single-image
-super-resolution", CVIU 2017) and the PIRM 2018 Perceptual Index: the trained model, scores and registration.
+"""The trained model of Ma et al.'s metric: the authors' ``model.mat``, read into three regression forests.
 
-The 138 features (``ma_features``: dct 18, gsm 45, svd 75 on the Y channel) feed one regression forest each
-of the authors' ``model.mat`` (MATLAB ``randomforest-matlab`` layout); ``Ma = [1, s1, s2, s3] @ linear``.
-PI = ((10 - Ma) + NIQE) / 2. ``docs/ma_metric.md`` has the definition, where the model comes from and how
-close this code is to the official MATLAB output.
+``model.mat`` (github.com/chaoma99/sr-metric) holds one regression forest per feature group (dct, gsm,
+svd; MATLAB ``randomforest-matlab`` layout) and the 4-vector ``linear``: Ma = [1, s1, s2, s3] @ linear.
+``docs/ma_metric.md`` says where the model comes from and how its file is laid out.
 """
 import os
 from functools import lru_cache
@@ -12,28 +10,20 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from basicsr.utils import get_root_logger
-from basicsr.utils.registry import METRIC_REGISTRY
 
-from .ma_features import FEATURE_SIZES, GROUPS, ma_features, ma_features_batch
-from .patch_metrics import PatchMetric, register_patch_metric
+from .ma_features import GROUPS
 
-__all__ = ['MaModel', 'RegressionForest', 'decode_nodestatus', 'load_ma_model', 'ma_features', 'ma_features_batch',
-           'ma_score', 'ma_batch', 'pi_batch', 'calculate_ma', 'calculate_pi', 'MaPatchMetric', 'PIPatchMetric',
-           'FEATURE_SIZES', 'DEFAULT_MODEL_PATH', 'MODEL_ENV', 'AUTHORS_LINEAR']
+__all__ = ['MaModel', 'RegressionForest', 'decode_nodestatus', 'load_ma_model', 'DEFAULT_MODEL_PATH', 'MODEL_ENV',
+           'AUTHORS_LINEAR']
 
 MODEL_ENV = 'RANKSRGAN_MA_MODEL'
 DEFAULT_MODEL_PATH = Path('~/.cache/ranksrgan_plugin/ma/model.mat')
 # model.linear of the authors' model.mat, implied exactly (to 1e-13) by the official Ma and forest outputs of seven
 # reference images (docs/ma_metric.md): a file with other weights is not theirs and gives other scores
 AUTHORS_LINEAR = (-0.308778059772, 0.165572373359, 0.376563724761, 0.523687089553)
-_Y_WEIGHTS_RGB = (65.481 / 255, 128.553 / 255, 24.966 / 255)  # MATLAB rgb2ycbcr on uint8: R, G, B weights
-
-Images = Union[np.ndarray, torch.Tensor]
 
 
-# ----------------------------------------------------------------------------------------------- model
 class RegressionForest:
     """One regression forest in the randomforest-matlab (``regRF_train``) layout.
 
@@ -113,6 +103,7 @@ class MaModel:
 
 
 def _missing_model_message(tried: List[str]) -> str:
+    """Where model.mat comes from, where to put it, and the paths that were ``tried``."""
     return ("Ma's metric needs its trained model 'model.mat' (regression forests + linear weights) from the "
             "authors' MIT-licensed repository https://github.com/chaoma99/sr-metric (file model.mat at its root). "
             'It is not shipped with this package and cannot be downloaded here. Put it at '
@@ -121,6 +112,7 @@ def _missing_model_message(tried: List[str]) -> str:
 
 
 def _resolve_model_path(path: Optional[Union[str, os.PathLike]]) -> Path:
+    """The first existing file of ``path``, ``$RANKSRGAN_MA_MODEL``, the cache path (an explicit path must exist)."""
     tried = []
     for candidate in (path, os.environ.get(MODEL_ENV), DEFAULT_MODEL_PATH):
         if candidate in (None, ''):
@@ -135,6 +127,7 @@ def _resolve_model_path(path: Optional[Union[str, os.PathLike]]) -> Path:
 
 
 def _field(struct: Any, name: str) -> Any:
+    """Field ``name`` of a loadmat struct, unwrapped from its 1x1 object arrays."""
     value = struct[name]
     while isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
         value = value.reshape(-1)[0]
@@ -142,6 +135,7 @@ def _field(struct: Any, name: str) -> Any:
 
 
 def _unwrap_struct(obj: Any) -> Any:
+    """The struct record inside loadmat's nested 1x1 arrays."""
     while isinstance(obj, np.ndarray) and obj.size == 1 and obj.dtype.names is None:
         obj = obj.reshape(-1)[0]
     if isinstance(obj, np.ndarray) and obj.dtype.names is not None:
@@ -177,6 +171,7 @@ def _check_leaves(forest: RegressionForest, path: str, index: int) -> None:
 
 
 def _read_forest(entry: Any, path: str, index: int) -> RegressionForest:
+    """One forest of ``model.rf``, checked for the randomforest-matlab layout."""
     rf = _unwrap_struct(entry)
     names = rf.dtype.names
     missing = [k for k in ('lDau', 'rDau', 'nodestatus', 'upper', 'avnode', 'mbest') if k not in names]
@@ -194,6 +189,7 @@ def _read_forest(entry: Any, path: str, index: int) -> RegressionForest:
 
 @lru_cache(maxsize=4)
 def _load_model_cached(path: str, mtime: float) -> MaModel:
+    """Read ``path`` once per (path, mtime); warns when its ``linear`` is not the authors'."""
     import scipy.io
 
     mat = scipy.io.loadmat(path, chars_as_strings=False)
@@ -222,112 +218,3 @@ def load_ma_model(path: Optional[Union[str, os.PathLike]] = None) -> MaModel:
     return _load_model_cached(str(p.resolve()), p.stat().st_mtime)
 
 
-# -------------------------------------------------------------------------------------- image handling
-def _to_y_batch(imgs: Images, input_order: str = 'HWC', crop_border: int = 0) -> torch.Tensor:
-    """(N, H, W) float64 Y in [0, 255], rounded like MATLAB's uint8 rgb2ycbcr, cropped."""
-    t = imgs if isinstance(imgs, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(imgs))
-    t = t.to(torch.float64)
-    if input_order not in ('HWC', 'CHW', 'HW'):
-        raise ValueError(f"input_order must be 'HWC', 'CHW' or 'HW', got {input_order!r}")
-    if t.ndim == 3:  # (N, H, W): already one channel
-        y = t
-    elif t.ndim == 4 and input_order != 'HW':
-        planes = t.movedim(3, 1) if input_order == 'HWC' else t
-        if planes.shape[1] == 1:
-            y = planes[:, 0]
-        elif planes.shape[1] == 3:
-            # MATLAB's order of operations (w_r R + w_g G + w_b B + 16, then round half away from zero): a
-            # different order moves values near .5 to the other integer
-            r, g, b = planes[:, 2], planes[:, 1], planes[:, 0]
-            y = torch.floor(_Y_WEIGHTS_RGB[0] * r + _Y_WEIGHTS_RGB[1] * g + _Y_WEIGHTS_RGB[2] * b + 16 + 0.5)
-        else:
-            raise ValueError(f'expected 1 or 3 channels (BGR), got shape {tuple(t.shape)}')
-    else:
-        raise ValueError(f'expected a batch (N, H, W) or (N, H, W, C)/(N, C, H, W), got shape {tuple(t.shape)}')
-    if crop_border:
-        y = y[:, crop_border:y.shape[1] - crop_border, crop_border:y.shape[2] - crop_border]
-    return y
-
-
-def _get_model(model: Optional[Union[MaModel, str, os.PathLike]]) -> MaModel:
-    return model if isinstance(model, MaModel) else load_ma_model(model)
-
-
-def ma_batch(imgs: Images, crop_border: int = 4, input_order: str = 'HWC',
-             model: Optional[Union[MaModel, str, os.PathLike]] = None,
-             device: Optional[Union[str, torch.device]] = None, batch_size: int = 16) -> np.ndarray:
-    """Ma scores (N,) of equal-size BGR images in [0, 255] (N, H, W, 3) for 'HWC' (or (N, H, W) for 'HW')."""
-    m = _get_model(model)
-    y = _to_y_batch(imgs, input_order, crop_border)
-    out = []
-    for i in range(0, y.shape[0], batch_size):
-        out.append(m.predict(ma_features_batch(y[i:i + batch_size], device)))
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def ma_score(img: Images, crop_border: int = 4, model: Optional[Union[MaModel, str, os.PathLike]] = None,
-             input_order: str = 'HWC') -> float:
-    """Ma score of one image (higher is better, about 0..10)."""
-    t = img if isinstance(img, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(img))
-    return float(ma_batch(t.unsqueeze(0), crop_border, input_order, model)[0])
-
-
-def pi_batch(imgs: Images, crop_border: int = 4, input_order: str = 'HWC',
-             model: Optional[Union[MaModel, str, os.PathLike]] = None,
-             device: Optional[Union[str, torch.device]] = None) -> np.ndarray:
-    """PI = ((10 - Ma) + NIQE) / 2 per image (lower is better); Y channel; NIQE by ``niqe_batch``."""
-    from .niqe_batch import niqe_batch
-
-    t = imgs if isinstance(imgs, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(imgs))
-    ma = ma_batch(t, crop_border, input_order, model, device)
-    niqe = niqe_batch(t, crop_border=crop_border, input_order=input_order, convert_to='y', device=device)
-    return ((10.0 - ma) + niqe) / 2.0
-
-
-@METRIC_REGISTRY.register()
-def calculate_ma(img: Images, crop_border: int, input_order: str = 'HWC', **kwargs: Any) -> float:
-    """Ma et al.'s score (higher is better); BasicSR ``val.metrics.<name>.type: calculate_ma``.
-
-    kwargs: ``model_path`` (else $RANKSRGAN_MA_MODEL, else ~/.cache/ranksrgan_plugin/ma/model.mat); others ignored.
-    """
-    return ma_score(img, crop_border, kwargs.get('model_path'), input_order)
-
-
-@METRIC_REGISTRY.register()
-def calculate_pi(img: Images, crop_border: int, input_order: str = 'HWC', **kwargs: Any) -> float:
-    """Perceptual Index ((10 - Ma) + NIQE) / 2 (lower is better); BasicSR ``type: calculate_pi``."""
-    t = img if isinstance(img, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(img))
-    return float(pi_batch(t.unsqueeze(0), crop_border, input_order, kwargs.get('model_path'),
-                          kwargs.get('device'))[0])
-
-
-class MaPatchMetric(PatchMetric):
-    """Ma's score for the rank-dataset tool (higher is better)."""
-
-    name = 'ma'
-    higher_is_better = True
-
-    def __init__(self, crop_border: int = 4, model_path: Optional[str] = None, device: Optional[str] = None,
-                 batch_size: int = 16) -> None:
-        self.crop_border, self.model_path, self.device, self.batch_size = crop_border, model_path, device, batch_size
-        self.model = load_ma_model(model_path)  # fail at build time, before any patch is cut
-
-    def __call__(self, patches: np.ndarray) -> np.ndarray:
-        return ma_batch(patches, self.crop_border, 'HWC', self.model, self.device, self.batch_size)
-
-    def describe(self) -> Dict[str, Any]:
-        return {**super().describe(), 'crop_border': self.crop_border, 'model': self.model.path}
-
-
-class PIPatchMetric(MaPatchMetric):
-    """Perceptual Index for the rank-dataset tool (lower is better)."""
-
-    name = 'pi'
-    higher_is_better = False
-
-    def __call__(self, patches: np.ndarray) -> np.ndarray:
-        return pi_batch(patches, self.crop_border, 'HWC', self.model, self.device)
-
-
-register_patch_metric('ma', MaPatchMetric)
-register_patch_metric('pi', PIPatchMetric)

@@ -1,16 +1,22 @@
 """No-reference perceptual metrics that label rank-dataset patches, behind one small interface.
 
 A patch metric maps a batch of equal-size BGR uint8 patches (N, H, W, 3) to N scores and says
-whether higher scores are better. The rank-dataset tool asks for one by name (``niqe`` here; Ma
-and PI plug in through :func:`register_patch_metric`).
+whether higher scores are better. The rank-dataset tool asks for one by its ``type`` name in
+:data:`PATCH_METRIC_REGISTRY`: ``niqe``, ``ma`` and ``pi`` here; more plug in through
+:func:`register_patch_metric`.
 """
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
+from ..iqa import load_ma_model, ma_batch, niqe_batch, pi_batch
+from ..utils.registry import TypeNameRegistry
+
 # MATLAB rgb2gray: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]), for R, G, B.
 MATLAB_GRAY_WEIGHTS_RGB = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 NIQE_CONVERSIONS = ('y', 'gray', 'gray_uint8')
+
+PATCH_METRIC_REGISTRY = TypeNameRegistry('patch_metric')
 
 
 def rgb2gray_uint8(bgr: np.ndarray) -> np.ndarray:
@@ -46,6 +52,7 @@ class PatchMetric:
         return {'name': self.name, 'higher_is_better': self.higher_is_better}
 
 
+@PATCH_METRIC_REGISTRY.register_as('niqe')
 class NIQEPatchMetric(PatchMetric):
     """NIQE (Mittal et al. 2013), BasicSR's definition, batched: the paper's rank-dataset label.
 
@@ -69,8 +76,6 @@ class NIQEPatchMetric(PatchMetric):
         self.device = device
 
     def __call__(self, patches: np.ndarray) -> np.ndarray:
-        from .niqe_batch import niqe_batch
-
         if self.convert_to == 'gray_uint8':  # gray patches go in as they are ('HW' ignores convert_to)
             return niqe_batch(rgb2gray_uint8(np.asarray(patches)), crop_border=self.crop_border, input_order='HW',
                               device=self.device, batch_size=self.batch_size)
@@ -81,20 +86,47 @@ class NIQEPatchMetric(PatchMetric):
         return {**super().describe(), 'crop_border': self.crop_border, 'convert_to': self.convert_to}
 
 
-PATCH_METRICS: Dict[str, Callable[..., PatchMetric]] = {'niqe': NIQEPatchMetric}
+@PATCH_METRIC_REGISTRY.register_as('ma')
+class MaPatchMetric(PatchMetric):
+    """Ma's score for the rank-dataset tool (higher is better)."""
+
+    name = 'ma'
+    higher_is_better = True
+
+    def __init__(self, crop_border: int = 4, model_path: Optional[str] = None, device: Optional[str] = None,
+                 batch_size: int = 16) -> None:
+        self.crop_border, self.model_path, self.device, self.batch_size = crop_border, model_path, device, batch_size
+        self.model = load_ma_model(model_path)  # fail at build time, before any patch is cut
+
+    def __call__(self, patches: np.ndarray) -> np.ndarray:
+        return ma_batch(patches, self.crop_border, 'HWC', self.model, self.device, self.batch_size)
+
+    def describe(self) -> Dict[str, Any]:
+        return {**super().describe(), 'crop_border': self.crop_border, 'model': self.model.path}
+
+
+@PATCH_METRIC_REGISTRY.register_as('pi')
+class PIPatchMetric(MaPatchMetric):
+    """Perceptual Index for the rank-dataset tool (lower is better)."""
+
+    name = 'pi'
+    higher_is_better = False
+
+    def __call__(self, patches: np.ndarray) -> np.ndarray:
+        return pi_batch(patches, self.crop_border, 'HWC', self.model, self.device)
 
 
 def register_patch_metric(name: str, factory: Callable[..., PatchMetric]) -> None:
-    """Make a metric available to the rank-dataset tool under ``name``."""
-    PATCH_METRICS[name] = factory
+    """Make a metric available to the rank-dataset tool under ``name`` (replacing one of that name)."""
+    PATCH_METRIC_REGISTRY.register_as(name, factory, replace=True)
 
 
 def build_patch_metric(opt: Dict[str, Any], device: Optional[str] = None) -> PatchMetric:
     """A patch metric from ``{type: <name>, **kwargs}``."""
     opt = dict(opt)
     name = opt.pop('type', None)
-    if name not in PATCH_METRICS:
-        raise ValueError(f'Unknown rank-dataset metric {name!r}; available: {sorted(PATCH_METRICS)}.')
+    if name not in PATCH_METRIC_REGISTRY:
+        raise ValueError(f'Unknown rank-dataset metric {name!r}; available: {sorted(PATCH_METRIC_REGISTRY.names())}.')
     if device is not None:
         opt.setdefault('device', device)
-    return PATCH_METRICS[name](**opt)
+    return PATCH_METRIC_REGISTRY.get(name)(**opt)

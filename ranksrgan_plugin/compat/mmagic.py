@@ -1,157 +1,30 @@
-"""Workarounds for upstream defects, in one place.
+"""Workarounds for MMagic 1.2.0 / mmengine 0.10.7 / mmcv-lite defects (the MMagic side of the compat package).
 
-Each function names the defect it works around and the versions it applies to. They are applied
-once, when ``ranksrgan_plugin`` is imported (before the first ``import basicsr``), and each is a
-no-op where the upstream code is already fixed.
+Each function names the defect it works around and what changes for a user of the host library.
+:func:`apply` (called when ``ranksrgan_plugin.mmagic`` is imported, before anything imports
+``mmagic.models``) installs the mmcv ops placeholders and mmengine's checkpoint loader; the others
+are used where the plugin builds or runs the affected object. Each is a no-op where upstream works.
 """
 import contextlib
+import copy
 import importlib
 import logging
-import os
 import os.path as osp
 import sys
 import types
-from typing import Any, Dict, Iterator, Optional
+from datetime import timedelta
+from typing import Any, ContextManager, Dict, Iterator, Optional, Tuple
 
 import torch
-
-
-def alias_torchvision_functional_tensor() -> None:
-    """basicsr 1.4.2 imports ``torchvision.transforms.functional_tensor`` (basicsr/data/degradations.py).
-
-    torchvision 0.17 renamed it ``_functional_tensor``; without the alias ``import basicsr`` fails.
-    Fixed on BasicSR master after 1.4.2, never released.
-    """
-    old_name = 'torchvision.transforms.functional_tensor'
-    if old_name in sys.modules:
-        return
-    try:
-        importlib.import_module(old_name)
-    except ImportError:
-        sys.modules[old_name] = importlib.import_module('torchvision.transforms._functional_tensor')
-
-
-def load_resume_state_any_device(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """Replacement for ``basicsr.train.load_resume_state`` (basicsr 1.4.2).
-
-    Upstream calls ``torch.cuda.current_device()`` unconditionally, so ``--auto_resume`` and
-    ``path.resume_state`` crash on a CPU-only machine; it also looks for ``experiments/<name>``
-    relative to the working directory instead of the experiment's own ``training_states`` folder.
-    Same behaviour otherwise: the newest ``<iter>.state`` wins and ``check_resume`` rewrites the
-    ``pretrain_network_*`` paths.
-    """
-    from basicsr.utils import check_resume, scandir
-
-    resume_state_path = opt['path'].get('resume_state')
-    if opt.get('auto_resume'):
-        state_dir = opt['path']['training_states']
-        if osp.isdir(state_dir):
-            iters = [int(name.split('.state')[0]) for name in scandir(state_dir, suffix='state', recursive=False)]
-            if iters:
-                resume_state_path = osp.join(state_dir, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_state_path
-    if not resume_state_path:
-        return None
-    keep_frozen_network_paths(opt)
-    device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
-    resume_state = torch.load(resume_state_path, map_location=device, weights_only=False)
-    check_resume(opt, resume_state['iter'])
-    return resume_state
-
-
-def keep_frozen_network_paths(opt: Dict[str, Any]) -> None:
-    """Stop ``check_resume`` (basicsr 1.4.2) from redirecting a frozen network to a checkpoint it never saved.
-
-    On resume, upstream rewrites ``path.pretrain_network_<x>`` to ``models/net_<x>_<iter>.pth`` for
-    every ``network_<x>`` option, unless listed in ``path.ignore_resume_networks``. A model class
-    lists the networks it only loads (RankSRGANModel's Ranker) in ``frozen_networks``.
-    """
-    from basicsr.utils.registry import MODEL_REGISTRY
-
-    if opt.get('model_type') not in MODEL_REGISTRY:
-        return
-    frozen = getattr(MODEL_REGISTRY.get(opt['model_type']), 'frozen_networks', ())
-    ignored = list(opt['path'].get('ignore_resume_networks') or [])
-    opt['path']['ignore_resume_networks'] = ignored + [name for name in frozen if name not in ignored]
-
-
-def init_dist_any_device(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
-    """Replacement for ``basicsr.utils.dist_util.init_dist`` as used by ``parse_options`` (basicsr 1.4.2).
-
-    Upstream's pytorch launcher calls ``torch.cuda.set_device(rank % device_count())`` and NCCL,
-    so ``torchrun ... --launcher pytorch`` dies on a CPU-only machine (division by zero). Without
-    CUDA this initialises a gloo process group from torchrun's environment; with CUDA, or with the
-    slurm launcher, it is upstream's function unchanged.
-    """
-    from basicsr.utils import dist_util
-
-    if launcher == 'pytorch' and not torch.cuda.is_available():
-        torch.distributed.init_process_group(backend='gloo', **kwargs)
-    else:
-        dist_util.init_dist(launcher, backend, **kwargs)
-
-
-def model_to_device_any_device(self, net: torch.nn.Module) -> torch.nn.Module:
-    """Replacement for ``BaseModel.model_to_device`` (basicsr 1.4.2).
-
-    Upstream wraps with ``DistributedDataParallel(device_ids=[torch.cuda.current_device()])``,
-    which fails on CPU; a CPU process group (gloo) needs ``device_ids=None``. CUDA: unchanged.
-    """
-    from torch.nn.parallel import DistributedDataParallel
-
-    if self.opt['dist'] and self.device.type == 'cpu':
-        return DistributedDataParallel(net.to(self.device), find_unused_parameters=self.opt.get(
-            'find_unused_parameters', False))
-    return _UPSTREAM['model_to_device'](self, net)
-
 
 _UPSTREAM: Dict[str, Any] = {}
 
 
-def patch_basicsr_train() -> None:
-    """Install the fixes that concern BasicSR's training pipeline (see the functions above)."""
-    import basicsr.train
-    import basicsr.utils.options
-    from basicsr.models.base_model import BaseModel
-
-    basicsr.train.load_resume_state = load_resume_state_any_device
-    basicsr.utils.options.init_dist = init_dist_any_device
-    if 'model_to_device' not in _UPSTREAM:
-        _UPSTREAM['model_to_device'] = BaseModel.model_to_device
-        BaseModel.model_to_device = model_to_device_any_device
-
-
-@contextlib.contextmanager
-def basicsr_vgg_weights(weights_path: Optional[str]) -> Iterator[None]:
-    """Make BasicSR's ``VGGFeatureExtractor`` (basicsr 1.4.2) load ``weights_path``, or no weights if None.
-
-    Upstream offers no choice: it loads ``experiments/pretrained_models/vgg19-dcbb9e9d.pth``
-    relative to the working directory if present, else asks torchvision to download ImageNet
-    weights (an unexplained network error offline). Within this context the module-level path
-    points at ``weights_path``; with None, torchvision's constructor builds an unpretrained net.
-    """
-    from basicsr.archs import vgg_arch
-
-    saved = vgg_arch.VGG_PRETRAIN_PATH, vgg_arch.vgg
-    if weights_path is None:
-        vgg_arch.VGG_PRETRAIN_PATH = os.devnull + '.absent'
-        vgg_arch.vgg = types.SimpleNamespace(**{
-            name: (lambda constructor: lambda pretrained=False: constructor(weights=None))(getattr(saved[1], name))
-            for name in ('vgg11', 'vgg13', 'vgg16', 'vgg19', 'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn')})
-    else:
-        vgg_arch.VGG_PRETRAIN_PATH = weights_path
-    try:
-        yield
-    finally:
-        vgg_arch.VGG_PRETRAIN_PATH, vgg_arch.vgg = saved
-
-
 def apply() -> None:
-    """Apply the import-time workarounds (called by ``ranksrgan_plugin/__init__.py``)."""
-    alias_torchvision_functional_tensor()
+    """Apply the import-time workarounds of the MMagic side (idempotent)."""
+    install_mmcv_ops_placeholders()
+    allow_mmengine_checkpoint_globals()
 
-
-# --- MMagic side (ranksrgan_plugin.mmagic) ----------------------------------------------------------
 
 MMCV_OPS_PLACEHOLDER_FLAG = '__ranksrgan_placeholder__'
 
@@ -302,3 +175,84 @@ def allow_mmengine_checkpoint_globals() -> None:
 
     _UPSTREAM.setdefault('mmengine_loaders', {})[''] = load_from_local
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safely, force=True)
+
+
+def init_cpu_distributed(cfg: Any) -> bool:
+    """Without CUDA and with the pytorch launcher, start gloo DDP; True when it did.
+
+    mmengine 0.10.7's launchers call ``torch.cuda.set_device`` (so ``torchrun ... --launcher pytorch``
+    dies on a CPU-only machine) and DDP of a CPU module needs ``device_ids=None``. This initialises
+    the process group from torchrun's environment before the Runner (which then skips its own
+    CUDA-only launcher), sets ``env_cfg.dist_cfg.backend='gloo'`` and ``device_ids=None`` in
+    ``model_wrapper_cfg`` (MMagic's GAN configs use ``MMSeparateDistributedDataParallel``, which
+    leaves the frozen Ranker and other parameter-free or frozen parts unwrapped). For a host user:
+    CPU DDP works; with CUDA, or another launcher, the config is untouched.
+    """
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return False
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    if not torch.distributed.is_initialized():
+        timeout = dist_cfg.get('timeout')
+        torch.distributed.init_process_group(
+            backend='gloo', **({'timeout': timedelta(seconds=timeout)} if timeout else {}))
+    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper_cfg['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper_cfg
+    return True
+
+
+def close_distributed() -> None:
+    """Tear down the process group that mmengine 0.10.7 leaves up after training.
+
+    A gloo worker that exits with it alive can abort in its thread teardown ("terminate called
+    without an active exception", seen once in the 2-process test). For a host user: all ranks meet
+    at a barrier and the group is destroyed after ``runner.train()``; nothing happens without one.
+    """
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def perceptual_vgg_weights(perceptual_loss: Dict[str, Any]) -> Optional[str]:
+    """The VGG weights file for MMagic's PerceptualLoss, from its ``pretrained`` option.
+
+    ``'torchvision://vgg<N>'`` (MMagic's default): torchvision's ImageNet file, found on disk or
+    downloaded, else ``MissingVGGWeightsError`` saying where to put it; a path: that file; None: an
+    unpretrained VGG (tests only).
+    """
+    from mmengine.logging import print_log
+
+    from ..losses.perceptual_loss import find_imagenet_vgg_weights
+
+    pretrained = perceptual_loss.get('pretrained', 'torchvision://vgg19')
+    if pretrained is None:
+        print_log('PerceptualLoss: pretrained=None, the VGG has random weights (meant for tests).',
+                  logger='current', level=logging.WARNING)
+        return None
+    if pretrained.startswith('torchvision://'):
+        return find_imagenet_vgg_weights(pretrained[len('torchvision://'):])
+    if not osp.isfile(pretrained):
+        raise FileNotFoundError(f'PerceptualLoss: pretrained VGG weights file {pretrained} does not exist.')
+    return pretrained
+
+
+def honour_perceptual_pretrained(perceptual_loss: Optional[Dict[str, Any]]
+                                 ) -> Tuple[Optional[Dict[str, Any]], ContextManager[None]]:
+    """(the PerceptualLoss config to give MMagic, the context to build the model in).
+
+    mmagic 1.2.0's ``PerceptualLoss`` asserts ``vgg_type in pretrained`` and otherwise ignores
+    ``pretrained`` (see :func:`mmagic_vgg_weights`). For an MMagic ``PerceptualLoss`` config this
+    resolves its ``pretrained`` (:func:`perceptual_vgg_weights`), gives MMagic a copy with
+    ``pretrained='torchvision://<vgg_type>'`` and a context that loads the resolved weights. For a
+    host user: the ``pretrained`` option is honoured and nothing is downloaded when the file is on
+    disk. Any other loss config is returned as it is, with a context that does nothing.
+    """
+    if not perceptual_loss or perceptual_loss.get('type') not in ('PerceptualLoss', 'mmagic.PerceptualLoss'):
+        return perceptual_loss, contextlib.nullcontext()
+    weights = perceptual_vgg_weights(perceptual_loss)
+    perceptual_loss = copy.deepcopy(perceptual_loss)
+    perceptual_loss['pretrained'] = f"torchvision://{perceptual_loss.get('vgg_type', 'vgg19')}"
+    return perceptual_loss, mmagic_vgg_weights(weights)

@@ -1,0 +1,256 @@
+"""Build a rank dataset with no MATLAB: SR levels -> aligned patches -> perceptual labels -> LMDB.
+
+The paper's recipe as the original MATLAB scripts run it (the defaults; docs/fidelity.md): run SR models of
+rising quality on the LR versions of HR training images, cut aligned 296x296 patches every 148
+pixels (MATLAB's grid, see patch_selection), keep a location when the best level's patch has
+``compute_sharpness >= 40`` and the NIQE (gray, no shave) of two chosen levels' patches differ by
+more than 0.1, a random 200 per image when more pass, label every kept patch with NIQE (Y channel,
+4-pixel shave), and hold out a random 10% of the patch locations for validation. Each of these
+steps has a named option for the alternatives (docs/rank_dataset.md).
+
+The build is resumable at image granularity. Each finished image leaves its patches (PNG) and a
+JSON record under ``<output>/.work``; a rerun of the same command skips finished images, and the
+final step writes the splits (docs/rank_dataset.md) from those records in a fixed key order, so an
+interrupted build ends byte-identical (labels) to an uninterrupted one. ``num_shards`` /
+``shard_index`` build a disjoint part; :func:`.merge.merge_rank_datasets` joins the parts.
+"""
+import json
+import logging
+import os
+import os.path as osp
+import platform
+import shutil
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from basicsr.utils import get_root_logger
+from basicsr.utils.lmdb_util import LmdbMaker
+from tqdm import tqdm
+
+from ..data.rank_dataset_format import MANIFEST_FILE, atomic_write, format_labels, level_path, write_manifest
+from ..version import __version__
+from .image_processor import ImageProcessor
+from .levels import SRLevel, build_level
+from .options import RankDatasetBuildError, config_fingerprint
+from .patch_metrics import PatchMetric, build_patch_metric
+from .sources import ImageSource, assign_splits, check_unique_key_stems, key_stem
+
+BUILD_FORMAT = 'ranksrgan_rank_dataset_build'
+SPLITS = ('train', 'val')
+PNG_COMPRESSION = 1  # as BasicSR's LmdbMaker records it in meta_info.txt
+WORK_DIR = '.work'
+
+
+class RankDatasetBuilder:
+    """Builds one rank dataset (or one shard of it) from a validated config (:func:`load_config`)."""
+
+    def __init__(self, cfg: Dict[str, Any], overwrite: bool = False,
+                 logger: Optional[logging.Logger] = None, progress: bool = True) -> None:
+        self.cfg, self.overwrite, self.progress = cfg, overwrite, progress
+        self.output = cfg['output']
+        self.work = osp.join(self.output, WORK_DIR)
+        self.logger = logger or get_root_logger(logger_name='ranksrgan_plugin')
+
+    def run(self) -> Dict[str, Any]:
+        """Build (or resume) and finalise; returns the top-level manifest."""
+        # inputs, levels and metric first: a bad option fails before the output folder is touched
+        hr_source = ImageSource(self.cfg['hr'], 'HR')
+        lr_source = ImageSource(self.cfg['lr'], 'LR') if self.cfg['lr'] else None
+        stems = hr_source.stems()
+        check_unique_key_stems(stems, self.cfg['hr'])
+        by_image = self.cfg['val_split_by'] == 'image'
+        splits = assign_splits(stems, self.cfg['val_fraction'], self.cfg['seed']) if by_image else {}
+        my_stems = stems[self.cfg['shard_index']::self.cfg['num_shards']]
+        levels = [build_level(opt, self.cfg['scale'], self.cfg['device']) for opt in self.cfg['levels']]
+        metric = build_patch_metric(self.cfg['metric'], self.cfg['device'])
+        gap_metric = None
+        if self.cfg['min_gap'] and self.cfg['gap_metric'] is not None:
+            gap_metric = build_patch_metric(self.cfg['gap_metric'], self.cfg['device'])
+        self._prepare_output()
+        todo = [stem for stem in my_stems if not osp.isfile(self._record_path(stem))]
+        self.logger.info(f'Rank dataset {self.output}: {len(my_stems)} images in this shard, '
+                         f'{len(my_stems) - len(todo)} already done.')
+        processor = ImageProcessor(self.cfg, levels, metric, hr_source, lr_source, gap_metric)
+        with tqdm(total=len(my_stems), initial=len(my_stems) - len(todo), unit='image',
+                  desc='rank dataset', disable=not self.progress) as bar:
+            for stem in todo:
+                record = processor.process(stem, splits.get(stem), self._stage_patch)
+                self._log_record(record)
+                atomic_write(self._record_path(stem), json.dumps(record))
+                bar.update(1)
+        records = [self._read_record(stem) for stem in my_stems]
+        return self._finalise(records, levels, metric)
+
+    # -- output folder lifecycle --------------------------------------------------------------
+    def _prepare_output(self) -> None:
+        if osp.isfile(osp.join(self.output, MANIFEST_FILE)):
+            if not self.overwrite:
+                raise RankDatasetBuildError(f'{self.output} holds a finished rank dataset; pass --overwrite '
+                                            'to replace it.')
+            shutil.rmtree(self.output)
+        elif osp.isdir(self.output) and self.overwrite:
+            shutil.rmtree(self.output)
+        state_path = osp.join(self.work, 'state.json')
+        fingerprint = config_fingerprint(self.cfg)
+        if osp.isfile(state_path):
+            with open(state_path, encoding='utf-8') as f:
+                previous = json.load(f)['fingerprint']
+            if previous != fingerprint:
+                raise RankDatasetBuildError(f'{self.output} holds an unfinished build with other options; rerun '
+                                            'with the same options to resume it, or pass --overwrite.')
+            self.logger.info(f'Resuming the unfinished build in {self.output}.')
+        elif osp.isdir(self.output) and os.listdir(self.output):
+            raise RankDatasetBuildError(f'{self.output} exists and is not a rank dataset build; choose an empty '
+                                        'or new folder, or pass --overwrite.')
+        os.makedirs(osp.join(self.work, 'images'), exist_ok=True)
+        atomic_write(state_path, json.dumps({'fingerprint': fingerprint, 'config': self.cfg}, default=str))
+
+    def _record_path(self, stem: str) -> str:
+        return osp.join(self.work, 'images', f'{key_stem(stem)}.json')
+
+    def _read_record(self, stem: str) -> Dict[str, Any]:
+        with open(self._record_path(stem), encoding='utf-8') as f:
+            return json.load(f)
+
+    def _staged_path(self, level: str, key: str) -> str:
+        return osp.join(self.work, 'patches', level, f'{key}.png')
+
+    def _stage_patch(self, level: str, key: str, patch: np.ndarray) -> None:
+        path = self._staged_path(level, key)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        if not cv2.imwrite(path, patch, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]):
+            raise RankDatasetBuildError(f'Cannot write {path} (disk full?).')
+
+    def _log_record(self, record: Dict[str, Any]) -> None:
+        if record['status'] == 'skipped':
+            self.logger.warning(f"Skipped {record['stem']}: {record['reason']}")
+
+    def _finalise(self, records: List[Dict[str, Any]], levels: Sequence[SRLevel],
+                  metric: PatchMetric) -> Dict[str, Any]:
+        level_names = [level.name for level in levels]
+        shape = (self.cfg['patch_size'], self.cfg['patch_size'], 3)
+        split_summaries = {}
+        for split in SPLITS:
+            split_records, rows = split_rows(records, split, level_names)
+            split_dir = osp.join(self.output, split)
+            if not rows:
+                shutil.rmtree(split_dir, ignore_errors=True)
+                continue
+            split_manifest = {
+                'split': split, 'metric': metric.name, 'higher_is_better': metric.higher_is_better,
+                'levels': level_names, 'storage': self.cfg['storage'], 'patch_size': self.cfg['patch_size'],
+                'source_images': sorted(r['stem'] for r in split_records),
+            }
+            write_split(split_dir, rows, level_names, self.cfg['storage'],
+                        lambda level, key: read_bytes(self._staged_path(level, key)), lambda key: shape,
+                        split_manifest)
+            split_summaries[split] = {'num_keys': len(rows) // len(level_names), 'num_images': len(split_records)}
+        if not split_summaries and self.cfg['num_shards'] == 1:
+            raise RankDatasetBuildError(f'No patch of {len(records)} images passed the filters (see the counts in '
+                                        f'{self.work}/images); nothing to write.')
+        manifest = self._build_manifest(records, levels, metric, split_summaries)
+        atomic_write(osp.join(self.output, MANIFEST_FILE), json.dumps(manifest, indent=2) + '\n')
+        shutil.rmtree(self.work)
+        self.logger.info(f'Rank dataset written to {self.output}: '
+                         + ', '.join(f'{s}: {v["num_keys"]} keys' for s, v in split_summaries.items()))
+        return manifest
+
+    def _build_manifest(self, records, levels, metric, split_summaries) -> Dict[str, Any]:
+        return {
+            'format': BUILD_FORMAT, 'format_version': 1,
+            'inputs': {'hr': osp.abspath(self.cfg['hr']), 'lr': self.cfg['lr'] and osp.abspath(self.cfg['lr']),
+                       'scale': self.cfg['scale'], 'num_images': len(records)},
+            'options': self.cfg,
+            'levels': [level.describe() for level in levels],
+            'metric': metric.describe(),
+            'splits': split_summaries,
+            'counts': sum_counts(records),
+            'skipped': {r['stem']: r['reason'] for r in records if r['status'] == 'skipped'},
+            'timings_s': sum_timings(records),
+            'versions': package_versions(),
+            'shard': {'num_shards': self.cfg['num_shards'], 'shard_index': self.cfg['shard_index']},
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing splits
+
+
+def write_split(split_dir: str, rows: Sequence[Tuple[str, str, float]], levels: Sequence[str], storage: str,
+                read_patch: Callable[[str, str], bytes], patch_shape: Callable[[str], Tuple[int, int, int]],
+                manifest: Mapping[str, Any]) -> None:
+    """Write one split (level stores, labels.txt, then manifest.json last) in canonical key order.
+
+    ``rows`` are (key, level, label); ``read_patch(level, key)`` gives PNG bytes. A leftover
+    partial split folder (a killed earlier finalise) is replaced.
+    """
+    labels = {(key, level): label for key, level, label in rows}
+    keys = sorted({key for key, _, _ in rows})
+    shutil.rmtree(split_dir, ignore_errors=True)
+    os.makedirs(split_dir)
+    for level in levels:
+        store = level_path(split_dir, level, storage)
+        if storage == 'lmdb':
+            maker = LmdbMaker(store, compress_level=PNG_COMPRESSION)
+            for key in keys:
+                maker.put(read_patch(level, key), key, patch_shape(key))
+            maker.close()
+        else:
+            os.makedirs(store)
+            for key in keys:
+                with open(osp.join(store, f'{key}.png'), 'wb') as f:
+                    f.write(read_patch(level, key))
+    atomic_write(osp.join(split_dir, 'labels.txt'),
+                 format_labels((key, level, labels[(key, level)]) for key in keys for level in levels))
+    write_manifest(split_dir, {**manifest, 'num_keys': len(keys)})
+
+
+def split_rows(records: Sequence[Mapping[str, Any]], split: str,
+               levels: Sequence[str]) -> Tuple[List[Mapping[str, Any]], List[Tuple[str, str, float]]]:
+    """The image records that have ``split`` (as a whole or some patch) and its (key, level, label) rows."""
+    split_records = [r for r in records if r['status'] == 'ok' and (r['split'] == split or split in r['splits'])]
+    rows = [(key, level, record['labels'][level][i]) for record in split_records
+            for i, key in enumerate(record['keys']) if record['splits'][i] == split for level in levels]
+    return split_records, rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def read_bytes(path: str) -> bytes:
+    """The content of the file ``path``."""
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def sum_dicts(dicts: Iterable[Mapping[str, float]]) -> Dict[str, float]:
+    """Key-wise sums of ``dicts`` (a key missing from one counts as 0)."""
+    total: Dict[str, float] = {}
+    for d in dicts:
+        for key, value in d.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def sum_counts(records: Sequence[Mapping[str, Any]]) -> Dict[str, int]:
+    """Totals over images: grid locations, sharp ones, kept ones, images ok and skipped."""
+    counts = sum_dicts(r['counts'] for r in records)
+    counts.update(images_ok=sum(r['status'] == 'ok' for r in records),
+                  images_skipped=sum(r['status'] == 'skipped' for r in records))
+    return counts
+
+
+def sum_timings(records: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
+    """Seconds per stage summed over images, rounded to milliseconds."""
+    return {stage: round(seconds, 3) for stage, seconds in sum_dicts(r['seconds'] for r in records).items()}
+
+
+def package_versions() -> Dict[str, str]:
+    """The versions the manifest records: the plugin, Python, torch, BasicSR, NumPy, OpenCV."""
+    import basicsr
+    import torch
+
+    return {'ranksrgan_plugin': __version__, 'python': platform.python_version(), 'torch': torch.__version__,
+            'basicsr': basicsr.__version__, 'numpy': np.__version__, 'opencv': cv2.__version__}

@@ -1,0 +1,133 @@
+"""One source image through the pipeline: its levels' SR images, the kept patch locations (grid, sharpness
+filter, gap filter, cap), their labels and splits, and the staged patches."""
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+from basicsr.data.transforms import mod_crop
+
+from .levels import SRLevel, matlab_bicubic
+from .options import RankDatasetBuildError
+from .patch_metrics import PatchMetric
+from .patch_selection import choose_patches, crop, patch_grid, sharp_corners, stable_seed
+from .sources import ImageSource, key_stem, patch_split
+
+
+class ImageProcessor:
+    """Turns one source image into its kept patch locations, their patches, labels and splits."""
+
+    def __init__(self, cfg: Dict[str, Any], levels: Sequence[SRLevel], metric: PatchMetric,
+                 hr_source: ImageSource, lr_source: Optional[ImageSource],
+                 gap_metric: Optional[PatchMetric] = None) -> None:
+        self.cfg, self.levels, self.metric, self.gap_metric = cfg, levels, metric, gap_metric
+        self.hr_source, self.lr_source = hr_source, lr_source
+
+    def process(self, stem: str, split: Optional[str],
+                stage_patch: Callable[[str, str, np.ndarray], None]) -> Dict[str, Any]:
+        """The record of one image; ``split`` is the image's split, or None to split by patch."""
+        timer = _StageTimer()
+        record: Dict[str, Any] = {'stem': stem, 'split': split, 'status': 'ok', 'reason': None, 'keys': [],
+                                  'splits': [], 'labels': {}, 'counts': {}, 'seconds': timer.seconds}
+        try:
+            hr = mod_crop(self.hr_source.read(stem), self.cfg['scale'])
+        except RankDatasetBuildError as error:
+            if not self.cfg['skip_unreadable']:
+                raise
+            return {**record, 'status': 'skipped', 'reason': str(error)}
+        patch_size = self.cfg['patch_size']
+        if min(hr.shape[:2]) < patch_size:
+            return {**record, 'status': 'skipped',
+                    'reason': f'HR image {hr.shape[1]}x{hr.shape[0]} is smaller than a {patch_size}-pixel patch'}
+        lr = self._lr_image(stem, hr)
+        timer.lap('read')
+        srs = {}
+        for level in self.levels:
+            srs[level.name] = level(lr, hr, stem)
+            timer.lap(f'level_{level.name}')
+        corners, kept, labels, counts = self._select(stem, srs, timer)
+        grid_index = {corner: i for i, corner in enumerate(corners)}
+        keys = [f'{key_stem(stem)}_s{grid_index[corner]:04d}' for corner in kept]
+        for name, sr in srs.items():
+            for corner, key in zip(kept, keys):
+                stage_patch(name, key, crop(sr, corner, patch_size))
+        timer.lap('write')
+        record.update(keys=keys, splits=[split or patch_split(key, self.cfg['val_fraction'], self.cfg['seed'])
+                                         for key in keys],
+                      labels={name: [float(v) for v in values] for name, values in labels.items()}, counts=counts)
+        return record
+
+    def _select(self, stem: str, srs: Mapping[str, np.ndarray], timer: '_StageTimer') -> Tuple[
+            List[Tuple[int, int]], List[Tuple[int, int]], Dict[str, np.ndarray], Dict[str, int]]:
+        """Grid, sharpness filter, gap filter and cap: (grid corners, kept corners, their labels, counts)."""
+        height, width = srs[self.cfg['sharpness_level']].shape[:2]
+        patch_size = self.cfg['patch_size']
+        corners = patch_grid(height, width, patch_size, self.cfg['stride'], self.cfg['grid'])
+        sharp = sharp_corners(srs[self.cfg['sharpness_level']], corners, patch_size, self.cfg['sharpness_threshold'],
+                              self.cfg['sharpness_block'], self.cfg['sharpness_measure'])
+        timer.lap('sharpness')
+        passed, labels = self._gap_filter(srs, sharp, timer)
+        chosen = choose_patches(passed, self.cfg['max_patches_per_image'], self.cfg['max_patches_choice'],
+                                stable_seed(self.cfg['seed'], 'patches', stem))
+        kept = [sharp[i] for i in chosen]
+        labels = self._kept_labels(srs, kept, chosen, labels)
+        timer.lap('metric')
+        counts = {'grid': len(corners), 'sharp': len(sharp), 'gap': len(passed), 'kept': len(kept)}
+        return corners, kept, labels, counts
+
+    def _lr_image(self, stem: str, hr: np.ndarray) -> np.ndarray:
+        scale = self.cfg['scale']
+        if self.lr_source is None:
+            return matlab_bicubic(hr, 1 / scale)
+        lr = self.lr_source.read(stem + self.cfg['lr_suffix'])
+        if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
+            raise RankDatasetBuildError(
+                f'LR image {self.lr_source.location(stem + self.cfg["lr_suffix"])} is {lr.shape[1]}x{lr.shape[0]}; '
+                f'x{scale} of the (mod-cropped) HR image {hr.shape[1]}x{hr.shape[0]} needs '
+                f'{hr.shape[1] // scale}x{hr.shape[0] // scale}.')
+        return lr
+
+    def _labels(self, sr: np.ndarray, corners: Sequence[Tuple[int, int]], metric: PatchMetric) -> np.ndarray:
+        if not corners:
+            return np.zeros(0)
+        patches = np.stack([crop(sr, corner, self.cfg['patch_size']) for corner in corners])
+        return np.asarray(metric(patches), dtype=np.float64)
+
+    def _gap_filter(self, srs: Mapping[str, np.ndarray], corners: Sequence[Tuple[int, int]],
+                    timer: '_StageTimer') -> Tuple[List[int], Optional[Dict[str, np.ndarray]]]:
+        """Indices of the corners whose gap levels differ by more than ``min_gap``, and the labels if computed.
+
+        With a ``gap_metric`` only the two gap levels are scored (by it); without one, every level is
+        labelled here and the labels decide.
+        """
+        min_gap = self.cfg['min_gap']
+        if not min_gap:
+            return list(range(len(corners))), None
+        labels = None
+        if self.gap_metric is None:
+            labels = {name: self._labels(sr, corners, self.metric) for name, sr in srs.items()}
+            first, second = (labels[name] for name in self.cfg['gap_levels'])
+        else:
+            first, second = (self._labels(srs[name], corners, self.gap_metric) for name in self.cfg['gap_levels'])
+        timer.lap('gap')
+        return [i for i in range(len(corners)) if abs(first[i] - second[i]) > min_gap], labels
+
+    def _kept_labels(self, srs: Mapping[str, np.ndarray], kept_corners: Sequence[Tuple[int, int]],
+                     kept: Sequence[int], labels: Optional[Mapping[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+        """The labels of the kept locations: taken from the gap filter's when it computed them."""
+        if labels is not None:
+            return {name: values[list(kept)] for name, values in labels.items()}
+        return {name: self._labels(sr, kept_corners, self.metric) for name, sr in srs.items()}
+
+
+class _StageTimer:
+    """Seconds spent per stage of one image, accumulated lap by lap."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Add the time since the last lap to ``stage``."""
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now

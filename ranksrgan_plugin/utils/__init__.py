@@ -1,0 +1,2 @@
+"""Library helpers shared by the BasicSR side, the MMagic side and the tools: checkpoint reading,
+tiled network inference, receptive fields, training-log parsing. Import the submodules directly."""

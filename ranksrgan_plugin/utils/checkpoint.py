@@ -1,0 +1,68 @@
+"""The one checkpoint reader: a ``.pth`` file to a bare state_dict, whatever wrapped it.
+
+Wrappers, tried in this order when no ``param_key`` is given (:data:`WRAPPER_KEYS`): BasicSR's
+``params_ema`` and ``params``, mmengine's ``state_dict``, ``model_state_dict``; a mapping with none
+of them is the state_dict itself. DataParallel's ``module.`` prefix is stripped from every key.
+"""
+from collections import OrderedDict
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+
+import torch
+
+StateDict = Dict[str, torch.Tensor]
+WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model_state_dict')
+_MODULE_PREFIX = 'module.'
+
+
+class CheckpointKeyError(KeyError):
+    """A checkpoint lacks the entry asked for (the message names the file and the entries it has)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def read_checkpoint(path: str, safe_globals: Optional[Iterable[Any]] = None) -> Any:
+    """The object saved in ``path``, loaded on the CPU with the safe loader (``weights_only=True``).
+
+    ``safe_globals``: the non-tensor types the file may also hold (e.g. mmengine's training log),
+    allowed for this load only.
+    """
+    if safe_globals is None:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    with torch.serialization.safe_globals(list(safe_globals)):
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def strip_module_prefix(state_dict: Mapping[str, Any]) -> StateDict:
+    """``state_dict`` without DataParallel's ``module.`` key prefix, in the same order."""
+    return OrderedDict((k[len(_MODULE_PREFIX):] if k.startswith(_MODULE_PREFIX) else k, v)
+                       for k, v in state_dict.items())
+
+
+def unwrap_state_dict(mapping: Mapping[str, Any], param_key: Optional[str] = None, source: str = 'checkpoint',
+                      wrappers: Sequence[str] = WRAPPER_KEYS) -> StateDict:
+    """The bare state_dict of an in-memory checkpoint, ``module.`` stripped.
+
+    Args:
+        mapping: a loaded checkpoint (a wrapper or a state_dict).
+        param_key: the entry that holds the weights; when given it must exist
+            (:class:`CheckpointKeyError`, naming ``source`` and the entries it has).
+        source: what the error messages call the checkpoint (e.g. its path).
+        wrappers: without ``param_key``, the entries tried in order (the first that holds a mapping).
+    """
+    if param_key:
+        if param_key not in mapping:
+            raise CheckpointKeyError(f'{source} has no {param_key!r} entry (has {list(mapping)[:5]}).')
+        return strip_module_prefix(mapping[param_key])
+    for key in wrappers:
+        if isinstance(mapping.get(key), Mapping):
+            return strip_module_prefix(mapping[key])
+    return strip_module_prefix(mapping)
+
+
+def load_state_dict(path: str, param_key: Optional[str] = None, wrappers: Sequence[str] = WRAPPER_KEYS) -> StateDict:
+    """The bare state_dict of the checkpoint file ``path`` (see :func:`unwrap_state_dict`)."""
+    checkpoint = read_checkpoint(path)
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f'Checkpoint {path} is not a state_dict (it is a {type(checkpoint).__name__}).')
+    return unwrap_state_dict(checkpoint, param_key, f'Checkpoint {path}', wrappers)

@@ -1,0 +1,106 @@
+"""An SR network run on BGR uint8 images (as cv2 and BasicSR read them), whole or tiled."""
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .tiling import resolve_tiling, tiled_forward
+
+
+def default_device(device: Union[str, torch.device, None] = None) -> torch.device:
+    """``device``, or CUDA when available, else the CPU."""
+    return torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+
+
+def image_to_tensor(img: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A BGR uint8 HWC image as an RGB (1, C, H, W) tensor in [0, 1] of ``dtype``."""
+    return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).to(dtype).div(255)[None]
+
+
+def tensor_to_image(x: torch.Tensor) -> np.ndarray:
+    """The first image of an RGB (N, C, H, W) tensor as a BGR uint8 HWC image (clamped to [0, 1], rounded)."""
+    out = x[0].clamp(0, 1).mul(255).round().byte().cpu().numpy()
+    return np.ascontiguousarray(out.transpose(1, 2, 0)[:, :, ::-1])
+
+
+@dataclass
+class TiledUpscaler:
+    """``upscaler(img)``: the SR image of a BGR uint8 image; ``tile=0`` runs the whole image at once.
+
+    The input runs in the network's dtype on ``device``; tiles as :func:`~.tiling.tiled_forward`
+    (options checked by :func:`~.tiling.resolve_tiling`).
+    """
+
+    net: nn.Module
+    scale: int
+    device: torch.device
+    tile: int = 0
+    tile_pad: int = 0
+    batch_size: int = 4
+    receptive_radius: int = 0
+
+    @torch.no_grad()
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        """The SR image (BGR uint8) of ``img`` (BGR uint8)."""
+        return tensor_to_image(self.forward(image_to_tensor(img, self.dtype)))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The network's precision (float32 for a network without parameters)."""
+        param: Optional[torch.Tensor] = next(self.net.parameters(), None)
+        return param.dtype if param is not None else torch.float32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output for a (1, C, H, W) input, tiled when ``tile`` > 0."""
+        return self.forward_tiled(x) if self.tile else self.net(x.to(self.device))
+
+    def forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
+        """The tiled pass (on the CPU), whatever ``tile`` is."""
+        return tiled_forward(self.net, x, self.scale, self.tile, self.tile_pad, self.batch_size, self.device)
+
+
+def build_upscaler(net: nn.Module, scale: int, tile: int, tile_pad: Union[int, str], batch_size: int,
+                   device: Union[str, torch.device, None], name: str, on_small_pad: Callable[[int, int], None],
+                   num_in_ch: int = 3) -> TiledUpscaler:
+    """``net`` in eval mode on ``device`` (default: CUDA when available) with checked tiling options.
+
+    See :func:`~.tiling.resolve_tiling` for ``tile_pad='auto'``, ``name`` (starts the
+    ``TilingError`` messages) and ``on_small_pad``; ``batch_size`` is at least 1.
+    """
+    device = default_device(device)
+    net = net.eval().to(device)
+    tiling = resolve_tiling(net, tile, tile_pad, name, on_small_pad, num_in_ch)
+    return TiledUpscaler(net, scale, device, tiling.tile, tiling.tile_pad, max(1, batch_size),
+                         tiling.receptive_radius)
+
+
+class HoldsUpscaler:
+    """The network and tiling of ``self.upscaler`` (a :class:`TiledUpscaler`) as attributes of its holder."""
+
+    upscaler: TiledUpscaler
+
+    @property
+    def net(self) -> nn.Module:
+        """The network (in eval mode, on its device)."""
+        return self.upscaler.net
+
+    @property
+    def tile(self) -> int:
+        """LR tile side (0: untiled)."""
+        return self.upscaler.tile
+
+    @property
+    def tile_pad(self) -> int:
+        """LR pixels of context around each tile."""
+        return self.upscaler.tile_pad
+
+    @tile_pad.setter
+    def tile_pad(self, value: int) -> None:
+        self.upscaler.tile_pad = value
+
+    @property
+    def receptive_radius(self) -> int:
+        """The network's receptive-field radius in LR pixels (0 when unbounded and untiled)."""
+        return self.upscaler.receptive_radius
