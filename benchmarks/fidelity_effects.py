@@ -41,6 +41,7 @@ from ranksrgan_plugin.rank_dataset.patch_metrics import build_patch_metric
 from ranksrgan_plugin.rank_dataset.patch_selection import crop, patch_grid, sharp_corners
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+DATAROOT = 'datasets/demo/rank_niqe_builtin'
 DATASET_OPTIONS = osp.join(REPO_ROOT, 'options', 'rank_dataset_demo.yml')
 RANKER_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_Ranker_demo.yml')
 RANKER_VARIANTS = {  # name: --force_yml entries
@@ -56,8 +57,16 @@ def read_yaml(path: str) -> Dict:
         return yaml.safe_load(f)
 
 
+# The levels these measurements were made with (docs/fidelity.md): classical filters and the HR image.
+BUILTIN_LEVELS = {'levels': [{'name': 'bicubic', 'type': 'builtin', 'method': 'bicubic'},
+                             {'name': 'sharpened', 'type': 'builtin', 'method': 'sharpened'},
+                             {'name': 'hr', 'type': 'hr'}],
+                  'gap_levels': ['sharpened', 'hr'], 'output': 'datasets/demo/rank_niqe_builtin'}
+
+
 def demo_config() -> Dict:
-    cfg = load_config(read_yaml(DATASET_OPTIONS))
+    """The demo rank dataset's options with the built-in levels (bicubic, sharpened, HR)."""
+    cfg = load_config({**read_yaml(DATASET_OPTIONS), **BUILTIN_LEVELS})
     cfg['hr'], cfg['output'] = (osp.join(REPO_ROOT, cfg[key]) for key in ('hr', 'output'))
     export_skimage_photos(cfg['hr'])
     return cfg
@@ -104,7 +113,8 @@ def build_demo_rank_set(cfg: Dict) -> str:
 
 def train_ranker(variant_index: int, force: Sequence[str], seed: int) -> str:
     name = f'Ranker_demo_fidelity_v{variant_index}_seed{seed}'
-    entries = [f'name={name}', f'manual_seed={seed}', *force]
+    entries = [f'name={name}', f'manual_seed={seed}', f'datasets:train:dataroot={DATAROOT}/train',
+               f'datasets:val:dataroot={DATAROOT}/val', *force]
     log = osp.join(REPO_ROOT, 'results', 'fidelity', f'{name}.log')
     os.makedirs(osp.dirname(log), exist_ok=True)
     with open(log, 'w', encoding='utf-8') as f:

@@ -1,15 +1,19 @@
-"""The steps of ``make demo`` (``tools/demo.py`` runs them in order): the demo rank dataset, BasicSR
-training runs, paired photos, the Ranker's and the generators' evaluation, the tables and figures.
+"""The steps of ``make demo`` (``tools/demo.py`` runs them in order): paired photos, BasicSR training runs
+with a progress bar, the demo rank dataset from the demo's own generators, and the evaluation of the
+Ranker and of the generators (PSNR, NIQE, Ranker score), the tables and the figures.
 
 Paths are the caller's (the repository's ``options/``, ``datasets/demo``, ``results/demo``); images
 are BGR uint8, as cv2 and BasicSR read them.
 """
-import json
+import logging
 import os
 import os.path as osp
+import re
+import shutil
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -19,21 +23,22 @@ from basicsr.archs import build_network
 from basicsr.data.transforms import mod_crop
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import img2tensor
+from tqdm import tqdm
 
 from .archs import load_ranker
-from .data.rank_dataset_format import read_manifest
 from .demo_images import export_skimage_photos
 from .metrics.niqe_batch import calculate_niqe_batched
 from .metrics.ranker_evaluation import evaluate_ranker as score_rank_set
 from .metrics.ranker_plots import plot_ranker_histograms
 from .rank_dataset import RankDatasetBuilder, load_config
 from .rank_dataset.levels import matlab_bicubic
+from .rank_dataset.sources import assign_splits
 from .utils.checkpoint import load_state_dict
-from .utils.curve_plots import plot_curves
-from .utils.training_logs import load_run
 from .utils.upscaler import TiledUpscaler, default_device
 
 Scores = Dict[str, Dict[str, float]]
+Images = Dict[str, np.ndarray]
+_ITER = re.compile(r'iter:\s*([\d,]+)')
 
 
 def read_yaml(path: str) -> Dict[str, Any]:
@@ -42,40 +47,71 @@ def read_yaml(path: str) -> Dict[str, Any]:
         return yaml.safe_load(f)
 
 
-def build_rank_dataset(options_file: str, root: str) -> Dict[str, Any]:
-    """Build the demo rank dataset (or reuse a finished one built with the same options); returns its options.
+def write_paired_photos(hr_folder: str, sr_data: str, val_fraction: float, seed: int) -> Dict[str, List[str]]:
+    """scikit-image's photos as GT (mod-4 crop) and x4 MATLAB-bicubic LQ in ``sr_data/<split>/{gt,lq}``.
 
-    The options' ``hr`` and ``output`` are relative to ``root``; the HR photos are scikit-image's.
+    The split is by photo, as the rank dataset's (``assign_splits``): the ``val`` photos are held out
+    from every training run of the demo. Returns the photo names per split.
     """
-    cfg = load_config(read_yaml(options_file))
-    cfg['hr'], cfg['output'] = (osp.join(root, cfg[key]) for key in ('hr', 'output'))
-    export_skimage_photos(cfg['hr'])
-    manifest_path = osp.join(cfg['output'], 'manifest.json')
-    if osp.isfile(manifest_path):
-        with open(manifest_path, encoding='utf-8') as f:
-            if json.load(f)['options'] == cfg:
-                print(f'Reusing the demo rank dataset in {cfg["output"]}')
-                return cfg
-    RankDatasetBuilder(cfg, overwrite=True).run()
+    paths = export_skimage_photos(hr_folder)
+    stems = sorted(osp.splitext(osp.basename(p))[0] for p in paths)
+    splits = assign_splits(stems, val_fraction, seed)
+    for stem, split in splits.items():
+        gt = mod_crop(cv2.imread(osp.join(hr_folder, f'{stem}.png')), 4)
+        for kind, img in (('gt', gt), ('lq', matlab_bicubic(gt, 1 / 4))):
+            os.makedirs(osp.join(sr_data, split, kind), exist_ok=True)
+            cv2.imwrite(osp.join(sr_data, split, kind, f'{stem}.png'), img)
+    return {split: sorted(s for s, sp in splits.items() if sp == split) for split in ('train', 'val')}
+
+
+def train_with_basicsr(options_file: str, root: str, desc: str, log_dir: str, verbose: bool = False) -> str:
+    """Train through ``<root>/basicsr/train.py``; returns the experiment folder.
+
+    A previous experiment of the same name is replaced (BasicSR would archive it). The run's output
+    goes to ``<log_dir>/<name>.log`` behind a progress bar of its iterations, or to the terminal with
+    ``verbose``.
+    """
+    opt = read_yaml(options_file)
+    experiment = osp.join(root, 'experiments', opt['name'])
+    for folder in (experiment, osp.join(root, 'tb_logger', opt['name'])):
+        shutil.rmtree(folder, ignore_errors=True)
+    command = [sys.executable, osp.join(root, 'basicsr', 'train.py'), '-opt', options_file]
+    if verbose:
+        subprocess.run(command, cwd=root, check=True)
+        return experiment
+    os.makedirs(log_dir, exist_ok=True)
+    log_path = osp.join(log_dir, f'{opt["name"]}.log')
+    with open(log_path, 'w', encoding='utf-8') as log, \
+            tqdm(total=int(opt['train']['total_iter']), desc=desc, unit='it', mininterval=1.0) as bar:
+        process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        while process.poll() is None:
+            time.sleep(1.0)
+            bar.update(_last_iteration(log_path) - bar.n)
+        bar.update(_last_iteration(log_path) - bar.n)
+    if process.returncode:
+        raise RuntimeError(f'Training {opt["name"]} failed (exit code {process.returncode}); see {log_path}')
+    return experiment
+
+
+def _last_iteration(log_path: str) -> int:
+    with open(log_path, encoding='utf-8', errors='replace') as f:
+        found = _ITER.findall(f.read())
+    return int(found[-1].replace(',', '')) if found else 0
+
+
+def latest(experiment: str, net: str) -> str:
+    """The latest checkpoint of network ``net`` (``r``, ``g``) of a BasicSR experiment folder."""
+    return osp.join(experiment, 'models', f'net_{net}_latest.pth')
+
+
+def build_rank_dataset(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
+    """Build a rank dataset from validated-to-be options (``load_config``), quietly; returns its options."""
+    cfg = load_config(dict(cfg))
+    logger = logging.getLogger('ranksrgan_plugin.demo')
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    RankDatasetBuilder(cfg, overwrite=True, logger=logger, progress=progress).run()
     return cfg
-
-
-def train_with_basicsr(options_file: str, root: str) -> str:
-    """Train through ``<root>/basicsr/train.py`` (BasicSR's pipeline, plugin loaded); the experiment folder."""
-    subprocess.run([sys.executable, osp.join(root, 'basicsr', 'train.py'), '-opt', options_file],
-                   cwd=root, check=True)
-    return osp.join(root, 'experiments', read_yaml(options_file)['name'])
-
-
-def write_paired_photos(rank_cfg: Dict[str, Any], sr_data: str) -> None:
-    """GT (mod-4 crop) and x4 MATLAB-bicubic LQ photos in ``sr_data/<split>/{gt,lq}``, split as the rank
-    dataset's source images."""
-    for split in ('train', 'val'):
-        for stem in read_manifest(osp.join(rank_cfg['output'], split))['source_images']:
-            gt = mod_crop(cv2.imread(osp.join(rank_cfg['hr'], f'{stem}.png')), 4)
-            for kind, img in (('gt', gt), ('lq', matlab_bicubic(gt, 1 / 4))):
-                os.makedirs(osp.join(sr_data, split, kind), exist_ok=True)
-                cv2.imwrite(osp.join(sr_data, split, kind, f'{stem}.png'), img)
 
 
 def load_network(options_file: str, section: str, weights: str,
@@ -86,76 +122,124 @@ def load_network(options_file: str, section: str, weights: str,
     return net.eval().to(device or 'cpu')
 
 
-@torch.no_grad()
-def mean_ranker_score(ranker: torch.nn.Module, generator: torch.nn.Module, lq_folder: str,
-                      crop: int = 128) -> float:
-    """The Ranker's mean score of the generator's outputs of the LQ photos of ``lq_folder`` (``crop`` tiles).
+def upscale_photos(upscalers: Mapping[str, Callable[[np.ndarray], np.ndarray]], lq_folder: str) -> Dict[str, Images]:
+    """``{run: {photo: SR image}}`` of every LQ photo of ``lq_folder`` by each upscaler."""
+    names = sorted(os.listdir(lq_folder))
+    lqs = {name: cv2.imread(osp.join(lq_folder, name)) for name in names}
+    with torch.no_grad():
+        return {run: {name: upscale(lq) for name, lq in lqs.items()} for run, upscale in upscalers.items()}
 
-    RankSRGAN's rank-content loss is sigmoid(score - bias): centring it on the starting
-    generator's scores keeps its gradient from starting saturated (the demo Ranker's scores are not
-    near 0 as the paper's were). Both networks must be on the same device.
-    """
+
+def generator_upscalers(runs: Mapping[str, Optional[tuple]]) -> Dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Upscalers per run: ``None`` for x4 MATLAB bicubic, else ``(options file, weights)`` of a generator."""
+    device = default_device()
+    upscalers: Dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    for run, source in runs.items():
+        if source is None:
+            upscalers[run] = lambda lq: matlab_bicubic(lq, 4)
+        else:
+            upscalers[run] = TiledUpscaler(load_network(source[0], 'network_g', source[1], device), 4, device)
+    return upscalers
+
+
+@torch.no_grad()
+def ranker_scores(ranker: torch.nn.Module, images: Images, crop: int = 128) -> List[float]:
+    """The Ranker's scores of the ``crop`` x ``crop`` tiles of every image (RGB in [0, 1], as it was trained)."""
     device = next(ranker.parameters()).device
-    upscale = TiledUpscaler(generator, 4, device)
-    scores = []
-    for name in sorted(os.listdir(lq_folder)):
-        sr = upscale(cv2.imread(osp.join(lq_folder, name)))
-        tiles = [sr[top:top + crop, left:left + crop] for top in range(0, sr.shape[0] - crop + 1, crop)
-                 for left in range(0, sr.shape[1] - crop + 1, crop)]
+    scores: List[float] = []
+    for img in images.values():
+        tiles = [img[top:top + crop, left:left + crop] for top in range(0, img.shape[0] - crop + 1, crop)
+                 for left in range(0, img.shape[1] - crop + 1, crop)]
         batch = torch.stack([img2tensor(tile.astype(np.float32) / 255.0, bgr2rgb=True) for tile in tiles])
         scores += ranker(batch.to(device)).reshape(-1).tolist()
-    return float(np.mean(scores))
+    return scores
 
 
-def evaluate_generators(runs: Dict[str, Tuple[str, str]], val_data: str) -> Scores:
-    """Mean PSNR (Y, shave 4) and NIQE (Y, shave 4) of ``val_data/{gt,lq}``, per generator
-    (``name -> (options file, weights)``) and of x4 MATLAB bicubic (``bicubic``, first)."""
-    device = default_device()
-    names = sorted(os.listdir(osp.join(val_data, 'gt')))
+def image_scores(srs: Dict[str, Images], gt_folder: str, ranker: torch.nn.Module) -> Scores:
+    """Per run: mean PSNR (Y, shave 4), mean NIQE (Y, shave 4) and mean Ranker score of its SR photos."""
     results = {}
-    for run, (options_file, weights) in {'bicubic': (None, None), **runs}.items():
-        net = load_network(options_file, 'network_g', weights, device) if options_file else None
-        upscale = (lambda lq: matlab_bicubic(lq, 4)) if net is None else TiledUpscaler(net, 4, device)
-        psnrs, niqes = [], []
-        for name in names:
-            gt = cv2.imread(osp.join(val_data, 'gt', name))
-            sr = upscale(cv2.imread(osp.join(val_data, 'lq', name)))
-            psnrs.append(calculate_psnr(sr, gt, crop_border=4, test_y_channel=True))
-            niqes.append(calculate_niqe_batched(sr, crop_border=4))
-        results[run] = {'psnr': float(np.mean(psnrs)), 'niqe': float(np.mean(niqes)), 'num_images': len(names)}
+    for run, images in srs.items():
+        gts = {name: cv2.imread(osp.join(gt_folder, name)) for name in images}
+        results[run] = {
+            'psnr': float(np.mean([calculate_psnr(sr, gts[n], crop_border=4, test_y_channel=True)
+                                   for n, sr in images.items()])),
+            'niqe': float(np.mean(list(per_image_niqe(images).values()))),
+            'ranker_score': float(np.mean(ranker_scores(ranker, images))),
+        }
     return results
 
 
-def evaluate_ranker(options_file: str, experiment: str, val_root: str, histograms: str) -> Scores:
-    """SROCC and pair accuracy on the validation split, of the trained Ranker and of its initialisation
+def per_image_niqe(images: Images) -> Dict[str, float]:
+    """NIQE (Y channel, 4-pixel shave) of each image."""
+    return {name: float(calculate_niqe_batched(img, crop_border=4)) for name, img in images.items()}
+
+
+def evaluate_ranker(options_file: str, weights: str, val_root: str, histograms: Optional[str] = None) -> Scores:
+    """SROCC and pair accuracy on a rank-set split, of the trained Ranker and of its initialisation
     (seeded as the options' ``manual_seed``); the trained one's score histograms go to ``histograms``."""
     opt = read_yaml(options_file)
-    results = {}
     torch.manual_seed(opt['manual_seed'])
     untrained = build_network(dict(opt['network_r']))
-    trained = load_ranker(build_network(dict(opt['network_r'])), osp.join(experiment, 'models', 'net_r_latest.pth'))
+    trained = load_ranker(build_network(dict(opt['network_r'])), weights)
+    results = {}
     for name, net in (('untrained', untrained), ('trained', trained)):
         result = score_rank_set(net, val_root)
-        results[name] = {'srocc': result['srocc'], 'pair_accuracy': result['pair_accuracy'],
-                         'num_items': len(result['scores'])}
-        if name == 'trained':
+        results[name] = {'srocc': result['srocc'], 'pair_accuracy': result['pair_accuracy']}
+        if name == 'trained' and histograms:
             plot_ranker_histograms({'demo Ranker': result}, histograms, 'niqe')
     return results
 
 
-def markdown_table(title: str, columns: Dict[str, str], rows: Scores) -> str:
-    """A titled markdown table: one row per name of ``rows``, the ``columns`` (key -> header) to 4 decimals."""
+def aggregate(per_seed: Sequence[Scores]) -> Scores:
+    """Means over seeds of every value (and ``<key>_std``, the standard deviation, with several seeds)."""
+    merged: Scores = {}
+    for row in per_seed[0]:
+        merged[row] = {}
+        for key in per_seed[0][row]:
+            values = [scores[row][key] for scores in per_seed]
+            merged[row][key] = float(np.mean(values))
+            if len(per_seed) > 1:
+                merged[row][f'{key}_std'] = float(np.std(values))
+    return merged
+
+
+def markdown_table(title: str, columns: Dict[str, str], rows: Scores, digits: int = 3) -> str:
+    """A titled markdown table: one row per name of ``rows``, the ``columns`` (key -> header); ``+- std``
+    where the row has ``<key>_std``."""
+    def cell(values: Dict[str, float], key: str) -> str:
+        std = values.get(f'{key}_std')
+        return f'{values[key]:.{digits}f}' + ('' if std is None else f' +- {std:.{digits}f}')
+
     lines = [f'\n{title}', '| | ' + ' | '.join(columns.values()) + ' |', '|---|' + '---|' * len(columns)]
-    lines += [f'| {name} | ' + ' | '.join(f'{values[key]:.4f}' for key in columns) + ' |'
-              for name, values in rows.items()]
+    lines += [f'| {name} | ' + ' | '.join(cell(values, key) for key in columns) + ' |' for name, values in rows.items()]
     return '\n'.join(lines) + '\n'
 
 
-def plot_demo_curves(experiments: Dict[str, str], results: str) -> List[str]:
-    """Validation curves of the demo's runs (``Ranker`` and the generators), as the paper's Figures 1-2, 5-6."""
-    runs = {name: load_run(path) for name, path in experiments.items()}
-    ranker = plot_curves({'Ranker': runs.pop('Ranker')}, ['srocc', 'pair_acc'],
-                         osp.join(results, 'ranker_curves.png'), title='demo Ranker validation')
-    generators = plot_curves(runs, ['psnr', 'niqe'], osp.join(results, 'sr_curves.png'),
-                             title='demo generators validation')
-    return [ranker, generators]
+def plot_comparison(srs: Dict[str, Images], hr_images: Images, output: str, crop: int = 128) -> str:
+    """The same central crop of each held-out photo side by side per run, then HR, with each image's NIQE
+    under it (the paper's qualitative figures)."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+
+    columns = {**srs, 'HR': hr_images}
+    names = sorted(hr_images)
+    niqes = {run: per_image_niqe(images) for run, images in columns.items()}
+    fig, axes = plt.subplots(len(names), len(columns), figsize=(2.4 * len(columns), 2.6 * len(names)), squeeze=False)
+    for row, name in enumerate(names):
+        height, width = hr_images[name].shape[:2]
+        top, left = (height - crop) // 2, (width - crop) // 2
+        for col, (run, images) in enumerate(columns.items()):
+            ax = axes[row][col]
+            ax.imshow(cv2.cvtColor(images[name][top:top + crop, left:left + crop], cv2.COLOR_BGR2RGB))
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_xlabel(f'NIQE {niqes[run][name]:.2f}', fontsize=9)
+            if row == 0:
+                ax.set_title(run, fontsize=10)
+        axes[row][0].set_ylabel(osp.splitext(name)[0], fontsize=9)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(output)), exist_ok=True)
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    return output
