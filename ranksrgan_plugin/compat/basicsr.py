@@ -25,7 +25,9 @@ def alias_torchvision_functional_tensor() -> None:
     """basicsr 1.4.2 imports ``torchvision.transforms.functional_tensor`` (basicsr/data/degradations.py).
 
     torchvision 0.17 renamed it ``_functional_tensor``; without the alias ``import basicsr`` fails.
-    Fixed on BasicSR master after 1.4.2, never released.
+    Fixed on BasicSR master after 1.4.2, never released. For a host user: where the old name does not
+    import, ``sys.modules['torchvision.transforms.functional_tensor']`` is torchvision's
+    ``_functional_tensor`` (so ``import basicsr`` works); where it imports, nothing changes.
     """
     old_name = 'torchvision.transforms.functional_tensor'
     if old_name in sys.modules:
@@ -177,7 +179,9 @@ def model_to_device_any_device(self, net: torch.nn.Module) -> torch.nn.Module:
     """Replacement for ``BaseModel.model_to_device`` (basicsr 1.4.2).
 
     Upstream wraps with ``DistributedDataParallel(device_ids=[torch.cuda.current_device()])``,
-    which fails on CPU; a CPU process group (gloo) needs ``device_ids=None``. CUDA: unchanged.
+    which fails on CPU; a CPU process group (gloo) needs ``device_ids=None``. For a host user: a
+    distributed run on the CPU wraps with ``device_ids=None``; with CUDA, or without a process group,
+    it is upstream's method unchanged.
     """
     from torch.nn.parallel import DistributedDataParallel
 
@@ -191,7 +195,13 @@ _UPSTREAM: Dict[str, Any] = {}
 
 
 def patch_basicsr_train() -> None:
-    """Install the fixes that concern BasicSR's training pipeline (see the functions above)."""
+    """Install the fixes that concern BasicSR's training pipeline (see the functions above).
+
+    Called by the plugin's train / test entry points (``ranksrgan_plugin.train``), not at import. For a
+    host user of those entry points, process-wide: ``basicsr.train.load_resume_state`` is
+    :func:`load_resume_state_any_device`, ``basicsr.utils.options.init_dist`` is
+    :func:`init_dist_any_device` and ``BaseModel.model_to_device`` is :func:`model_to_device_any_device`.
+    """
     import basicsr.train
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel

@@ -218,7 +218,9 @@ def allow_mmengine_checkpoint_globals() -> None:
     torch 2.6 made ``weights_only=True`` the default, and mmengine's checkpoints hold more than
     tensors (see :func:`mmengine_checkpoint_globals`), so resuming fails with an UnpicklingError.
     This re-registers mmengine's loader for local files (the ``''`` scheme) so that it loads with
-    exactly those globals allowed, still under the safe loader; other loads are untouched.
+    exactly those globals allowed, still under the safe loader; other loads are untouched. For a host
+    user: ``mmengine.runner.CheckpointLoader`` reads local checkpoints holding those types (anything
+    else is still refused by torch), process-wide once ``ranksrgan_plugin.mmagic`` is imported.
     Idempotent; a no-op on torch without ``torch.serialization.safe_globals`` (< 2.5).
     """
     from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
