@@ -16,6 +16,7 @@ import yaml
 from basicsr.models import build_model
 
 from ranksrgan_plugin.archs import RankerVGG
+from ranksrgan_plugin.compat.basicsr import read_training_state
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RANKER_OPT = {'type': 'RankerVGG', 'depth': 8, 'num_feat': 8, 'stage_widths': [8, 8, 16, 16], 'num_hidden': 8}
@@ -189,8 +190,8 @@ def test_train_then_auto_resume_through_basicsr_train(workspace):
 
 def test_resume_restores_optimizer_state(workspace):
     _run(workspace, tiny_options(workspace, total_iter=4, perceptual=False), launcher=(sys.executable,))
-    state = torch.load(workspace / 'experiments' / 'tiny_ranksrgan' / 'training_states' / '4.state',
-                       map_location='cpu', weights_only=False)
+    # the safe loader with BasicSR's training-state allowlist reads what BasicSR saved
+    state = read_training_state(str(workspace / 'experiments' / 'tiny_ranksrgan' / 'training_states' / '4.state'))
     assert state['iter'] == 4
     model = _build(tiny_options(workspace, perceptual=False))
     model.resume_training(state)

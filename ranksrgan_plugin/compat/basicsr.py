@@ -2,8 +2,10 @@
 
 Each function names the defect it works around and what changes for a user of the host library.
 :func:`alias_torchvision_functional_tensor` runs when ``ranksrgan_plugin`` is imported (before the
-first ``import basicsr``); :func:`patch_basicsr_train` when the plugin's train / test entry points
-start; the others where the plugin builds the affected object. Each is a no-op where upstream works.
+first ``import basicsr``), :func:`note_numpy_errstate_of_basicsr_import` around the plugin's
+``import basicsr`` (:func:`undo_basicsr_seterr` is applied by the MMagic side); :func:`patch_basicsr_train`
+when the plugin's train / test entry points start; the others where the plugin builds the affected
+object. Each is a no-op where upstream works.
 This module imports nothing of BasicSR at module level (it must be importable before the alias).
 """
 import contextlib
@@ -14,6 +16,7 @@ import sys
 import types
 from typing import Any, Dict, Iterator, Mapping, Optional
 
+import numpy as np
 import torch
 import yaml
 
@@ -22,7 +25,9 @@ def alias_torchvision_functional_tensor() -> None:
     """basicsr 1.4.2 imports ``torchvision.transforms.functional_tensor`` (basicsr/data/degradations.py).
 
     torchvision 0.17 renamed it ``_functional_tensor``; without the alias ``import basicsr`` fails.
-    Fixed on BasicSR master after 1.4.2, never released.
+    Fixed on BasicSR master after 1.4.2, never released. For a host user: where the old name does not
+    import, ``sys.modules['torchvision.transforms.functional_tensor']`` is torchvision's
+    ``_functional_tensor`` (so ``import basicsr`` works); where it imports, nothing changes.
     """
     old_name = 'torchvision.transforms.functional_tensor'
     if old_name in sys.modules:
@@ -33,30 +38,103 @@ def alias_torchvision_functional_tensor() -> None:
         sys.modules[old_name] = importlib.import_module('torchvision.transforms._functional_tensor')
 
 
+_NUMPY_ERRSTATE: Dict[str, Dict[str, str]] = {}
+
+
+@contextlib.contextmanager
+def note_numpy_errstate_of_basicsr_import() -> Iterator[None]:
+    """Record numpy's error state around the plugin's first ``import basicsr`` (for :func:`undo_basicsr_seterr`).
+
+    basicsr 1.4.2's ``basicsr/data/degradations.py`` calls ``np.seterr(divide='ignore', invalid='ignore')``
+    at import, for the whole process. ``ranksrgan_plugin/__init__.py`` imports BasicSR inside this
+    context; when BasicSR was not imported before, the states before and after are kept. Changes nothing.
+    """
+    fresh = 'basicsr' not in sys.modules
+    before = np.geterr()
+    yield
+    if fresh:
+        _NUMPY_ERRSTATE.update(before=before, after=np.geterr())
+
+
+def undo_basicsr_seterr() -> bool:
+    """Give numpy back the error state it had before the plugin imported BasicSR; True when it did.
+
+    Used by the MMagic side (``ranksrgan_plugin.mmagic``), whose import imports BasicSR through the
+    shared classes: without this, BasicSR's import-time ``np.seterr(divide='ignore', invalid='ignore')``
+    silences numpy's divide and invalid warnings in an MMagic process that never asked for BasicSR.
+    For a host user: numpy's error state is the one before the plugin's import. Nothing is done when
+    BasicSR was imported before the plugin (then it is the host's own state), or when the state was
+    changed since BasicSR set it. A later ``import basicsr`` in the same process finds BasicSR
+    imported and so no longer sets the state itself. One-shot.
+    """
+    before, after = _NUMPY_ERRSTATE.pop('before', None), _NUMPY_ERRSTATE.pop('after', None)
+    if before is None or np.geterr() != after or before == after:
+        return False
+    np.seterr(**before)
+    return True
+
+
+def training_state_globals() -> list:
+    """What basicsr 1.4.2's ``BaseModel.save_training_state`` pickles besides tensors and plain Python data.
+
+    A ``<iter>.state`` file is ``{'epoch': int, 'iter': int, 'optimizers': [optimizer.state_dict()],
+    'schedulers': [scheduler.state_dict()]}``. Optimizer state_dicts hold tensors, numbers, tuples and
+    None; BasicSR's schedulers (``MultiStepRestartLR``, ``CosineAnnealingRestartLR``) store their whole
+    ``__dict__`` but the optimizer, i.e. numbers, lists and, for the milestones, a ``collections.Counter``.
+    """
+    import collections
+
+    return [collections.Counter]
+
+
+def read_training_state(path: str, map_location: Any = 'cpu') -> Dict[str, Any]:
+    """A BasicSR training state (``<iter>.state``) loaded with the safe loader and :func:`training_state_globals`.
+
+    A file holding anything else (a pickled callable, a class) raises
+    :class:`~ranksrgan_plugin.utils.checkpoint.RefusedCheckpointError` naming the file and the refused
+    type, and nothing of it runs.
+    """
+    from ..utils.checkpoint import read_checkpoint
+
+    return read_checkpoint(path, training_state_globals(), map_location=map_location)
+
+
 def load_resume_state_any_device(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Replacement for ``basicsr.train.load_resume_state`` (basicsr 1.4.2).
 
-    Upstream calls ``torch.cuda.current_device()`` unconditionally, so ``--auto_resume`` and
-    ``path.resume_state`` crash on a CPU-only machine; it also looks for ``experiments/<name>``
-    relative to the working directory instead of the experiment's own ``training_states`` folder.
-    Same behaviour otherwise: the newest ``<iter>.state`` wins and ``check_resume`` rewrites the
-    ``pretrain_network_*`` paths.
+    The decision is upstream's: with ``auto_resume`` the newest ``<iter>.state`` of the training-states
+    folder is resumed and written to ``path.resume_state``, and when there is none training starts
+    fresh (``path.resume_state`` is then ignored, as upstream does); without ``auto_resume``,
+    ``path.resume_state`` is resumed if set. ``check_resume`` then rewrites the ``pretrain_network_*``
+    paths. What changes for a host user:
+
+    - the state is loaded onto the current CUDA device, or the CPU without CUDA (upstream calls
+      ``torch.cuda.current_device()`` unconditionally and crashes on a CPU-only machine);
+    - the folder searched is the experiment's ``path.training_states`` (upstream:
+      ``experiments/<name>/training_states`` relative to the working directory; the same folder when
+      training runs from the root BasicSR's options put experiments under);
+    - the file is read with the safe loader (:func:`read_training_state`): a state holding anything
+      but what BasicSR saves is refused with an error naming the file and the type (upstream's
+      ``torch.load`` is the safe loader too on torch >= 2.6, with a generic error);
+    - a model class's ``frozen_networks`` keep their pretrained paths (:func:`keep_frozen_network_paths`).
     """
     from basicsr.utils import check_resume, scandir
 
-    resume_state_path = opt['path'].get('resume_state')
+    resume_state_path = None
     if opt.get('auto_resume'):
         state_dir = opt['path']['training_states']
         if osp.isdir(state_dir):
-            iters = [int(name.split('.state')[0]) for name in scandir(state_dir, suffix='state', recursive=False)]
-            if iters:
-                resume_state_path = osp.join(state_dir, f'{max(iters)}.state')
+            states = [float(name.split('.state')[0]) for name in scandir(state_dir, suffix='state', recursive=False)]
+            if states:
+                resume_state_path = osp.join(state_dir, f'{max(states):.0f}.state')
                 opt['path']['resume_state'] = resume_state_path
-    if not resume_state_path:
+    elif opt['path'].get('resume_state'):
+        resume_state_path = opt['path']['resume_state']
+    if resume_state_path is None:
         return None
     keep_frozen_network_paths(opt)
     device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
-    resume_state = torch.load(resume_state_path, map_location=device, weights_only=False)
+    resume_state = read_training_state(resume_state_path, map_location=device)
     check_resume(opt, resume_state['iter'])
     return resume_state
 
@@ -66,7 +144,9 @@ def keep_frozen_network_paths(opt: Dict[str, Any]) -> None:
 
     On resume, upstream rewrites ``path.pretrain_network_<x>`` to ``models/net_<x>_<iter>.pth`` for
     every ``network_<x>`` option, unless listed in ``path.ignore_resume_networks``. A model class
-    lists the networks it only loads (RankSRGANModel's Ranker) in ``frozen_networks``.
+    lists the networks it only loads (RankSRGANModel's Ranker) in ``frozen_networks``; those are
+    appended to ``path.ignore_resume_networks``. For a host user: nothing changes for a model
+    without ``frozen_networks`` (the options are left as they are).
     """
     from basicsr.utils.registry import MODEL_REGISTRY
 
@@ -74,7 +154,9 @@ def keep_frozen_network_paths(opt: Dict[str, Any]) -> None:
         return
     frozen = getattr(MODEL_REGISTRY.get(opt['model_type']), 'frozen_networks', ())
     ignored = list(opt['path'].get('ignore_resume_networks') or [])
-    opt['path']['ignore_resume_networks'] = ignored + [name for name in frozen if name not in ignored]
+    missing = [name for name in frozen if name not in ignored]
+    if missing:
+        opt['path']['ignore_resume_networks'] = ignored + missing
 
 
 def init_dist_any_device(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
@@ -97,7 +179,9 @@ def model_to_device_any_device(self, net: torch.nn.Module) -> torch.nn.Module:
     """Replacement for ``BaseModel.model_to_device`` (basicsr 1.4.2).
 
     Upstream wraps with ``DistributedDataParallel(device_ids=[torch.cuda.current_device()])``,
-    which fails on CPU; a CPU process group (gloo) needs ``device_ids=None``. CUDA: unchanged.
+    which fails on CPU; a CPU process group (gloo) needs ``device_ids=None``. For a host user: a
+    distributed run on the CPU wraps with ``device_ids=None``; with CUDA, or without a process group,
+    it is upstream's method unchanged.
     """
     from torch.nn.parallel import DistributedDataParallel
 
@@ -111,7 +195,13 @@ _UPSTREAM: Dict[str, Any] = {}
 
 
 def patch_basicsr_train() -> None:
-    """Install the fixes that concern BasicSR's training pipeline (see the functions above)."""
+    """Install the fixes that concern BasicSR's training pipeline (see the functions above).
+
+    Called by the plugin's train / test entry points (``ranksrgan_plugin.train``), not at import. For a
+    host user of those entry points, process-wide: ``basicsr.train.load_resume_state`` is
+    :func:`load_resume_state_any_device`, ``basicsr.utils.options.init_dist`` is
+    :func:`init_dist_any_device` and ``BaseModel.model_to_device`` is :func:`model_to_device_any_device`.
+    """
     import basicsr.train
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel

@@ -2,8 +2,10 @@
 
 Each function names the defect it works around and what changes for a user of the host library.
 :func:`apply` (called when ``ranksrgan_plugin.mmagic`` is imported, before anything imports
-``mmagic.models``) installs the mmcv ops placeholders and mmengine's checkpoint loader; the others
-are used where the plugin builds or runs the affected object. Each is a no-op where upstream works.
+``mmagic.models``) imports ``mmagic.models`` with the mmcv ops placeholders in place (removed again
+afterwards), installs mmengine's checkpoint loader and gives numpy back its error state from before
+BasicSR's import; the others are used where the plugin builds or runs the affected object. Each is
+a no-op where upstream works.
 """
 import contextlib
 import copy
@@ -17,13 +19,24 @@ from typing import Any, ContextManager, Dict, Iterator, Optional, Tuple
 
 import torch
 
+from . import basicsr as basicsr_compat
+
 _UPSTREAM: Dict[str, Any] = {}
 
 
 def apply() -> None:
-    """Apply the import-time workarounds of the MMagic side (idempotent)."""
-    install_mmcv_ops_placeholders()
+    """Apply the import-time workarounds of the MMagic side (idempotent).
+
+    ``mmagic.models`` is imported with the mmcv ops placeholders in place (:func:`mmcv_ops_placeholders`,
+    removed again afterwards), mmengine's checkpoint loader gets its allowlist
+    (:func:`allow_mmengine_checkpoint_globals`) and numpy's error state is given back as it was before
+    the plugin imported BasicSR (:func:`ranksrgan_plugin.compat.basicsr.undo_basicsr_seterr`).
+    """
+    with mmcv_ops_placeholders() as installed:
+        if installed:
+            importlib.import_module('mmagic.models')
     allow_mmengine_checkpoint_globals()
+    basicsr_compat.undo_basicsr_seterr()
 
 
 MMCV_OPS_PLACEHOLDER_FLAG = '__ranksrgan_placeholder__'
@@ -58,7 +71,7 @@ _MMCV_OPS_NAMES = {
 }
 
 
-def _mmcv_ops_placeholder(module_name: str) -> types.ModuleType:
+def _mmcv_ops_placeholder(module_name: str, error: ImportError) -> types.ModuleType:
     module = types.ModuleType(module_name, f'Placeholder for {module_name} (ranksrgan_plugin.compat): no compiled '
                                            'mmcv ops in this environment.')
     setattr(module, MMCV_OPS_PLACEHOLDER_FLAG, True)
@@ -67,6 +80,17 @@ def _mmcv_ops_placeholder(module_name: str) -> types.ModuleType:
             setattr(module, name, type(name, (_MissingMMCVOp,), {'__module__': module_name}))
         else:
             setattr(module, name, _missing_mmcv_function(name))
+
+    def __getattr__(name: str) -> Any:
+        # Any other name fails as ``import mmcv.ops`` itself does, with ModuleNotFoundError: MMagic's
+        # ``try: from mmcv.ops import upfirdn2d / except ImportError: upfirdn2d = None`` fallbacks then
+        # take effect, and so does mmcv's ``collect_env`` (it catches only ModuleNotFoundError).
+        if name.startswith('__'):
+            raise AttributeError(f'module {module_name!r} has no attribute {name!r}')
+        raise ModuleNotFoundError(f'{error} (needed for {module_name}.{name}; ranksrgan_plugin placeholder)',
+                                  name=getattr(error, 'name', None))
+
+    module.__getattr__ = __getattr__
     return module
 
 
@@ -79,7 +103,10 @@ def install_mmcv_ops_placeholders() -> list:
     mmcv must be compiled (about 45 minutes on 2 cores). Only when ``mmcv`` imports but ``mmcv.ops``
     does not, this puts placeholder modules for ``mmcv.ops``, ``mmcv.ops.fused_bias_leakyrelu`` and
     ``mmcv.ops.upfirdn2d`` into ``sys.modules`` (building a model that needs an op then raises a
-    clear error) and logs one warning. With full mmcv, or without mmcv, nothing is touched.
+    clear error; any other name raises the ``ModuleNotFoundError`` that ``import mmcv.ops`` raised,
+    so that MMagic's own ``except ImportError`` fallbacks set their names to None as without the
+    placeholders) and logs one warning. With full mmcv, or without mmcv, nothing is touched.
+    :func:`apply` uses it only through :func:`mmcv_ops_placeholders`, i.e. for ``mmagic.models``' import.
 
     Returns:
         The module names installed (empty when nothing was done).
@@ -92,18 +119,48 @@ def install_mmcv_ops_placeholders() -> list:
         importlib.import_module('mmcv.ops')
         return []
     except ImportError as error:
-        reason = f'{type(error).__name__}: {error}'
+        failure = error
     for name in _MMCV_OPS_NAMES:
-        sys.modules[name] = _mmcv_ops_placeholder(name)
+        sys.modules[name] = _mmcv_ops_placeholder(name, failure)
     parent = sys.modules['mmcv.ops']
     parent.__path__ = []  # a package, so that ``import mmcv.ops.upfirdn2d`` resolves from sys.modules
     sys.modules['mmcv'].ops = parent
     installed = list(_MMCV_OPS_NAMES)
     logging.getLogger('ranksrgan_plugin').warning(
-        'mmcv.ops is unavailable (%s, e.g. mmcv-lite): installed placeholders for %s; MMagic models that need '
-        'compiled ops (EDVR, TDAN, BasicVSR++, StyleGAN1/2) raise when built, SRGAN/ESRGAN are unaffected.',
-        reason, ', '.join(installed))
+        'mmcv.ops is unavailable (%s: %s, e.g. mmcv-lite): importing mmagic.models with placeholders for %s; '
+        'MMagic models that need compiled ops (EDVR, TDAN, BasicVSR++, StyleGAN1/2) raise when built, '
+        'SRGAN/ESRGAN are unaffected.', type(failure).__name__, failure, ', '.join(installed))
     return installed
+
+
+def remove_mmcv_ops_placeholders(installed: list) -> None:
+    """Take the placeholders of :func:`install_mmcv_ops_placeholders` out of ``sys.modules`` (and ``mmcv.ops``).
+
+    Afterwards ``import mmcv.ops`` fails as it does without the plugin; the MMagic modules imported
+    meanwhile keep the placeholder classes and functions they imported.
+    """
+    for name in installed:
+        if getattr(sys.modules.get(name), MMCV_OPS_PLACEHOLDER_FLAG, False):
+            del sys.modules[name]
+    mmcv = sys.modules.get('mmcv')
+    if getattr(getattr(mmcv, 'ops', None), MMCV_OPS_PLACEHOLDER_FLAG, False):
+        delattr(mmcv, 'ops')
+
+
+@contextlib.contextmanager
+def mmcv_ops_placeholders() -> Iterator[list]:
+    """The mmcv ops placeholders (:func:`install_mmcv_ops_placeholders`) for the duration of the context.
+
+    For a host user: ``mmagic.models`` imports on mmcv-lite (imported inside this context by
+    :func:`apply`); after it, ``mmcv.ops`` is as without the plugin (``import mmcv.ops`` and
+    ``mmcv.utils.collect_env()`` behave as upstream), and MMagic's ``try/except ImportError`` fallbacks
+    hold what they hold without compiled ops (``upfirdn2d = None`` etc.). Yields the names installed.
+    """
+    installed = install_mmcv_ops_placeholders()
+    try:
+        yield installed
+    finally:
+        remove_mmcv_ops_placeholders(installed)
 
 
 @contextlib.contextmanager
@@ -161,7 +218,9 @@ def allow_mmengine_checkpoint_globals() -> None:
     torch 2.6 made ``weights_only=True`` the default, and mmengine's checkpoints hold more than
     tensors (see :func:`mmengine_checkpoint_globals`), so resuming fails with an UnpicklingError.
     This re-registers mmengine's loader for local files (the ``''`` scheme) so that it loads with
-    exactly those globals allowed, still under the safe loader; other loads are untouched.
+    exactly those globals allowed, still under the safe loader; other loads are untouched. For a host
+    user: ``mmengine.runner.CheckpointLoader`` reads local checkpoints holding those types (anything
+    else is still refused by torch), process-wide once ``ranksrgan_plugin.mmagic`` is imported.
     Idempotent; a no-op on torch without ``torch.serialization.safe_globals`` (< 2.5).
     """
     from mmengine.runner.checkpoint import CheckpointLoader, load_from_local

@@ -1,14 +1,15 @@
 """RankSRGAN in MMagic: importing this package registers the plugin into MMagic's own registries.
 
 A config loads it with ``custom_imports = dict(imports=['ranksrgan_plugin.mmagic'], allow_failed_imports=False)``.
-The MMagic workarounds (``ranksrgan_plugin.compat.mmagic.apply``: the mmcv ops placeholders and
-mmengine's checkpoint loader) go in first, before anything imports ``mmagic.models``; with full mmcv
-the placeholders touch nothing.
+The MMagic workarounds (``ranksrgan_plugin.compat.mmagic.apply``: ``mmagic.models`` imported with the
+mmcv ops placeholders, which are removed again afterwards; mmengine's checkpoint loader; numpy's error
+state given back as it was before the plugin imported BasicSR) go in first; with full mmcv the
+placeholders touch nothing.
 
 Registered (``mmagic.registry``):
     MODELS: ``RankerVGG``, ``VGGStyleDiscriminatorAnySize``, ``RankLoss``, ``RankRegressionLoss``,
     ``RankContentLoss`` (the BasicSR side's own classes), ``RankSRGAN``, ``RankESRGAN``, ``RankerModel``;
-    DATASETS: ``RankPairDataset``; METRICS: ``SROCC``, ``PairAccuracy``, ``BatchedNIQE``.
+    DATASETS: ``RankPairDataset``; METRICS: ``SROCC``, ``PairAccuracy``, ``BatchedNIQE``, ``MaPI``.
 """
 from ..compat import mmagic as mmagic_compat
 

@@ -4,6 +4,8 @@ Wrappers, tried in this order when no ``param_key`` is given (:data:`WRAPPER_KEY
 ``params_ema`` and ``params``, mmengine's ``state_dict``, ``model_state_dict``; a mapping with none
 of them is the state_dict itself. DataParallel's ``module.`` prefix is stripped from every key.
 """
+import pickle
+import re
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
@@ -21,16 +23,42 @@ class CheckpointKeyError(KeyError):
         return str(self.args[0])
 
 
-def read_checkpoint(path: str, safe_globals: Optional[Iterable[Any]] = None) -> Any:
-    """The object saved in ``path``, loaded on the CPU with the safe loader (``weights_only=True``).
+class RefusedCheckpointError(pickle.UnpicklingError):
+    """The safe loader refused a checkpoint: it holds a type outside the allowlist (the message names both).
+
+    ``refused`` is that type's dotted name as pickled (e.g. ``posix.system``), or None when torch did not say.
+    """
+
+    def __init__(self, path: str, refused: Optional[str], allowed: Sequence[str]) -> None:
+        self.path, self.refused = path, refused
+        what = f'the type {refused}' if refused else 'an object'
+        allowed_text = f' (allowed besides tensors and plain Python data: {", ".join(allowed)})' if allowed else ''
+        super().__init__(
+            f'Refusing to load {path}: it holds {what}, which the safe loader (weights_only=True) does not '
+            f'allow{allowed_text}. Unpickling it could run code; load only files from a trusted source.')
+
+
+def _global_name(item: Any) -> str:
+    return f'{getattr(item, "__module__", "?")}.{getattr(item, "__qualname__", getattr(item, "__name__", item))}'
+
+
+def read_checkpoint(path: str, safe_globals: Optional[Iterable[Any]] = None, map_location: Any = 'cpu') -> Any:
+    """The object saved in ``path``, loaded with the safe loader (``weights_only=True``) onto ``map_location``.
 
     ``safe_globals``: the non-tensor types the file may also hold (e.g. mmengine's training log),
-    allowed for this load only.
+    allowed for this load only. Anything else that needs unpickling (a class, a callable) raises
+    :class:`RefusedCheckpointError` naming ``path`` and the refused type; nothing of it runs.
     """
-    if safe_globals is None:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    with torch.serialization.safe_globals(list(safe_globals)):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    allowed = list(safe_globals or ())
+    try:
+        if not allowed:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        match = re.search(r'GLOBAL ([\w.]+)', str(error))
+        raise RefusedCheckpointError(str(path), match.group(1) if match else None,
+                                     [_global_name(item) for item in allowed]) from error
 
 
 def strip_module_prefix(state_dict: Mapping[str, Any]) -> StateDict:
