@@ -58,6 +58,11 @@ def test_ranksrgan_config_inherits_mmagic_srgan():
     assert cfg.train_cfg.max_iters == 500_000
     assert {'type': 'BatchedNIQE', 'crop_border': 4, 'convert_to': 'y'} in cfg.val_evaluator.metrics
     assert cfg.work_dir == './work_dirs/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe'
+    # the generator is initialised through init_cfg, not load_from (which --resume would resume from)
+    assert cfg.load_from is None
+    assert cfg.model.init_cfg == dict(
+        type='Pretrained',
+        checkpoint='experiments/pretrained_models/msrresnet_x4c64b16_1x16_300k_div2k_20200521-61556be5.pth')
 
 
 def test_rankesrgan_config_inherits_mmagic_esrgan():

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import cv2
 import numpy as np
@@ -72,12 +72,20 @@ def sr_workspace(tmp_path_factory):
     return root
 
 
-def tiny_sr_config(root: Path, config: Path, work_dir: Path, max_iters: int = 3) -> Config:
-    """A shipped RankSRGAN / RankESRGAN config, shrunk: tiny nets, no perceptual loss, tmp data and work_dir."""
+def tiny_sr_config(root: Path, config: Path, work_dir: Path, max_iters: int = 3, keep_init: bool = False) -> Config:
+    """A shipped RankSRGAN / RankESRGAN config, shrunk: tiny nets, no perceptual loss, tmp data and work_dir.
+
+    ``keep_init``: the config's own generator initialisation (``load_from`` / ``init_cfg``) is kept as shipped.
+    """
     cfg = Config.fromfile(str(config))
     cfg.work_dir = str(work_dir)
-    cfg.load_from = None
-    cfg.model.generator.update(TINY_GENERATORS[cfg.model.type])
+    tiny_generator = dict(TINY_GENERATORS[cfg.model.type])
+    if keep_init:
+        tiny_generator.pop('init_cfg', None)
+    else:
+        cfg.load_from = None
+        cfg.model.pop('init_cfg', None)
+    cfg.model.generator.update(tiny_generator)
     cfg.model.discriminator.update(num_feat=8, input_size=GT_CROP)
     cfg.model.perceptual_loss = None
     cfg.model.update(ranker=dict(TINY_RANKER), ranker_checkpoint=str(root / 'ranker_basicsr.pth'))
@@ -133,6 +141,54 @@ def test_resume_reloads_ranker_from_its_path(sr_workspace, tmp_path):
     runner.train()
     assert runner.iter == 3
     _assert_ranker_untouched(runner.model, reference)
+
+
+def _generator_init_files(cfg: Config) -> List[str]:
+    """Every generator initialisation file a config names (``load_from``, the model's or the generator's init_cfg)."""
+    candidates = [cfg.get('load_from'), (cfg.model.get('init_cfg') or {}).get('checkpoint'),
+                  (cfg.model.generator.get('init_cfg') or {}).get('checkpoint')]
+    return [path for path in candidates if path]
+
+
+def _write_generator_only_checkpoints(cfg: Config) -> Dict[str, torch.Tensor]:
+    """A generator-only file, as MMagic's model zoo ships (state_dict of ``generator.*``), at each configured path."""
+    generator_cfg = cfg.model.generator.to_dict()
+    generator_cfg.pop('init_cfg', None)
+    torch.manual_seed(7)
+    generator = MODELS.build(generator_cfg)
+    with torch.no_grad():
+        for param in generator.parameters():
+            param.normal_(0, 0.05)
+    state = {f'generator.{key}': value for key, value in generator.state_dict().items()}
+    paths = _generator_init_files(cfg)
+    assert paths, 'the config initialises no generator'
+    for path in paths:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({'meta': {}, 'state_dict': state}, path)
+    return state
+
+
+@pytest.mark.parametrize('config', [RANKSRGAN_CONFIG, RANKESRGAN_CONFIG], ids=['ranksrgan', 'rankesrgan'])
+def test_resume_with_the_shipped_generator_init(sr_workspace, tmp_path, monkeypatch, config):
+    """--resume as a user runs it: the config's generator initialisation as shipped (a generator-only file at the
+    configured relative path) must initialise the generator and must not replace work_dir/last_checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    work_dir = tmp_path / 'work'
+    cfg = tiny_sr_config(sr_workspace, config, work_dir, max_iters=2, keep_init=True)
+    init_state = _write_generator_only_checkpoints(cfg)
+    model = MODELS.build(cfg.model)
+    model.init_weights()  # what the Runner does before training
+    for key, value in model.generator.state_dict().items():
+        torch.testing.assert_close(value, init_state[f'generator.{key}'], rtol=0, atol=0, msg=key)
+    Runner.from_cfg(cfg).train()
+    assert (work_dir / 'last_checkpoint').is_file()
+    cfg = tiny_sr_config(sr_workspace, config, work_dir, max_iters=3, keep_init=True)
+    cfg.resume = True
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 3
+    saved = read_checkpoint(str(work_dir / 'iter_3.pth'))
+    assert saved['meta']['iter'] == 3
 
 
 def _tiny_ranksrgan(root: Path, ranker_checkpoint: Path, config: Path = RANKSRGAN_CONFIG, **overrides):
@@ -298,8 +354,8 @@ def _free_port() -> int:
 DDP_CONFIG = """
 _base_ = {base!r}
 work_dir = {work_dir!r}
-load_from = None
 model = dict(
+    init_cfg=None,  # no generator init file (the shipped config's MSRResNet from MMagic's zoo)
     generator=dict(mid_channels=8, num_blocks=1),
     discriminator=dict(num_feat=8, input_size={crop}),
     perceptual_loss=None,
