@@ -14,6 +14,7 @@ import pytest
 import torch
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
+from mmagic_evaluation import run_evaluator
 from mmengine.config import Config
 from mmengine.runner import Runner, load_checkpoint
 from rank_set_factory import make_rank_set
@@ -311,29 +312,37 @@ def test_rank_pair_dataset_items(tmp_path):
     assert items.metainfo['metric'] == 'ma' and items.metainfo['levels'] == ['srres', 'srgan', 'esrgan']
 
 
-def test_rank_metrics_over_the_whole_split():
+@pytest.mark.parametrize('kind', ['mmagic', 'mmengine'])
+def test_rank_metrics_over_the_whole_split(kind):
     rng = np.random.default_rng(0)
     scores, labels = rng.normal(size=12), rng.normal(size=12)
     keys = [f'k{i // 3}' for i in range(12)]
     outputs = [{'score': s, 'label': la, 'key': k, 'level': 'x'} for s, la, k in zip(scores, labels, keys)]
-    srocc, pair_acc = SROCC(), PairAccuracy()
-    for metric in (srocc, pair_acc):
-        for start in range(0, 12, 5):  # several batches: the metric must see the whole split at once
-            metric.process({}, outputs[start:start + 5])
-    assert srocc.evaluate(12) == {'SROCC': pytest.approx(calculate_srocc(scores, labels))}
-    assert pair_acc.evaluate(12) == {'PairAccuracy': pytest.approx(calculate_pair_accuracy(scores, labels, keys))}
+    # several batches of 5: the metrics must see the whole split at once
+    result = run_evaluator(kind, [dict(type='SROCC'), dict(type='PairAccuracy')], outputs, batch_size=5)
+    assert result == {'SROCC': pytest.approx(calculate_srocc(scores, labels)),
+                      'PairAccuracy': pytest.approx(calculate_pair_accuracy(scores, labels, keys))}
 
 
-def test_batched_niqe_matches_niqe_batch_on_mmagic_outputs():
+@pytest.mark.parametrize('kind', ['mmagic', 'mmengine'])
+def test_batched_niqe_matches_niqe_batch_on_mmagic_outputs(kind):
     rng = np.random.default_rng(0)
     shapes = [(3, 104, 104), (3, 104, 120), (3, 104, 104), (3, 104, 104), (3, 104, 120)]
     images = [torch.from_numpy(cv2.GaussianBlur(rng.uniform(0, 255, s[1:] + (3,)).astype(np.float32), (0, 0), 1.0))
               .permute(2, 0, 1).contiguous() for s in shapes]  # MMagic's pred_img: CHW, BGR, [0, 255]
-    metric = BatchedNIQE(crop_border=4, batch_size=2)
-    metric.process({}, [DataSample(output=DataSample(pred_img=image)).to_dict() for image in images[:3]])
-    metric.process({}, [{'output': {'pred_img': image}} for image in images[3:]])
+    outputs = [DataSample(output=DataSample(pred_img=image)) for image in images[:3]]
+    outputs += [{'output': {'pred_img': image}} for image in images[3:]]
+    result = run_evaluator(kind, [dict(type='BatchedNIQE', crop_border=4, batch_size=2)], outputs, batch_size=3)
     expected = np.mean([niqe_batch(image[None], crop_border=4, input_order='CHW')[0] for image in images])
-    assert metric.evaluate(len(images)) == {'NIQE': pytest.approx(expected, rel=1e-9)}
+    assert result == {'NIQE': pytest.approx(expected, rel=1e-9)}
+
+
+def test_plugin_metrics_use_mmagic_sample_wise_base():
+    from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
+
+    from ranksrgan_plugin.mmagic import MaPI
+
+    assert all(issubclass(cls, BaseSampleWiseMetric) for cls in (SROCC, PairAccuracy, BatchedNIQE, MaPI))
 
 
 def test_train_cli_config(tmp_path):

@@ -1,15 +1,17 @@
-"""Metrics for MMagic's evaluators: the Ranker's whole-split SROCC and pair accuracy, and batched NIQE of SR outputs.
+"""Metrics for MMagic's evaluators: the Ranker's whole-split SROCC and pair accuracy, NIQE and Ma / PI of SR outputs.
 
-All three work with MMagic's ``Evaluator`` / ``MultiValLoop`` (``prepare``, ``evaluate()``) and with
-mmengine's own ``Evaluator`` / ``ValLoop`` (``evaluate(size)``). Results of every rank are gathered
-before ``compute_metrics`` (mmengine's ``BaseMetric.evaluate``), so a DDP validation still scores
-the whole split at once.
+All four derive from MMagic's ``BaseSampleWiseMetric`` (as MMagic's own PSNR / NIQE do), so MMagic's
+``Evaluator`` / ``MultiValLoop`` drive them (``prepare`` notes the split size, ``get_metric_sampler``
+gives the dataloader, ``evaluate()``); mmengine's own ``Evaluator`` / ``ValLoop`` (``evaluate(size)``)
+work as well. Results of every rank are gathered before ``compute_metrics`` (mmengine's
+``BaseMetric.evaluate``), so a DDP validation still scores the whole split at once.
 """
 from collections import defaultdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
 from mmagic.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
@@ -18,26 +20,24 @@ from ..iqa import load_ma_model, ma_batch, niqe_batch, perceptual_index
 from ..metrics.rank_metrics import calculate_pair_accuracy, calculate_srocc
 
 
-class _SplitMetric(BaseMetric):
-    """A BaseMetric that MMagic's Evaluator can drive: ``prepare`` notes the split size, ``evaluate()`` uses it."""
+class _SampleWiseMetric(BaseSampleWiseMetric):
+    """MMagic's sample-wise metric base; ``evaluate`` also takes mmengine's ``size`` (mmengine's Evaluator)."""
 
-    SAMPLER_MODE = 'normal'
-    sample_model = 'orig'
-
-    def prepare(self, module: torch.nn.Module, dataloader) -> None:
-        """Called by MMagic's Evaluator before each validation: remember the dataset size."""
-        self.size = len(dataloader.dataset)
-
-    def get_metric_sampler(self, model: torch.nn.Module, dataloader, metrics: Sequence[BaseMetric]):
-        """MMagic's Evaluator asks each metric group for its data: the validation dataloader itself."""
-        return dataloader
+    def __init__(self, pred_key: str = 'pred_img', device: Optional[str] = 'cpu', collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(pred_key=pred_key, device=device, collect_device=collect_device, prefix=prefix)
 
     def evaluate(self, size: Optional[int] = None) -> Dict[str, Any]:
-        return super().evaluate(size if size is not None else self.size)
+        if size is None:  # MMagic's Evaluator: the size noted by prepare()
+            return super().evaluate()
+        return BaseMetric.evaluate(self, size)
 
 
-class _RankMetric(_SplitMetric):
+class _RankMetric(_SampleWiseMetric):
     """Collects (score, label, key) of every Ranker output (``RankerModel`` in ``predict`` mode)."""
+
+    def __init__(self, collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
 
     def process(self, data_batch: Any, data_samples: Sequence[Dict[str, Any]]) -> None:
         for sample in data_samples:
@@ -58,6 +58,8 @@ class SROCC(_RankMetric):
         prefix (str, optional): Prefix of the metric name. Default: None (the name is ``SROCC``).
     """
 
+    metric = 'SROCC'
+
     def compute_metrics(self, results: List[Tuple[float, float, str]]) -> Dict[str, float]:
         scores, labels, _ = self._columns(results)
         return {'SROCC': calculate_srocc(scores, labels)}
@@ -72,13 +74,15 @@ class PairAccuracy(_RankMetric):
         prefix (str, optional): Prefix of the metric name. Default: None (the name is ``PairAccuracy``).
     """
 
+    metric = 'PairAccuracy'
+
     def compute_metrics(self, results: List[Tuple[float, float, str]]) -> Dict[str, float]:
         scores, labels, keys = self._columns(results)
         return {'PairAccuracy': calculate_pair_accuracy(scores, labels, keys)}
 
 
 @METRICS.register_module()
-class BatchedNIQE(_SplitMetric):
+class BatchedNIQE(_SampleWiseMetric):
     """NIQE of SR outputs, BasicSR's definition (the paper's validation measure), computed in batches.
 
     Reads ``output.<key>`` of each data sample as MMagic's own NIQE metric does: MMagic's
@@ -98,11 +102,13 @@ class BatchedNIQE(_SplitMetric):
         prefix (str, optional): Prefix of the metric name. Default: None (the name is ``NIQE``).
     """
 
+    metric = 'NIQE'
+
     def __init__(self, key: str = 'pred_img', crop_border: int = 0, convert_to: str = 'y', batch_size: int = 16,
                  device: Optional[str] = None, collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+        super().__init__(pred_key=key, device=device, collect_device=collect_device, prefix=prefix)
         self.key, self.crop_border, self.convert_to = key, crop_border, convert_to
-        self.batch_size, self.device = batch_size, device
+        self.batch_size = batch_size
         self._pending: Dict[Tuple[int, ...], List[Tuple[torch.Tensor, Dict[str, float]]]] = defaultdict(list)
 
     def process(self, data_batch: Any, data_samples: Sequence[Dict[str, Any]]) -> None:
@@ -142,7 +148,7 @@ class BatchedNIQE(_SplitMetric):
 
 
 @METRICS.register_module()
-class MaPI(BaseMetric):
+class MaPI(_SampleWiseMetric):
     """Ma et al.'s no-reference score and the *Perceptual Index* of SR outputs (RankSRGAN-M / -PI validation).
 
     Reads ``output.<key>`` as :class:`BatchedNIQE` does (CHW, [0, 255], BGR) and scores each image
@@ -158,9 +164,11 @@ class MaPI(BaseMetric):
         prefix (str, optional): Prefix of the metric names (``Ma``, ``PI``). Default: None.
     """
 
+    metric = 'PI'
+
     def __init__(self, key: str = 'pred_img', crop_border: int = 4, model_path: Optional[str] = None,
                  collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+        super().__init__(pred_key=key, collect_device=collect_device, prefix=prefix)
         self.key, self.crop_border = key, crop_border
         self.model = load_ma_model(model_path)  # a missing model.mat fails when the metric is built
 
