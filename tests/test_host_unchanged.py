@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ranksrgan_plugin/mmagic/__init__.py's docstring: what the plugin registers into mmagic.registry
 ANNOUNCED_MMAGIC = {
-    'MODELS': {'RankerVGG', 'VGGStyleDiscriminatorAnySize', 'RankLoss', 'RankRegressionLoss', 'RankContentLoss',
-               'RankSRGAN', 'RankESRGAN', 'RankerModel'},
+    'MODELS': {'RankerVGG', 'RankSRGANGenerator', 'VGGStyleDiscriminatorAnySize', 'RankLoss', 'RankRegressionLoss',
+               'RankContentLoss', 'RankSRGAN', 'RankESRGAN', 'RankerModel'},
     'DATASETS': {'RankPairDataset'},
     'METRICS': {'SROCC', 'PairAccuracy', 'BatchedNIQE', 'MaPI'},
 }

@@ -24,8 +24,88 @@ RANKESRGAN_CONFIG = CONFIG_DIR / 'rankesrgan_x4c64b23g32_1xb8-500k_div2k-niqe.py
 PLUGIN_IMPORT = dict(imports=['ranksrgan_plugin.mmagic'], allow_failed_imports=False)
 
 
+VARIANT_CONFIGS = {  # RankSRGAN-M / -PI / -HR and their Rankers: what each changes in the -N config
+    'ranksrgan_x4c64b16_1xb8-500k_div2k-ma.py': ('experiments/pretrained_models/Ranker_Ma_basicsr.pth', True),
+    'ranksrgan_x4c64b16_1xb8-500k_div2k-pi.py': ('experiments/pretrained_models/Ranker_PI_basicsr.pth', True),
+    'ranksrgan_x4c64b16_1xb8-500k_div2k-hr.py': ('experiments/Ranker_VGG12_NIQE_HR/models/net_r_best.pth', False),
+}
+RANKER_VARIANTS = {  # data root, higher_is_better
+    'ranker_vgg12_1xb16-400k_rank-df2k-ma.py': ('datasets/rank_DF2K_ma', True),
+    'ranker_vgg12_1xb16-400k_rank-df2k-pi.py': ('datasets/rank_DF2K_pi', None),
+    'ranker_vgg12_1xb16-400k_rank-df2k-niqe-hr.py': ('datasets/rank_DF2K_niqe_hr', None),
+}
+
+
 def test_every_config_is_tested():
-    assert sorted(CONFIG_DIR.glob('*.py')) == sorted([RANKER_CONFIG, RANKSRGAN_CONFIG, RANKESRGAN_CONFIG])
+    assert sorted(CONFIG_DIR.glob('*.py')) == sorted(
+        [RANKER_CONFIG, RANKSRGAN_CONFIG, RANKESRGAN_CONFIG]
+        + [CONFIG_DIR / name for name in [*VARIANT_CONFIGS, *RANKER_VARIANTS]])
+
+
+@pytest.mark.parametrize('name', sorted(VARIANT_CONFIGS))
+def test_ranksrgan_variants_change_only_the_ranker_and_validation(name):
+    ranker_checkpoint, ma_pi = VARIANT_CONFIGS[name]
+    cfg, base = Config.fromfile(str(CONFIG_DIR / name)), Config.fromfile(str(RANKSRGAN_CONFIG))
+    assert cfg.work_dir == f'./work_dirs/{name[:-3]}' and cfg.custom_imports == PLUGIN_IMPORT
+    assert cfg.model.ranker_checkpoint == ranker_checkpoint
+    assert {**cfg.model.to_dict(), 'ranker_checkpoint': None} == {**base.model.to_dict(), 'ranker_checkpoint': None}
+    for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper', 'train_cfg', 'param_scheduler', 'load_from'):
+        assert cfg.get(key) == base.get(key), key
+    expected = list(base.val_evaluator.metrics)
+    if ma_pi:  # the Ma / PI validation of options/train_RankSRGAN_{Ma,PI}.yml (model.mat: model_path or the default)
+        expected.append(dict(type='MaPI', crop_border=4, model_path=None))
+    assert cfg.val_evaluator.metrics == expected
+
+
+@pytest.mark.parametrize('name', sorted(RANKER_VARIANTS))
+def test_ranker_variants_change_only_the_rank_dataset(name):
+    data_root, higher_is_better = RANKER_VARIANTS[name]
+    cfg, base = Config.fromfile(str(CONFIG_DIR / name)), Config.fromfile(str(RANKER_CONFIG))
+    assert cfg.work_dir == f'./work_dirs/{name[:-3]}'
+    assert cfg.model == base.model and cfg.optim_wrapper == base.optim_wrapper and cfg.train_cfg == base.train_cfg
+    for split, loader in (('train', cfg.train_dataloader), ('val', cfg.val_dataloader)):
+        assert loader.dataset.data_root == f'{data_root}/{split}'
+        assert loader.dataset.get('higher_is_better') == higher_is_better  # Ma: labels flipped, as train_Ranker_Ma.yml
+
+
+def test_original_generator_in_mmagic_loads_converted_official_weights():
+    """RankSRGANGenerator through mmagic.registry.MODELS, with an official-layout (model.N) checkpoint converted."""
+    from collections import OrderedDict
+
+    from ranksrgan_plugin.archs import RankSRGANGenerator
+    from ranksrgan_plugin.archs.official_weights import convert_official_checkpoint, convert_old_generator_keys
+
+    assert MODELS.get('RankSRGANGenerator') is RankSRGANGenerator
+    torch.manual_seed(0)
+    source = RankSRGANGenerator(num_feat=8, num_block=2)
+    inverse = {new: old for old, new in zip(_official_keys(source), source.state_dict())}
+    official = OrderedDict((inverse[key], value) for key, value in source.state_dict().items())
+    layout, options, _ = convert_official_checkpoint(official)
+    assert layout == 'generator_model'
+    net = MODELS.build(options)
+    net.load_state_dict(convert_old_generator_keys(official), strict=True)
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(net(x), source(x))
+
+
+def _official_keys(net) -> list:
+    """The official ``model.N`` key names of RankSRGANGenerator's parameters, in state_dict order."""
+    keys, blocks = [], len(net.recon_trunk)
+    tail = {'upconv1': 'model.2', 'upconv2': 'model.5', 'HRconv': 'model.8', 'conv_last': 'model.10'}
+    for key in net.state_dict():
+        name, param = key.rsplit('.', 1)
+        if name == 'conv_first':
+            old = 'model.0'
+        elif name.startswith('recon_trunk.'):
+            _, index, conv = name.split('.')
+            old = f'model.1.sub.{index}.res.{0 if conv == "conv1" else 2}'
+        elif name == 'LRconv':
+            old = f'model.1.sub.{blocks}'
+        else:
+            old = tail[name]
+        keys.append(f'{old}.{param}')
+    return keys
 
 
 def test_ranksrgan_config_inherits_mmagic_srgan():
@@ -104,6 +184,7 @@ def test_ranker_config_inherits_mmagic_runtime():
 
 @pytest.mark.parametrize('registry, name, cls', [
     (MODELS, 'RankerVGG', RankerVGG),
+    (MODELS, 'RankSRGANGenerator', ranksrgan_plugin.archs.RankSRGANGenerator),
     (MODELS, 'VGGStyleDiscriminatorAnySize', VGGStyleDiscriminatorAnySize),
     (MODELS, 'RankLoss', RankLoss),
     (MODELS, 'RankRegressionLoss', RankRegressionLoss),
@@ -115,6 +196,7 @@ def test_ranker_config_inherits_mmagic_runtime():
     (METRICS, 'SROCC', ranksrgan_plugin.mmagic.SROCC),
     (METRICS, 'PairAccuracy', ranksrgan_plugin.mmagic.PairAccuracy),
     (METRICS, 'BatchedNIQE', ranksrgan_plugin.mmagic.BatchedNIQE),
+    (METRICS, 'MaPI', ranksrgan_plugin.mmagic.MaPI),
 ])
 def test_plugin_classes_are_in_mmagic_registries(registry, name, cls):
     assert registry.get(name) is cls  # the shared core is the BasicSR side's very class, not a copy

@@ -7,8 +7,9 @@ state given back as it was before the plugin imported BasicSR) go in first; with
 placeholders touch nothing.
 
 Registered (``mmagic.registry``):
-    MODELS: ``RankerVGG``, ``VGGStyleDiscriminatorAnySize``, ``RankLoss``, ``RankRegressionLoss``,
-    ``RankContentLoss`` (the BasicSR side's own classes), ``RankSRGAN``, ``RankESRGAN``, ``RankerModel``;
+    MODELS: ``RankerVGG``, ``RankSRGANGenerator``, ``VGGStyleDiscriminatorAnySize``, ``RankLoss``,
+    ``RankRegressionLoss``, ``RankContentLoss`` (the BasicSR side's own classes), ``RankSRGAN``, ``RankESRGAN``,
+    ``RankerModel``;
     DATASETS: ``RankPairDataset``; METRICS: ``SROCC``, ``PairAccuracy``, ``BatchedNIQE``, ``MaPI``.
 """
 from ..compat import mmagic as mmagic_compat
