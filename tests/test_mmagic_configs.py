@@ -302,3 +302,9 @@ def test_mmcv_ops_untouched_when_real_ops_exist(monkeypatch, caplog):
         assert compat.install_mmcv_ops_placeholders() == []
     assert sys.modules['mmcv.ops'] is real_ops
     assert 'mmcv.ops.upfirdn2d' not in sys.modules and not caplog.records
+
+
+@pytest.mark.parametrize('path', sorted(CONFIG_DIR.glob('*.py')), ids=lambda p: p.stem)
+def test_validation_scalars_are_logged_by_iteration(path):
+    """MMagic's runtime logs validation metrics by epoch (step 0 for every validation of an iter-based run)."""
+    assert Config.fromfile(str(path)).default_hooks.logger.log_metric_by_epoch is False

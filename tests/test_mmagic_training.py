@@ -401,3 +401,15 @@ def test_two_process_cpu_ddp_through_torchrun(sr_workspace, tmp_path):
     assert "dist_cfg=dict(backend='gloo')" in output and 'loss_rank' in output and 'NIQE' in output, output[-3000:]
     checkpoint = read_checkpoint(str(tmp_path / 'work' / 'iter_2.pth'))
     assert {key.split('.')[0] for key in checkpoint['state_dict']} == {'generator', 'discriminator'}
+
+
+@pytest.mark.parametrize('config', [RANKSRGAN_CONFIG], ids=['ranksrgan'])
+def test_validation_curves_by_iteration_from_a_real_work_dir(sr_workspace, tmp_path, config):
+    """The shipped configs log validation scalars by iteration: two validations, two points of the curve."""
+    from ranksrgan_plugin.utils.training_logs import load_run, select
+
+    cfg = tiny_sr_config(sr_workspace, config, tmp_path / 'work', max_iters=4)
+    cfg.train_cfg.update(val_interval=2)
+    Runner.from_cfg(cfg).train()
+    points = select(load_run(str(tmp_path / 'work')), 'psnr', None, 'tiny')
+    assert [step for step, _ in points] == [2, 4]

@@ -63,5 +63,6 @@ optim_wrapper = dict(
     optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4))
 param_scheduler = dict(type='MultiStepLR', by_epoch=False, milestones=[100_000, 200_000], gamma=0.5)
 
-default_hooks = dict(checkpoint=dict(save_best='SROCC', rule='greater'))
+# validation scalars by iteration (MMagic's runtime logs them by epoch: every validation at step 0)
+default_hooks = dict(checkpoint=dict(save_best='SROCC', rule='greater'), logger=dict(log_metric_by_epoch=False))
 custom_hooks = []  # MMagic's image visualisation hook has no images to show for a Ranker

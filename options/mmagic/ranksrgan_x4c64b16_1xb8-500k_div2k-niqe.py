@@ -70,3 +70,6 @@ optim_wrapper = dict(
     discriminator=dict(optimizer=dict(betas=(0.9, 0.99))))
 
 train_cfg = dict(max_iters=500_000)
+
+# validation scalars by iteration (MMagic's runtime logs them by epoch: every validation at step 0)
+default_hooks = dict(logger=dict(log_metric_by_epoch=False))
