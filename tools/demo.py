@@ -119,7 +119,7 @@ def summarise(per_seed: List[Dict[str, Any]], seeds: Sequence[int]) -> Dict[str,
     return {'seeds': list(seeds),
             'ranker': demo.aggregate([r['ranker'] for r in per_seed]),
             'generators': demo.aggregate([{g: r['generators'][g] for g in GENERATORS} for r in per_seed]),
-            'per_seed': [{k: v for k, v in r.items()} for r in per_seed]}
+            'per_seed': per_seed}
 
 
 def tables(results: Dict[str, Any]) -> str:
