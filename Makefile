@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip --disable-pip-version-check
+PIP := $(PY) -m pip --disable-pip-version-check --quiet
 REQ := requirements
 CONSTRAINTS := -c $(REQ)/constraints.txt
 PYTEST_ARGS ?=
@@ -18,20 +18,24 @@ $(VENV)/.stamp-venv:
 	touch $@
 
 $(VENV)/.stamp-torch: $(VENV)/.stamp-venv $(REQ)/torch.txt
+	@echo 'install: torch + torchvision (a few minutes the first time)'
 	$(PIP) install -r $(REQ)/torch.txt
 	touch $@
 
 $(VENV)/.stamp-stack: $(VENV)/.stamp-torch $(REQ)/stack.txt $(REQ)/constraints.txt
+	@echo 'install: mmengine, mmcv-lite, mmagic and their stack'
 	$(PIP) install $(CONSTRAINTS) -r $(REQ)/stack.txt
 	$(PIP) install $(CONSTRAINTS) --no-deps mmagic
 	touch $@
 
 # basicsr 1.4.2 ships source only; without --no-build-isolation its build pulls another torch.
 $(VENV)/.stamp-basicsr: $(VENV)/.stamp-stack
+	@echo 'install: basicsr 1.4.2'
 	$(PIP) install $(CONSTRAINTS) --no-build-isolation basicsr
 	touch $@
 
 $(VENV)/.stamp-plugin: $(VENV)/.stamp-basicsr setup.py
+	@echo 'install: ranksrgan_plugin (editable)'
 	$(PIP) install $(CONSTRAINTS) --no-build-isolation --no-deps -e .
 	touch $@
 
