@@ -116,6 +116,9 @@ def test_inference_from_generator_only_checkpoint(tmp_path, monkeypatch):
         expected = model.generator(_chw(lr[..., ::-1].copy())[None] / 255.)[0] * 255.
     expected = expected.clamp(0, 255).round().byte().numpy().transpose(1, 2, 0)[..., ::-1]
     np.testing.assert_array_equal(sr, expected)
+    basicsr_file = tmp_path / 'net_g.pth'  # a BasicSR-layout generator file loads the same weights
+    torch.save({'params': model.generator.state_dict()}, basicsr_file)
+    np.testing.assert_array_equal(upscale_image(init_model(cfg, str(basicsr_file)), lr), sr)
     with pytest.raises(RuntimeError, match='Missing key|Unexpected key|size mismatch'):
         init_model(TEST_CONFIG, checkpoint)  # the real-size generator refuses the tiny weights (strict)
 
