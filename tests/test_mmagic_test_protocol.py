@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from basicsr.metrics import calculate_psnr
+from basicsr.metrics import calculate_psnr, calculate_ssim
 from mmagic.structures import DataSample
 from mmagic_evaluation import run_evaluator
 from mmengine.config import Config
@@ -60,19 +60,33 @@ def test_test_configs_resolve_to_the_protocol():
     assert Config.fromfile(MA_PI_CONFIG).test_evaluator[2].metrics[-1].type == 'MaPI'
 
 
+def test_original_generator_test_config(tmp_path):
+    """docs/mmagic.md's two-line config: the original RankSRGANGenerator from a BasicSR-layout file."""
+    config = tmp_path / 'original.py'
+    config.write_text(f"_base_ = {TEST_CONFIG!r}\n"
+                      "model = dict(generator=dict(_delete_=True, type='RankSRGANGenerator', num_in_ch=3, "
+                      "num_out_ch=3, num_feat=8, num_block=1, upscale=4))\n")
+    torch.manual_seed(0)
+    weights = init_model(str(config)).generator.state_dict()
+    torch.save({'params': weights}, tmp_path / 'net_g.pth')
+    model = init_model(str(config), str(tmp_path / 'net_g.pth'))
+    assert type(model.generator).__name__ == 'RankSRGANGenerator'
+    assert upscale_image(model, _image(3, 16)).shape == (64, 64, 3)
+
+
 def test_mmagic_test_metrics_equal_basicsr_side(tmp_path, monkeypatch):
-    """The test config's metrics, run by MMagic's Evaluator on given SR images, equal BasicSR's calculate_psnr
-    (Y and RGB, crop 4) and the BasicSR side's evaluation library (NIQE, Ma, PI) on the same images."""
+    """The test config's metrics, run by MMagic's Evaluator on given SR images, equal BasicSR's calculate_psnr /
+    calculate_ssim (Y and RGB, crop 4) and the BasicSR side's evaluation library (NIQE, Ma, PI) on the same images."""
     monkeypatch.setenv('RANKSRGAN_MA_MODEL', _write_model(tmp_path / 'model.mat'))
     sr_dir, hr_dir, pairs = _sr_and_hr(tmp_path / 'Set5')
     # what BaseEditModel gives the metrics: CHW float in [0, 255], BGR (after the data preprocessor's destruct)
     samples = [DataSample(gt_img=_chw(hr), output=DataSample(pred_img=_chw(sr))) for sr, hr in pairs]
     metrics = Config.fromfile(MA_PI_CONFIG).test_evaluator[0].metrics
-    result = run_evaluator('mmagic', [dict(m) for m in metrics if m.type != 'SSIM'], samples, batch_size=2)
+    result = run_evaluator('mmagic', [dict(m) for m in metrics], samples, batch_size=2)
 
     rows = evaluate_folder(str(sr_dir), str(hr_dir), crop_border=4, test_y_channel=True,
                            ma_model=str(tmp_path / 'model.mat'), progress=False)
-    mean = {k: float(np.mean([row[k] for row in rows])) for k in ('psnr', 'niqe', 'ma', 'pi')}
+    mean = {k: float(np.mean([row[k] for row in rows])) for k in ('psnr', 'ssim', 'niqe', 'ma', 'pi')}
     psnr_rgb = np.mean([calculate_psnr(sr, hr, 4, input_order='HWC', test_y_channel=False) for sr, hr in pairs])
     psnr_y = np.mean([calculate_psnr(sr, hr, 4, input_order='HWC', test_y_channel=True) for sr, hr in pairs])
     assert mean['psnr'] == pytest.approx(psnr_y, abs=1e-12)
@@ -80,6 +94,9 @@ def test_mmagic_test_metrics_equal_basicsr_side(tmp_path, monkeypatch):
     # float32 rounding (docs/mmagic.md)
     assert result['Set5/PSNR'] == pytest.approx(psnr_rgb, abs=1e-5)
     assert result['Set5/Y/PSNR'] == pytest.approx(psnr_y, abs=1e-4)
+    ssim_rgb = np.mean([calculate_ssim(sr, hr, 4, input_order='HWC', test_y_channel=False) for sr, hr in pairs])
+    assert result['Set5/SSIM'] == pytest.approx(ssim_rgb, abs=1e-9)  # both in float64
+    assert result['Set5/Y/SSIM'] == pytest.approx(mean['ssim'], abs=1e-6)
     assert result['Set5/NIQE'] == pytest.approx(mean['niqe'], abs=1e-9)
     assert result['Set5/Ma'] == pytest.approx(mean['ma'], abs=1e-9)
     assert result['Set5/PI'] == pytest.approx(mean['pi'], abs=1e-9)

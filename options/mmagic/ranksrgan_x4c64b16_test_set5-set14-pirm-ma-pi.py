@@ -1,7 +1,7 @@
 # The evaluation protocol plus Ma's metric and PI (<set>/Ma, <set>/PI), which need the authors' model.mat
 # (Ma et al.'s release; see docs/mmagic.md). Inference only, as the base test config.
 #   RANKSRGAN_MA_MODEL=/path/to/model.mat \
-#   python tools/mmagic_test.py options/mmagic/ranksrgan_x4c64b16_test_set5-set14-pirm-ma-pi.py CHECKPOINT
+#   python <mmagic>/.mim/tools/test.py options/mmagic/ranksrgan_x4c64b16_test_set5-set14-pirm-ma-pi.py CHECKPOINT
 # (without $RANKSRGAN_MA_MODEL: ~/.cache/ranksrgan_plugin/ma/model.mat; a missing file fails before testing)
 _base_ = './ranksrgan_x4c64b16_test_set5-set14-pirm.py'
 

@@ -3,9 +3,9 @@
 # Inference only: the model is MMagic's BaseEditModel with RankSRGAN's generator, so testing needs the
 # generator weights alone (a RankSRGAN checkpoint, a generator-only file with generator.* keys, or
 # MMagic's MSRResNet); no Ranker, no VGG19, no discriminator is built. Any variant (-N/-M/-PI/-HR):
-#   python tools/mmagic_test.py options/mmagic/ranksrgan_x4c64b16_test_set5-set14-pirm.py CHECKPOINT
-# (or MMagic's tools/test.py with the same arguments). The original generator (RankSRGANGenerator):
-#   --cfg-options model.generator.type=RankSRGANGenerator ... (see docs/mmagic.md)
+#   python <mmagic>/.mim/tools/test.py options/mmagic/ranksrgan_x4c64b16_test_set5-set14-pirm.py CHECKPOINT
+# (<mmagic>: the installed mmagic package's folder; MMagic's own tools/test.py). The original generator
+# (official / converted weights): a config of two lines, see docs/mmagic.md.
 # Ma / PI (needs the authors' model.mat): ranksrgan_x4c64b16_test_set5-set14-pirm-ma-pi.py.
 # Metric names: <set>/PSNR, <set>/SSIM (RGB), <set>/Y/PSNR, <set>/Y/SSIM, <set>/NIQE; the values equal
 # tools/evaluate.py's on the same SR images (PSNR within float32 rounding; see docs/mmagic.md).
