@@ -1,6 +1,9 @@
 """MMagic's evaluation protocol (the test configs) equals the BasicSR side's numbers; inference from generator weights
 alone (no Ranker, no VGG19 file)."""
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -140,6 +143,18 @@ def test_inference_from_generator_only_checkpoint(tmp_path, monkeypatch):
         init_model(TEST_CONFIG, checkpoint)  # the real-size generator refuses the tiny weights (strict)
 
 
+def _tiny_test_sets(data):
+    """data/Set5, data/Set14, data/PIRM_val with LRbicx4/ (27x27) and GTmod12/ (108x108), two images each."""
+    for name in ('Set5', 'Set14', 'PIRM_val'):
+        for i in range(2):
+            hr = _image(i + len(name), 108)
+            (data / name / 'GTmod12').mkdir(parents=True, exist_ok=True)
+            (data / name / 'LRbicx4').mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(data / name / 'GTmod12' / f'{i}.png'), hr)
+            lr = cv2.resize(hr, (27, 27), interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(data / name / 'LRbicx4' / f'{i}.png'), lr)
+
+
 class _MetricsOfTest(Hook):
     def __init__(self, into):
         self.into = into
@@ -153,14 +168,7 @@ def test_mmagic_runner_tests_with_generator_weights_only(tmp_path, monkeypatch):
     without Ranker / VGG19 files; PSNR(Y) equals BasicSR's on the rounded outputs within the rounding's effect."""
     monkeypatch.chdir(tmp_path)
     checkpoint = _generator_only_checkpoint(tmp_path / 'generator.pth')
-    for name in ('Set5', 'Set14', 'PIRM_val'):
-        for i in range(2):
-            hr = _image(i + len(name), 108)
-            (tmp_path / 'data' / name / 'GTmod12').mkdir(parents=True, exist_ok=True)
-            (tmp_path / 'data' / name / 'LRbicx4').mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(tmp_path / 'data' / name / 'GTmod12' / f'{i}.png'), hr)
-            cv2.imwrite(str(tmp_path / 'data' / name / 'LRbicx4' / f'{i}.png'),
-                        cv2.resize(hr, (27, 27), interpolation=cv2.INTER_CUBIC))
+    _tiny_test_sets(tmp_path / 'data')
     cfg = _tiny(TEST_CONFIG)
     cfg.work_dir = str(tmp_path / 'work')
     cfg.load_from = checkpoint
@@ -178,3 +186,20 @@ def test_mmagic_runner_tests_with_generator_weights_only(tmp_path, monkeypatch):
                                      cv2.imread(str(folder / 'GTmod12' / f'{i}.png')), 4, test_y_channel=True)
                       for i in range(2)])
     assert metrics['Set5/Y/PSNR'] == pytest.approx(psnr_y, abs=0.02)
+
+
+def test_mmagic_tools_test_py_with_generator_weights_only(tmp_path):
+    """MMagic's own tools/test.py, as docs/mmagic.md runs it (the plugin loaded by the config's custom_imports)."""
+    import mmagic
+
+    checkpoint = _generator_only_checkpoint(tmp_path / 'generator.pth')
+    _tiny_test_sets(tmp_path / 'data')
+    tool = osp.join(osp.dirname(mmagic.__file__), '.mim', 'tools', 'test.py')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
+    run = subprocess.run([sys.executable, tool, TEST_CONFIG, checkpoint, '--work-dir', str(tmp_path / 'work'),
+                          '--cfg-options', 'model.generator.mid_channels=8', 'model.generator.num_blocks=1'],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not (tmp_path / 'experiments').exists()  # no Ranker, VGG19 or zoo file was looked up there
+    for name in ('Set5/PSNR', 'Set5/Y/PSNR', 'Set5/NIQE', 'Set14/Y/SSIM', 'PIRM/PSNR'):
+        assert f'{name}: ' in run.stdout + run.stderr
