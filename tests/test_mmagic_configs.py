@@ -35,11 +35,14 @@ RANKER_VARIANTS = {  # data root, higher_is_better
     'ranker_vgg12_1xb16-400k_rank-df2k-niqe-hr.py': ('datasets/rank_DF2K_niqe_hr', None),
 }
 
+TEST_CONFIGS = (  # tests/test_mmagic_test_protocol.py
+    'ranksrgan_x4c64b16_test_set5-set14-pirm.py', 'ranksrgan_x4c64b16_test_set5-set14-pirm-ma-pi.py')
+
 
 def test_every_config_is_tested():
     assert sorted(CONFIG_DIR.glob('*.py')) == sorted(
         [RANKER_CONFIG, RANKSRGAN_CONFIG, RANKESRGAN_CONFIG]
-        + [CONFIG_DIR / name for name in [*VARIANT_CONFIGS, *RANKER_VARIANTS]])
+        + [CONFIG_DIR / name for name in [*VARIANT_CONFIGS, *RANKER_VARIANTS, *TEST_CONFIGS]])
 
 
 @pytest.mark.parametrize('name', sorted(VARIANT_CONFIGS))

@@ -1,0 +1,92 @@
+"""Inference with MMagic from the generator weights alone: no Ranker, no VGG19, no discriminator.
+
+``mmagic.apis`` (``init_model``, ``MMagicInferencer``) cannot be imported with the pinned stack:
+``mmagic/apis/__init__.py`` imports ``MMagicInferencer``, whose inferencers import ``controlnet_aux``
+(and other requirements of MMagic's diffusion models) that are not installed. This module is the
+equivalent for super-resolution:
+
+    from ranksrgan_plugin.mmagic.inference import init_model, upscale_image
+    model = init_model('options/mmagic/ranksrgan_x4c64b16_test_set5-set14-pirm.py', 'iter_500000.pth')
+    sr = upscale_image(model, cv2.imread('lr.png'))       # BGR uint8 in, BGR uint8 out (x4)
+
+Any RankSRGAN / RankESRGAN config works: its ``model`` is replaced by MMagic's ``BaseEditModel`` with
+the same generator and data preprocessor (:func:`inference_config`), so only the generator's weights
+are read from the checkpoint (a RankSRGAN / SRGAN training checkpoint, or a file holding only
+``generator.*`` keys such as MMagic's MSRResNet zoo file).
+"""
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from ..compat.mmagic import mmengine_checkpoint_globals
+from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
+
+GENERATOR_PREFIX = 'generator.'
+
+
+def inference_config(config: Union[str, Config]) -> Config:
+    """The config with its ``model`` reduced to ``BaseEditModel`` (generator + data preprocessor only)."""
+    cfg = Config.fromfile(config) if isinstance(config, str) else config.copy()
+    model = cfg.model
+    if model.get('type') != 'BaseEditModel':
+        cfg.model = dict(type='BaseEditModel', generator=model['generator'],
+                         pixel_loss=dict(type='L1Loss', loss_weight=1.0),  # required by BaseEditModel, unused
+                         data_preprocessor=model.get('data_preprocessor', cfg.get('data_preprocessor')))
+    return cfg
+
+
+def generator_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, torch.Tensor]:
+    """The generator's weights of an mmengine checkpoint (``generator.*`` keys, EMA's ``generator_ema.*`` when
+    present), or of a bare generator state_dict (BasicSR ``params`` / ``params_ema`` files too)."""
+    state = checkpoint.get('state_dict', checkpoint)
+    for prefix in ('generator_ema.module.', 'generator_ema.', GENERATOR_PREFIX):
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if weights:
+            return weights
+    return unwrap_state_dict(checkpoint)
+
+
+def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
+    """Build the inference model of ``config`` (see :func:`inference_config`) and load the generator weights.
+
+    The generator's keys must match exactly (``strict``); the other parts of a training checkpoint
+    (discriminator, perceptual VGG) are ignored.
+    """
+    from mmagic.registry import MODELS
+    from mmagic.utils import register_all_modules
+
+    import ranksrgan_plugin.mmagic  # noqa: F401  (registers the plugin's generator)
+
+    register_all_modules(init_default_scope=False)
+    cfg = inference_config(config)
+    with DefaultScope.overwrite_default_scope('mmagic'):
+        model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        weights = generator_state_dict(read_checkpoint(checkpoint, mmengine_checkpoint_globals()))
+        model.generator.load_state_dict(weights, strict=True)
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def upscale_image(model: nn.Module, image: np.ndarray) -> np.ndarray:
+    """Super-resolve one BGR uint8 HWC image (as ``cv2.imread`` reads it); returns BGR uint8.
+
+    The generator takes RGB through the model's data preprocessor (MMagic's SR pipelines load RGB);
+    the output is clamped to [0, 255] and rounded, as BasicSR's ``tensor2img`` and MMagic's
+    ``tools/test.py`` image saving do.
+    """
+    device = next(model.parameters()).device
+    preprocessor = model.data_preprocessor
+    rgb = torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1))).float()[None].to(device)
+    mean, std = preprocessor.mean.view(1, -1, 1, 1), preprocessor.std.view(1, -1, 1, 1)
+    normalize = getattr(preprocessor, '_enable_normalize', True)
+    inputs = (rgb - mean) / std if normalize else rgb
+    output = model.generator(inputs)
+    output = output * std + mean if normalize else output
+    out = output[0].clamp(0, 255).round().byte().cpu().numpy().transpose(1, 2, 0)
+    return np.ascontiguousarray(out[..., ::-1])
