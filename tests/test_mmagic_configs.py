@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from mmagic.registry import DATASETS, METRICS, MODELS
 from mmengine.config import Config
 
@@ -311,3 +312,15 @@ def test_mmcv_ops_untouched_when_real_ops_exist(monkeypatch, caplog):
 def test_validation_scalars_are_logged_by_iteration(path):
     """MMagic's runtime logs validation metrics by epoch (step 0 for every validation of an iter-based run)."""
     assert Config.fromfile(str(path)).default_hooks.logger.log_metric_by_epoch is False
+
+
+def test_model_zoo_metafile_lists_every_config():
+    """options/mmagic/metafile.yml (MMagic's model-index format) names every shipped config, each once."""
+    meta = yaml.safe_load((CONFIG_DIR / 'metafile.yml').read_text(encoding='utf-8'))
+    collection = meta['Collections'][0]
+    assert collection['Name'] == 'RankSRGAN' and (REPO_ROOT / collection['README']).is_file()
+    listed = [model['Config'] for model in meta['Models']]
+    shipped = sorted(str(p.relative_to(REPO_ROOT)) for p in CONFIG_DIR.glob('*.py'))
+    assert sorted(listed) == shipped
+    for model in meta['Models']:
+        assert model['In Collection'] == 'RankSRGAN' and model['Name'] == Path(model['Config']).stem
