@@ -413,3 +413,17 @@ def test_validation_curves_by_iteration_from_a_real_work_dir(sr_workspace, tmp_p
     Runner.from_cfg(cfg).train()
     points = select(load_run(str(tmp_path / 'work')), 'psnr', None, 'tiny')
     assert [step for step, _ in points] == [2, 4]
+
+
+@pytest.mark.parametrize('variant', ['ma', 'pi', 'hr'])
+def test_variant_configs_train_and_validate(sr_workspace, tmp_path, monkeypatch, variant):
+    """RankSRGAN-M / -PI / -HR run through MMagic's runner; -M and -PI validate Ma and PI too."""
+    from test_ma_metric import _write_model
+
+    monkeypatch.setenv('RANKSRGAN_MA_MODEL', _write_model(tmp_path / 'model.mat'))
+    config = CONFIG_DIR / f'ranksrgan_x4c64b16_1xb8-500k_div2k-{variant}.py'
+    runner = Runner.from_cfg(tiny_sr_config(sr_workspace, config, tmp_path / 'work', max_iters=2))
+    runner.train()
+    assert _scalar(runner, 'train/loss_rank') > 0 and np.isfinite(_scalar(runner, 'val/PSNR'))
+    if variant in ('ma', 'pi'):
+        assert np.isfinite(_scalar(runner, 'val/Ma')) and np.isfinite(_scalar(runner, 'val/PI'))
