@@ -37,6 +37,10 @@ from .utils.checkpoint import load_state_dict
 from .utils.upscaler import TiledUpscaler, default_device
 
 Scores = Dict[str, Dict[str, float]]
+# the builder's INFO lines would go to the terminal through BasicSR's root logger; the manifest keeps them
+_QUIET = logging.getLogger('ranksrgan_plugin.demo')
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 Images = Dict[str, np.ndarray]
 _ITER = re.compile(r'iter:\s*([\d,]+)')
 
@@ -107,10 +111,7 @@ def latest(experiment: str, net: str) -> str:
 def build_rank_dataset(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
     """Build a rank dataset from validated-to-be options (``load_config``), quietly; returns its options."""
     cfg = load_config(dict(cfg))
-    logger = logging.getLogger('ranksrgan_plugin.demo')
-    logger.addHandler(logging.NullHandler())
-    logger.propagate = False
-    RankDatasetBuilder(cfg, overwrite=True, logger=logger, progress=progress).run()
+    RankDatasetBuilder(cfg, overwrite=True, logger=_QUIET, progress=progress).run()
     return cfg
 
 
@@ -157,9 +158,10 @@ def ranker_scores(ranker: torch.nn.Module, images: Images, crop: int = 128) -> L
 
 def image_scores(srs: Dict[str, Images], gt_folder: str, ranker: torch.nn.Module) -> Scores:
     """Per run: mean PSNR (Y, shave 4), mean NIQE (Y, shave 4) and mean Ranker score of its SR photos."""
+    names = next(iter(srs.values()))
+    gts = {name: cv2.imread(osp.join(gt_folder, name)) for name in names}
     results = {}
     for run, images in srs.items():
-        gts = {name: cv2.imread(osp.join(gt_folder, name)) for name in images}
         results[run] = {
             'psnr': float(np.mean([calculate_psnr(sr, gts[n], crop_border=4, test_y_channel=True)
                                    for n, sr in images.items()])),

@@ -26,6 +26,7 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes first: basicsr 1.4.2 cannot
 
 # isort: split
 import cv2
+import numpy as np
 
 from ranksrgan_plugin import demo
 from ranksrgan_plugin.compat.basicsr import write_options_with
@@ -85,16 +86,16 @@ def run_seed(seed: int, initial: str, stages: Stages, verbose: bool, figures: bo
                                   osp.join(RESULTS, 'ranker_histograms.png') if figures else None)
     stages(f'seed {seed}: RankSRGAN (the SRGAN run plus the frozen Ranker)')
     net_r = demo.load_network(ranker_options, 'network_r', ranker_weights, default_device())
-    initial_outputs = demo.upscale_photos(demo.generator_upscalers(
-        {'initial': (INITIAL_OPTIONS, demo.latest(initial, 'g'))}), osp.join(SR_DATA, 'train', 'lq'))
-    bias = float(sum(scores := demo.ranker_scores(net_r, initial_outputs['initial'])) / len(scores))
+    upscalers = demo.generator_upscalers({
+        'bicubic': None, 'initial': (INITIAL_OPTIONS, demo.latest(initial, 'g')),
+        'srgan': (GAN_OPTIONS, demo.latest(srgan, 'g'))})
+    initial_outputs = demo.upscale_photos({'initial': upscalers['initial']}, osp.join(SR_DATA, 'train', 'lq'))
+    bias = float(np.mean(demo.ranker_scores(net_r, initial_outputs['initial'])))
     ranksrgan = train(variant(GAN_OPTIONS, f'RankSRGAN_demo_s{seed}', {
         **start, 'path.pretrain_network_r': ranker_weights, 'train.rank_opt.bias': round(bias, 4)}),
         '  RankSRGAN', verbose)
-    srs = demo.upscale_photos(demo.generator_upscalers({
-        'bicubic': None, 'initial': (INITIAL_OPTIONS, demo.latest(initial, 'g')),
-        'srgan': (GAN_OPTIONS, demo.latest(srgan, 'g')), 'ranksrgan': (GAN_OPTIONS, demo.latest(ranksrgan, 'g')),
-    }), osp.join(SR_DATA, 'val', 'lq'))
+    upscalers.update(demo.generator_upscalers({'ranksrgan': (GAN_OPTIONS, demo.latest(ranksrgan, 'g'))}))
+    srs = demo.upscale_photos(upscalers, osp.join(SR_DATA, 'val', 'lq'))
     generators = demo.image_scores(srs, osp.join(SR_DATA, 'val', 'gt'), net_r)
     if figures:
         hr = {name: cv2.imread(osp.join(SR_DATA, 'val', 'gt', name)) for name in srs['bicubic']}
