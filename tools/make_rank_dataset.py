@@ -4,14 +4,16 @@ Build (options from a YAML file, flags override it):
     python tools/make_rank_dataset.py -opt options/rank_dataset_DF2K_NIQE.yml [--overwrite]
     python tools/make_rank_dataset.py --hr datasets/DIV2K/HR --output datasets/rank_demo \
         --levels bicubic,sharpened,hr --patch-size 296 --stride 148
-A killed build resumes when the same command is run again. For a cluster array job, add
-``--num-shards N --shard-index i`` (and a per-shard ``--output``), then merge:
+A killed build resumes when the same command is run again. Several processes (one GPU each when there
+are GPUs) share one build when torch's launcher starts the tool; rank 0 writes the result:
+    torchrun --nproc_per_node=4 tools/make_rank_dataset.py -opt options/rank_dataset_DF2K_NIQE.yml
+For a cluster array job, add ``--num-shards N --shard-index i`` (and a per-shard ``--output``), then merge:
     python tools/make_rank_dataset.py merge --inputs out_0 out_1 ... --output datasets/rank_DF2K_niqe
 """
 import argparse
 import logging
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
@@ -19,9 +21,12 @@ from ranksrgan_plugin.data.rank_dataset_format import RankDatasetError
 from ranksrgan_plugin.rank_dataset import (
     BUILTIN_UPSCALERS,
     PATCH_METRIC_REGISTRY,
+    BuildProcesses,
     LevelError,
     RankDatasetBuilder,
     RankDatasetBuildError,
+    close_processes,
+    launched_processes,
     load_config,
     merge_rank_datasets,
 )
@@ -72,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', help='torch device, e.g. cpu, cuda, cuda:1 (default: CUDA if available)')
     parser.add_argument('--num-shards', type=int)
     parser.add_argument('--shard-index', type=int)
+    parser.add_argument('--io-threads', type=int, help='threads reading ahead and writing patches (default: cores)')
     parser.add_argument('--overwrite', action='store_true', help='replace a finished dataset in --output')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
 
 
-def build_main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+def build_main(argv: Optional[List[str]] = None,
+               processes: Optional[BuildProcesses] = None) -> Optional[Dict[str, Any]]:
     args = build_parser().parse_args(argv)
     config = {}
     if args.config:
@@ -85,7 +92,7 @@ def build_main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             config = yaml.safe_load(f) or {}
     overrides = {name: getattr(args, name) for name in (
         'hr', 'lr', 'output', 'scale', 'patch_size', 'stride', 'max_patches_per_image', 'sharpness_threshold',
-        'min_gap', 'val_fraction', 'seed', 'storage', 'device', 'num_shards', 'shard_index')}
+        'min_gap', 'val_fraction', 'seed', 'storage', 'device', 'num_shards', 'shard_index', 'io_threads')}
     if args.levels:
         overrides['levels'] = levels_from_names(args.levels)
     if args.metric:
@@ -93,7 +100,8 @@ def build_main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     cfg = load_config(config, **overrides)
     if args.no_sharpness_filter:
         cfg['sharpness_threshold'] = None
-    return RankDatasetBuilder(cfg, overwrite=args.overwrite, progress=not args.no_progress).run()
+    return RankDatasetBuilder(cfg, overwrite=args.overwrite, progress=not args.no_progress,
+                              processes=processes).run()
 
 
 def merge_main(argv: List[str]) -> Dict[str, Any]:
@@ -107,14 +115,24 @@ def merge_main(argv: List[str]) -> Dict[str, Any]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    # the builder logs through basicsr's get_root_logger, which sets INFO only when given a log file
-    logging.getLogger('ranksrgan_plugin').setLevel(logging.INFO)
+    if argv[:1] == ['merge']:
+        manifest = run_reporting_errors(merge_main, argv[1:])
+    else:
+        processes = launched_processes()  # torchrun / srun: one process per rank, else a single one
+        # the builder logs through basicsr's get_root_logger, which sets INFO only when given a log file
+        logging.getLogger('ranksrgan_plugin').setLevel(logging.INFO if processes.is_main else logging.WARNING)
+        manifest = run_reporting_errors(build_main, argv, processes)
+        close_processes(processes)
+    for split, summary in (manifest or {}).get('splits', {}).items():
+        print(f"{split}: {summary['num_keys']} keys from {summary['num_images']} images")
+
+
+def run_reporting_errors(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``; a bad input or option ends the tool with its message (exit status 1)."""
     try:
-        manifest = merge_main(argv[1:]) if argv[:1] == ['merge'] else build_main(argv)
+        return function(*args)
     except (RankDatasetBuildError, RankDatasetError, LevelError, FileNotFoundError) as error:
         raise SystemExit(f'make_rank_dataset: error: {error}') from None
-    for split, summary in manifest['splits'].items():
-        print(f"{split}: {summary['num_keys']} keys from {summary['num_images']} images")
 
 
 if __name__ == '__main__':

@@ -20,9 +20,9 @@ import os
 import os.path as osp
 import platform
 import shutil
+from contextlib import closing
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 from basicsr.utils import get_root_logger
 from basicsr.utils.lmdb_util import LmdbMaker
@@ -30,30 +30,36 @@ from tqdm import tqdm
 
 from ..data.rank_dataset_format import MANIFEST_FILE, atomic_write, format_labels, level_path, write_manifest
 from ..version import __version__
+from .distributed import BuildProcesses
 from .image_processor import ImageProcessor
 from .levels import SRLevel, build_level
 from .options import RankDatasetBuildError, config_fingerprint
 from .patch_metrics import PatchMetric, build_patch_metric
+from .pipeline import PNG_COMPRESSION, PatchWriter, default_io_threads, read_ahead
 from .sources import ImageSource, assign_splits, check_unique_key_stems, key_stem
 
 BUILD_FORMAT = 'ranksrgan_rank_dataset_build'
 SPLITS = ('train', 'val')
-PNG_COMPRESSION = 1  # as BasicSR's LmdbMaker records it in meta_info.txt
 WORK_DIR = '.work'
 
 
 class RankDatasetBuilder:
-    """Builds one rank dataset (or one shard of it) from a validated config (:func:`load_config`)."""
+    """Builds one rank dataset (or one shard of it) from a validated config (:func:`load_config`).
 
-    def __init__(self, cfg: Dict[str, Any], overwrite: bool = False,
-                 logger: Optional[logging.Logger] = None, progress: bool = True) -> None:
-        self.cfg, self.overwrite, self.progress = cfg, overwrite, progress
+    ``processes``: the processes of a launcher that share the build (see :mod:`.distributed`); default one.
+    """
+
+    def __init__(self, cfg: Dict[str, Any], overwrite: bool = False, logger: Optional[logging.Logger] = None,
+                 progress: bool = True, processes: Optional[BuildProcesses] = None) -> None:
+        self.cfg, self.overwrite = cfg, overwrite
+        self.processes = processes or BuildProcesses()
+        self.progress = progress and self.processes.is_main
         self.output = cfg['output']
         self.work = osp.join(self.output, WORK_DIR)
         self.logger = logger or get_root_logger(logger_name='ranksrgan_plugin')
 
-    def run(self) -> Dict[str, Any]:
-        """Build (or resume) and finalise; returns the top-level manifest."""
+    def run(self) -> Optional[Dict[str, Any]]:
+        """Build (or resume) and finalise; returns the top-level manifest (None on a launcher's ranks > 0)."""
         # inputs, levels and metric first: a bad option fails before the output folder is touched
         hr_source = ImageSource(self.cfg['hr'], 'HR')
         lr_source = ImageSource(self.cfg['lr'], 'LR') if self.cfg['lr'] else None
@@ -62,25 +68,45 @@ class RankDatasetBuilder:
         by_image = self.cfg['val_split_by'] == 'image'
         splits = assign_splits(stems, self.cfg['val_fraction'], self.cfg['seed']) if by_image else {}
         my_stems = stems[self.cfg['shard_index']::self.cfg['num_shards']]
-        levels = [build_level(opt, self.cfg['scale'], self.cfg['device']) for opt in self.cfg['levels']]
-        metric = build_patch_metric(self.cfg['metric'], self.cfg['device'])
+        device = self.processes.device(self.cfg['device'])
+        levels = [build_level(opt, self.cfg['scale'], device) for opt in self.cfg['levels']]
+        metric = build_patch_metric(self.cfg['metric'], device)
         gap_metric = None
         if self.cfg['min_gap'] and self.cfg['gap_metric'] is not None:
-            gap_metric = build_patch_metric(self.cfg['gap_metric'], self.cfg['device'])
-        self._prepare_output()
+            gap_metric = build_patch_metric(self.cfg['gap_metric'], device)
+        if self.processes.is_main:
+            self._prepare_output()
+        self.processes.barrier()
         todo = [stem for stem in my_stems if not osp.isfile(self._record_path(stem))]
         self.logger.info(f'Rank dataset {self.output}: {len(my_stems)} images in this shard, '
-                         f'{len(my_stems) - len(todo)} already done.')
+                         f'{len(my_stems) - len(todo)} already done'
+                         + (f', {self.processes.world_size} processes.' if self.processes.world_size > 1 else '.'))
         processor = ImageProcessor(self.cfg, levels, metric, hr_source, lr_source, gap_metric)
-        with tqdm(total=len(my_stems), initial=len(my_stems) - len(todo), unit='image',
-                  desc='rank dataset', disable=not self.progress) as bar:
-            for stem in todo:
-                record = processor.process(stem, splits.get(stem), self._stage_patch)
-                self._log_record(record)
-                atomic_write(self._record_path(stem), json.dumps(record))
-                bar.update(1)
+        mine = self.processes.share(todo)
+        with tqdm(total=len(mine), unit='image', desc='rank dataset', disable=not self.progress) as bar:
+            self._process_images(processor, mine, splits, bar)
+        self.processes.barrier()
+        if not self.processes.is_main:
+            return None
         records = [self._read_record(stem) for stem in my_stems]
         return self._finalise(records, levels, metric)
+
+    def _process_images(self, processor: ImageProcessor, stems: Sequence[str], splits: Mapping[str, str],
+                        bar: tqdm) -> None:
+        """Read ahead, process, and write the patches in the background; records committed in order."""
+        def commit(record: Dict[str, Any]) -> None:
+            self._log_record(record)
+            atomic_write(self._record_path(record['stem']), json.dumps(record))
+            bar.update(1)
+
+        threads = self.cfg['io_threads'] or default_io_threads()
+        with PatchWriter(commit, threads) as writer, closing(read_ahead(processor.load, stems)) as images:
+            for stem, loaded in images:
+                record = processor.process(
+                    stem, splits.get(stem),
+                    lambda level, key, patch: writer.stage(self._staged_path(level, key), patch), loaded)
+                writer.finish_image(record)
+            writer.drain()
 
     # -- output folder lifecycle --------------------------------------------------------------
     def _prepare_output(self) -> None:
@@ -115,12 +141,6 @@ class RankDatasetBuilder:
 
     def _staged_path(self, level: str, key: str) -> str:
         return osp.join(self.work, 'patches', level, f'{key}.png')
-
-    def _stage_patch(self, level: str, key: str, patch: np.ndarray) -> None:
-        path = self._staged_path(level, key)
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        if not cv2.imwrite(path, patch, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]):
-            raise RankDatasetBuildError(f'Cannot write {path} (disk full?).')
 
     def _log_record(self, record: Dict[str, Any]) -> None:
         if record['status'] == 'skipped':
@@ -250,6 +270,7 @@ def sum_timings(records: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
 def package_versions() -> Dict[str, str]:
     """The versions the manifest records: the plugin, Python, torch, BasicSR, NumPy, OpenCV."""
     import basicsr
+    import cv2
     import torch
 
     return {'ranksrgan_plugin': __version__, 'python': platform.python_version(), 'torch': torch.__version__,

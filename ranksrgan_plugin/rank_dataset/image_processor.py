@@ -1,6 +1,7 @@
 """One source image through the pipeline: its levels' SR images, the kept patch locations (grid, sharpness
 filter, gap filter, cap), their labels and splits, and the staged patches."""
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -22,27 +23,41 @@ class ImageProcessor:
         self.cfg, self.levels, self.metric, self.gap_metric = cfg, levels, metric, gap_metric
         self.hr_source, self.lr_source = hr_source, lr_source
 
-    def process(self, stem: str, split: Optional[str],
-                stage_patch: Callable[[str, str, np.ndarray], None]) -> Dict[str, Any]:
-        """The record of one image; ``split`` is the image's split, or None to split by patch."""
-        timer = _StageTimer()
-        record: Dict[str, Any] = {'stem': stem, 'split': split, 'status': 'ok', 'reason': None, 'keys': [],
-                                  'splits': [], 'labels': {}, 'counts': {}, 'seconds': timer.seconds}
+    def load(self, stem: str) -> 'LoadedImage':
+        """Read the source image ``stem`` (mod-cropped HR and its LR), or say why it is skipped.
+
+        Safe to run in another thread than :meth:`process` (the builder reads ahead).
+        """
+        started = time.perf_counter()
         try:
             hr = mod_crop(self.hr_source.read(stem), self.cfg['scale'])
         except RankDatasetBuildError as error:
             if not self.cfg['skip_unreadable']:
                 raise
-            return {**record, 'status': 'skipped', 'reason': str(error)}
+            return LoadedImage(stem, skip_reason=str(error))
         patch_size = self.cfg['patch_size']
         if min(hr.shape[:2]) < patch_size:
-            return {**record, 'status': 'skipped',
-                    'reason': f'HR image {hr.shape[1]}x{hr.shape[0]} is smaller than a {patch_size}-pixel patch'}
-        lr = self._lr_image(stem, hr)
-        timer.lap('read')
+            return LoadedImage(stem, skip_reason=f'HR image {hr.shape[1]}x{hr.shape[0]} is smaller than a '
+                                                 f'{patch_size}-pixel patch')
+        return LoadedImage(stem, hr, self._lr_image(stem, hr), time.perf_counter() - started)
+
+    def process(self, stem: str, split: Optional[str], stage_patch: Callable[[str, str, np.ndarray], None],
+                loaded: Optional['LoadedImage'] = None) -> Dict[str, Any]:
+        """The record of one image; ``split`` is the image's split, or None to split by patch.
+
+        ``loaded``: the image as :meth:`load` gave it (read here when None).
+        """
+        loaded = loaded or self.load(stem)
+        timer = _StageTimer()
+        timer.seconds['read'] = loaded.seconds
+        record: Dict[str, Any] = {'stem': stem, 'split': split, 'status': 'ok', 'reason': None, 'keys': [],
+                                  'splits': [], 'labels': {}, 'counts': {}, 'seconds': timer.seconds}
+        if loaded.skip_reason is not None:
+            return {**record, 'status': 'skipped', 'reason': loaded.skip_reason}
+        patch_size = self.cfg['patch_size']
         srs = {}
         for level in self.levels:
-            srs[level.name] = level(lr, hr, stem)
+            srs[level.name] = level(loaded.lr, loaded.hr, stem)
             timer.lap(f'level_{level.name}')
         corners, kept, labels, counts = self._select(stem, srs, timer)
         grid_index = {corner: i for i, corner in enumerate(corners)}
@@ -50,7 +65,6 @@ class ImageProcessor:
         for name, sr in srs.items():
             for corner, key in zip(kept, keys):
                 stage_patch(name, key, crop(sr, corner, patch_size))
-        timer.lap('write')
         record.update(keys=keys, splits=[split or patch_split(key, self.cfg['val_fraction'], self.cfg['seed'])
                                          for key in keys],
                       labels={name: [float(v) for v in values] for name, values in labels.items()}, counts=counts)
@@ -117,6 +131,17 @@ class ImageProcessor:
         if labels is not None:
             return {name: values[list(kept)] for name, values in labels.items()}
         return {name: self._labels(sr, kept_corners, self.metric) for name, sr in srs.items()}
+
+
+@dataclass
+class LoadedImage:
+    """A source image as read: its mod-cropped HR and LR images, or why it is skipped."""
+
+    stem: str
+    hr: Optional[np.ndarray] = None
+    lr: Optional[np.ndarray] = None
+    seconds: float = 0.0
+    skip_reason: Optional[str] = None
 
 
 class _StageTimer:

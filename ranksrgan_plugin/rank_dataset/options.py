@@ -37,9 +37,10 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     'device': None,             # torch device for networks and the metric; default: CUDA if available
     'num_shards': 1,
     'shard_index': 0,
+    'io_threads': None,         # threads reading ahead and writing patches; default: the cores, at most 8
 }
 # Options that do not change the result: a rerun may change them and still resume.
-RESULT_NEUTRAL = ('output', 'device')
+RESULT_NEUTRAL = ('output', 'device', 'io_threads')
 
 
 class RankDatasetBuildError(RuntimeError):
@@ -93,6 +94,8 @@ def _check_values(cfg: Dict[str, Any]) -> None:
                                     f'[0, num_shards={cfg["num_shards"]}).')
     if cfg['patch_size'] <= 0 or cfg['stride'] <= 0 or cfg['max_patches_per_image'] <= 0:
         raise RankDatasetBuildError('`patch_size`, `stride` and `max_patches_per_image` must be positive.')
+    if cfg['io_threads'] is not None and (not isinstance(cfg['io_threads'], int) or cfg['io_threads'] < 1):
+        raise RankDatasetBuildError(f'`io_threads` is a positive integer or null, got {cfg["io_threads"]!r}.')
 
 
 def _check_choices(cfg: Dict[str, Any]) -> None:

@@ -1,0 +1,110 @@
+"""The rank-dataset build's overlapping stages: the next images are read while this one is processed, and its
+patches are PNG-encoded and written by a thread pool while the next one is.
+
+OpenCV releases the GIL while it reads, encodes and writes images, so these threads run beside the main
+thread's SR levels and labelling. An image's record is committed (``commit``) only once all its patches are on
+disk, so a killed build never leaves a record whose patches are missing: the resume guarantee of
+:mod:`.builder` holds as in a sequential build.
+"""
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Tuple
+
+import cv2
+import numpy as np
+
+from .options import RankDatasetBuildError
+
+# Z_RLE at zlib level 1: on the demo photos' 296x296 patches ~2x faster to encode than the default strategy at
+# level 1 (BasicSR's LMDB default) and ~10% smaller (benchmarks/rank_dataset.py --png, docs/rank_dataset.md).
+PNG_COMPRESSION = 1  # as BasicSR's LmdbMaker records it in meta_info.txt
+PNG_PARAMS = (cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE)
+
+
+def default_io_threads() -> int:
+    """Threads for reading ahead and writing patches: the cores this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def write_png(path: str, patch: np.ndarray) -> float:
+    """Encode ``patch`` (BGR uint8) as PNG into ``path``; the seconds it took."""
+    started = time.perf_counter()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if not cv2.imwrite(path, patch, list(PNG_PARAMS)):
+        raise RankDatasetBuildError(f'Cannot write {path} (disk full?).')
+    return time.perf_counter() - started
+
+
+def read_ahead(load: Callable[[str], Any], stems: Iterable[str], depth: int = 2) -> Iterator[Tuple[str, Any]]:
+    """``(stem, load(stem))`` in order, with up to ``depth`` further loads running in a background thread."""
+    stems = iter(stems)
+    with ThreadPoolExecutor(1, thread_name_prefix='rank-read') as pool:
+        pending: Deque[Tuple[str, Future]] = deque()
+
+        def submit_next() -> None:
+            stem = next(stems, None)
+            if stem is not None:
+                pending.append((stem, pool.submit(load, stem)))
+
+        for _ in range(depth + 1):
+            submit_next()
+        while pending:
+            stem, future = pending.popleft()
+            submit_next()
+            yield stem, future.result()
+
+
+class PatchWriter:
+    """Writes staged patches in a thread pool and commits each image's record after its patches.
+
+    ``stage(path, patch)`` queues one patch of the current image; ``finish_image(record)`` closes the
+    image; ``commit(record)`` is called in image order, once every patch of that image is written, with
+    the image's write seconds (summed over threads) added to ``record['seconds']['write']``. At most
+    ``max_pending`` images wait for their writes (the patches of the pending images stay in memory).
+    """
+
+    def __init__(self, commit: Callable[[Dict[str, Any]], None], threads: int, max_pending: int = 2) -> None:
+        self.commit, self.max_pending = commit, max_pending
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix='rank-write')
+        self.current: List[Future] = []
+        self.pending: Deque[Tuple[Dict[str, Any], List[Future]]] = deque()
+
+    def stage(self, path: str, patch: np.ndarray) -> None:
+        self.current.append(self.pool.submit(write_png, path, patch))
+
+    def finish_image(self, record: Dict[str, Any]) -> None:
+        self.pending.append((record, self.current))
+        self.current = []
+        while self.pending and (len(self.pending) > self.max_pending or _all_done(self.pending[0][1])):
+            self._commit_oldest()
+
+    def drain(self) -> None:
+        """Wait for every queued write and commit the remaining records."""
+        while self.pending:
+            self._commit_oldest()
+
+    def _commit_oldest(self) -> None:
+        record, futures = self.pending.popleft()
+        seconds = sum(future.result() for future in futures)  # re-raises a failed write
+        record['seconds']['write'] = record['seconds'].get('write', 0.0) + seconds
+        self.commit(record)
+
+    def close(self) -> None:
+        """Stop the pool; queued writes of uncommitted images are dropped (a resumed build redoes them)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> 'PatchWriter':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def _all_done(futures: List[Future]) -> bool:
+    return all(future.done() for future in futures)
