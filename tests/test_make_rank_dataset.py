@@ -621,3 +621,30 @@ def test_lr_folder_used_when_sizes_match(tmp_path, one_image):
     build(tmp_path, one_image, lr=str(lr_dir), lr_suffix='x4', storage='folder')
     stored = cv2.imread(str(tmp_path / 'out' / 'train' / 'bicubic' / 'astronaut_s0000.png'))
     np.testing.assert_array_equal(stored, matlab_bicubic(lr, SCALE))
+
+
+@only_lmdb
+def test_torchrun_processes_equal_a_single_run(main_build, tmp_path):
+    """``torchrun --nproc_per_node=2`` (2 CPU processes, gloo) writes the same bytes as one process."""
+    output = str(tmp_path / 'torchrun')
+    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', TOOL,
+               *map(str, main_args(main_build.inputs, output, 'lmdb'))]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    assert result.returncode == 0, f'torchrun failed:\n{result.stdout}\n{result.stderr}'
+    assert '2 processes' in result.stderr
+    assert result.stdout.count('keys from') == 2  # one summary (rank 0's), train and val
+    single = main_build.root
+    for split in ('train', 'val'):
+        assert read_bytes(osp.join(output, split, 'labels.txt')) == read_bytes(osp.join(single, split, 'labels.txt'))
+        assert load_json(osp.join(output, split, 'manifest.json')) == load_json(osp.join(single, split,
+                                                                                         'manifest.json'))
+        for level in LEVELS:
+            for name in ('data.mdb', 'meta_info.txt'):
+                path = osp.join(level_path(osp.join(output, split), level, 'lmdb'), name)
+                assert read_bytes(path) == read_bytes(osp.join(level_path(osp.join(single, split), level, 'lmdb'),
+                                                               name)), path
+    manifest = load_json(osp.join(output, 'manifest.json'))
+    assert manifest['processes'] == 2 and main_build.manifest['processes'] == 1
+    for field in ('counts', 'splits', 'skipped', 'inputs', 'levels', 'metric', 'shard'):
+        assert manifest[field] == main_build.manifest[field], field
+    assert not osp.exists(osp.join(output, '.work'))

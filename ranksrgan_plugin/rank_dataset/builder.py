@@ -190,6 +190,7 @@ class RankDatasetBuilder:
             'timings_s': sum_timings(records),
             'versions': package_versions(),
             'shard': {'num_shards': self.cfg['num_shards'], 'shard_index': self.cfg['shard_index']},
+            'processes': self.processes.world_size,
         }
 
 

@@ -46,7 +46,8 @@ def merge_rank_datasets(inputs: Sequence[str], output: str, overwrite: bool = Fa
                     skipped={k: v for m in manifests for k, v in m['skipped'].items()},
                     timings_s=sum_dicts(m['timings_s'] for m in manifests),
                     inputs={**manifest['inputs'], 'num_images': sum(m['inputs']['num_images'] for m in manifests)},
-                    shard={'num_shards': 1, 'shard_index': 0}, merged_from=[osp.abspath(p) for p in inputs])
+                    shard={'num_shards': 1, 'shard_index': 0}, merged_from=[osp.abspath(p) for p in inputs],
+                    processes=sum(m.get('processes', 1) for m in manifests))
     atomic_write(osp.join(output, MANIFEST_FILE), json.dumps(manifest, indent=2) + '\n')
     logger.info(f'Merged {len(inputs)} shards into {output}: '
                 + ', '.join(f'{s}: {v["num_keys"]} keys' for s, v in split_summaries.items()))

@@ -35,8 +35,12 @@ def default_io_threads() -> int:
 def write_png(path: str, patch: np.ndarray) -> float:
     """Encode ``patch`` (BGR uint8) as PNG into ``path``; the seconds it took."""
     started = time.perf_counter()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if not cv2.imwrite(path, patch, list(PNG_PARAMS)):
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        written = cv2.imwrite(path, patch, list(PNG_PARAMS))
+    except (OSError, cv2.error) as error:
+        raise RankDatasetBuildError(f'Cannot write {path}: {error}') from error
+    if not written:
         raise RankDatasetBuildError(f'Cannot write {path} (disk full?).')
     return time.perf_counter() - started
 
