@@ -20,6 +20,7 @@ import os
 import os.path as osp
 import platform
 import shutil
+import time
 from contextlib import closing
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -151,6 +152,7 @@ class RankDatasetBuilder:
         level_names = [level.name for level in levels]
         shape = (self.cfg['patch_size'], self.cfg['patch_size'], 3)
         split_summaries = {}
+        started = time.perf_counter()
         for split in SPLITS:
             split_records, rows = split_rows(records, split, level_names)
             split_dir = osp.join(self.output, split)
@@ -170,6 +172,7 @@ class RankDatasetBuilder:
             raise RankDatasetBuildError(f'No patch of {len(records)} images passed the filters (see the counts in '
                                         f'{self.work}/images); nothing to write.')
         manifest = self._build_manifest(records, levels, metric, split_summaries)
+        manifest['timings_s']['pack'] = round(time.perf_counter() - started, 3)  # the LMDB / folder writing
         atomic_write(osp.join(self.output, MANIFEST_FILE), json.dumps(manifest, indent=2) + '\n')
         shutil.rmtree(self.work)
         self.logger.info(f'Rank dataset written to {self.output}: '

@@ -100,11 +100,15 @@ class ImageProcessor:
                 f'{hr.shape[1] // scale}x{hr.shape[0] // scale}.')
         return lr
 
-    def _labels(self, sr: np.ndarray, corners: Sequence[Tuple[int, int]], metric: PatchMetric) -> np.ndarray:
+    def _labels(self, srs: Mapping[str, np.ndarray], names: Sequence[str], corners: Sequence[Tuple[int, int]],
+                metric: PatchMetric) -> Dict[str, np.ndarray]:
+        """{level: scores of its patches at ``corners``} for the levels ``names``, in one call of ``metric``
+        (an image has few patches per level; one batch over the levels keeps the metric's batches full)."""
         if not corners:
-            return np.zeros(0)
-        patches = np.stack([crop(sr, corner, self.cfg['patch_size']) for corner in corners])
-        return np.asarray(metric(patches), dtype=np.float64)
+            return {name: np.zeros(0) for name in names}
+        patches = np.stack([crop(srs[name], corner, self.cfg['patch_size']) for name in names for corner in corners])
+        scores = np.asarray(metric(patches), dtype=np.float64).reshape(len(names), len(corners))
+        return dict(zip(names, scores))
 
     def _gap_filter(self, srs: Mapping[str, np.ndarray], corners: Sequence[Tuple[int, int]],
                     timer: '_StageTimer') -> Tuple[List[int], Optional[Dict[str, np.ndarray]]]:
@@ -118,10 +122,11 @@ class ImageProcessor:
             return list(range(len(corners))), None
         labels = None
         if self.gap_metric is None:
-            labels = {name: self._labels(sr, corners, self.metric) for name, sr in srs.items()}
+            labels = self._labels(srs, list(srs), corners, self.metric)
             first, second = (labels[name] for name in self.cfg['gap_levels'])
         else:
-            first, second = (self._labels(srs[name], corners, self.gap_metric) for name in self.cfg['gap_levels'])
+            gap_scores = self._labels(srs, self.cfg['gap_levels'], corners, self.gap_metric)
+            first, second = (gap_scores[name] for name in self.cfg['gap_levels'])
         timer.lap('gap')
         return [i for i in range(len(corners)) if abs(first[i] - second[i]) > min_gap], labels
 
@@ -130,7 +135,7 @@ class ImageProcessor:
         """The labels of the kept locations: taken from the gap filter's when it computed them."""
         if labels is not None:
             return {name: values[list(kept)] for name, values in labels.items()}
-        return {name: self._labels(sr, kept_corners, self.metric) for name, sr in srs.items()}
+        return self._labels(srs, list(srs), kept_corners, self.metric)
 
 
 @dataclass
