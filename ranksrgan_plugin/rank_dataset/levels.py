@@ -52,12 +52,28 @@ def _cv2_upscale(interpolation: int) -> Callable[[np.ndarray, int], np.ndarray]:
     return upscale
 
 
+_last_upscale: Tuple[Any, ...] = (None, None, None)  # (lr, scale, its bicubic upscaling)
+
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """:func:`matlab_bicubic` by ``scale``; the ``bicubic`` and ``sharpened`` levels of one image share it (the
+    last result is kept for the same LR array object, read-only)."""
+    global _last_upscale
+    last_lr, last_scale, last_sr = _last_upscale
+    if last_lr is lr and last_scale == scale:
+        return last_sr
+    sr = matlab_bicubic(lr, scale)
+    sr.flags.writeable = False
+    _last_upscale = (lr, scale, sr)  # one tuple: a reader in another thread sees all three or none
+    return sr
+
+
 BUILTIN_UPSCALERS: Dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     'nearest': _cv2_upscale(cv2.INTER_NEAREST),
     'bilinear': _cv2_upscale(cv2.INTER_LINEAR),
-    'bicubic': lambda lr, scale: matlab_bicubic(lr, scale),
+    'bicubic': bicubic_upscale,
     'lanczos': _cv2_upscale(cv2.INTER_LANCZOS4),
-    'sharpened': lambda lr, scale: unsharp_mask(matlab_bicubic(lr, scale)),
+    'sharpened': lambda lr, scale: unsharp_mask(bicubic_upscale(lr, scale)),
 }
 
 
