@@ -18,18 +18,19 @@ libraries it calls); this is new code, batched over equal-size images in torch (
 official code's output.
 """
 import math
+from collections import OrderedDict
 from functools import lru_cache
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .image_prep import matlab_resize
+from .image_prep import exact_scalar, matlab_resize
 
 __all__ = ['FEATURE_SIZES', 'GROUPS', 'MIN_SIZE', 'ggd_shape', 'coeff_variation', 'gauss_pyramid', 'dct_features',
            'svd_features', 'steerable_pyramid', 'gsm_normalise', 'contrast_structure', 'pairwise_contrast_structure',
-           'gsm_features', 'ma_features_batch', 'ma_features']
+           'gsm_features', 'default_chunk', 'ma_features_batch', 'ma_features']
 
 NUM_SCALES = 3
 DCT_CELL, DCT_BORDER = 3, 2  # blkproc(I, [3 3], [2 2], fun): 7x7 blocks centred on 3x3 cells
@@ -48,6 +49,32 @@ _DCT_ROUNDOFF = 1e-10  # |DCT coefficient| below this is float round-off on [0, 
 
 Images = Union[np.ndarray, torch.Tensor]
 
+_CACHE: 'OrderedDict[tuple, object]' = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def _cached(key: tuple, like: torch.Tensor, make: Callable[[], object]) -> object:
+    """``make()`` (constant tables, masks, index vectors) once per (key, device, dtype): built on the host or on
+    ``like``'s device, kept there, so that the hot path copies nothing from the host (least recently used dropped)."""
+    k = key + (like.device, like.dtype)
+    value = _CACHE.get(k)
+    if value is None:
+        with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in and out of inference mode
+            value = make()
+        _CACHE[k] = value
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(k)
+    return value
+
+
+def _const(key: tuple, array: Callable[[], np.ndarray], like: torch.Tensor, dtype: Optional[torch.dtype] = None
+           ) -> torch.Tensor:
+    """A NumPy constant as a tensor on ``like``'s device (``like``'s dtype unless ``dtype``), cached."""
+    return _cached(key + (dtype,), like, lambda: torch.from_numpy(np.ascontiguousarray(array())).to(
+        device=like.device, dtype=dtype or like.dtype))
+
 
 # ----------------------------------------------------------------------------------- shared statistics
 @lru_cache(maxsize=1)
@@ -65,16 +92,16 @@ def ggd_shape(x: torch.Tensor) -> torch.Tensor:
     g = 0.03:0.001:10 whose r(g) = G(1/g) G(3/g) / G(2/g)^2 is nearest to rho (the first one on a tie, like
     ``[~, idx] = min(abs(r - rho))``). A constant sample (rho = 0) gets the largest g, 10.
     """
-    g, r = _ggd_table()
+    size = len(_ggd_table()[1])
     mean = x.mean(-1, keepdim=True)
     rho = x.var(-1, unbiased=True) / ((x - mean).abs().mean(-1) ** 2 + _RHO_EPS)
-    ratio = torch.from_numpy(r).to(x)
-    ascending = ratio.flip(0)
-    above = len(r) - torch.searchsorted(ascending, rho.contiguous(), side='left')  # #{j: r(j) >= rho}
-    j = (above - 1).clamp(0, len(r) - 1)  # last table entry with r >= rho (r decreases with g)
-    k = above.clamp(0, len(r) - 1)  # first entry with r < rho
+    ratio = _const(('ggd_r',), lambda: _ggd_table()[1], x)
+    ascending = _const(('ggd_r_ascending',), lambda: _ggd_table()[1][::-1], x)
+    above = size - torch.searchsorted(ascending, rho.contiguous(), side='left')  # #{j: r(j) >= rho}
+    j = (above - 1).clamp(0, size - 1)  # last table entry with r >= rho (r decreases with g)
+    k = above.clamp(0, size - 1)  # first entry with r < rho
     idx = torch.where((ratio[j] - rho).abs() <= (ratio[k] - rho).abs(), j, k)
-    return torch.from_numpy(g).to(x)[idx]
+    return _const(('ggd_g',), lambda: _ggd_table()[0], x)[idx]
 
 
 def coeff_variation(x: torch.Tensor, eps: float = _RHO_EPS) -> torch.Tensor:
@@ -112,43 +139,74 @@ def _dct_blocks(img: torch.Tensor) -> torch.Tensor:
     return blocks.reshape(img.shape[0], -1, DCT_BLOCK, DCT_BLOCK)
 
 
-def _pool_low(v: torch.Tensor) -> torch.Tensor:
-    """mean(sorted(1:ceil(0.1 n))): the mean of the lowest 10% (``block_dct.m``)."""
-    n = v.shape[-1]
-    return torch.sort(v, dim=-1).values[..., :math.ceil(0.1 * n)].mean(-1)
+@lru_cache(maxsize=1)
+def _dct2_rows() -> np.ndarray:
+    """(49, 49) ``dct2`` of a row-major 7x7 block as one matrix, its rows (coefficients) reordered: the DC term,
+    then the AC coefficients of orientation group 1, 2 and 3 (each in row-major order, as ``coef[mask]`` takes
+    them), so that the AC terms and each group are contiguous slices."""
+    masks = _orientation_masks().reshape(3, -1)
+    order = np.concatenate([[0]] + [np.flatnonzero(m) for m in masks])
+    d = _dct_matrix(DCT_BLOCK)
+    return np.kron(d, d)[order]
 
 
-def _pool_high(v: torch.Tensor) -> torch.Tensor:
-    """mean(sorted(floor(0.9 n):end)): the mean of the highest 10% and one more (``block_dct.m``)."""
-    n = v.shape[-1]
-    return torch.sort(v, dim=-1).values[..., max(math.floor(0.9 * n) - 1, 0):].mean(-1)
+def _block_statistics(blocks: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GGD shape, coefficient of variation and orientation statistic of each (N, B, 49) block."""
+    coef = blocks @ _const(('dct2_rows',), _dct2_rows, blocks).T  # one GEMM for all blocks
+    coef.masked_fill_(coef.abs() < _DCT_ROUNDOFF, 0.0)
+    ac = coef[..., 1:]
+    group = DCT_BLOCK * DCT_BLOCK // 3  # 16 AC coefficients per orientation group
+    ori = coeff_variation(ac.unflatten(-1, (3, group)), _ORIENT_EPS).var(-1, unbiased=True)
+    return ggd_shape(ac), coeff_variation(ac), ori
+
+
+def _pool(gamma: torch.Tensor, cv: torch.Tensor, ori: torch.Tensor) -> torch.Tensor:
+    """(N, 6) ``block_dct`` pooling of per-block statistics (N, B): the mean of the lowest 10% (``s(1:ceil(0.1 n))``)
+    of gamma, the mean of the highest 10% and one more (``s(floor(0.9 n):end)``) of cv and orientation, the means."""
+    n = gamma.shape[-1]
+    low, high = math.ceil(0.1 * n), max(math.floor(0.9 * n) - 1, 0)
+    s_gamma = torch.sort(gamma, dim=-1).values
+    s_cv_ori = torch.sort(torch.stack([cv, ori]), dim=-1).values
+    return torch.stack([s_gamma[..., :low].mean(-1), gamma.mean(-1), s_cv_ori[0, :, high:].mean(-1), cv.mean(-1),
+                        s_cv_ori[1, :, high:].mean(-1), ori.mean(-1)], dim=1)
 
 
 def dct_features(img: torch.Tensor) -> torch.Tensor:
     """(N, 6) ``block_dct`` features of one pyramid level (N, H, W) in [0, 1]:
     [gamma low 10%, gamma mean, cv high 10%, cv mean, orientation high 10%, orientation mean]."""
-    blocks = _dct_blocks(img)
-    d = torch.from_numpy(_dct_matrix(DCT_BLOCK)).to(img)
-    coef = d @ blocks @ d.T
-    coef = torch.where(coef.abs() < _DCT_ROUNDOFF, torch.zeros_like(coef), coef)
-    ac = coef.flatten(-2)[..., 1:]
-    gamma = ggd_shape(ac)
-    cv = coeff_variation(ac)
-    masks = torch.from_numpy(_orientation_masks()).to(img.device)
-    ori = torch.stack([coeff_variation(coef[..., m], _ORIENT_EPS) for m in masks], dim=-1).var(-1, unbiased=True)
-    feats = [_pool_low(gamma), gamma.mean(-1), _pool_high(cv), cv.mean(-1), _pool_high(ori), ori.mean(-1)]
-    return torch.stack(feats, dim=1)
+    return _dct_features_levels([img])
+
+
+def _dct_features_levels(levels: List[torch.Tensor]) -> torch.Tensor:
+    """(N, 6 * len(levels)): :func:`dct_features` of each level, the blocks of all levels in one pass."""
+    blocks = [_dct_blocks(level).flatten(-2) for level in levels]
+    stats = _block_statistics(torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0])
+    counts = [b.shape[1] for b in blocks]
+    per_level = [s.split(counts, dim=1) for s in stats]
+    return torch.cat([_pool(*(s[i] for s in per_level)) for i in range(len(levels))], dim=1)
 
 
 # ---------------------------------------------------------------------------------- (c) singular values
-def svd_features(img: torch.Tensor) -> torch.Tensor:
-    """(N, 25) singular values (descending) of the (25 x patches) matrix of distinct 5x5 patches, zero-padded
-    at the right/bottom like ``im2col(..., 'distinct')``."""
+def _patch_triangle(img: torch.Tensor) -> torch.Tensor:
+    """(N, 25, 25) R of the QR decomposition of the (patches x 25) matrix of distinct 5x5 patches (zero-padded at
+    the right/bottom like ``im2col``): it has the same singular values, and a Householder QR keeps the small ones
+    accurate (squaring the matrix into a Gram matrix would not: relative errors ~1e-9 on smooth images)."""
     n, h, w = img.shape
     x = F.pad(img, (0, -w % SVD_PATCH, 0, -h % SVD_PATCH))
     cols = x.unfold(1, SVD_PATCH, SVD_PATCH).unfold(2, SVD_PATCH, SVD_PATCH).reshape(n, -1, SVD_PATCH ** 2)
-    gram = cols.transpose(1, 2) @ cols  # 25x25: its eigenvalues are the squared singular values
-    return torch.linalg.eigvalsh(gram).flip(-1).clamp_min(0).sqrt()
+    r = torch.linalg.qr(cols, mode='r')[1]
+    return F.pad(r, (0, 0, 0, SVD_PATCH ** 2 - r.shape[-2]))  # < 25 patches: zero rows (zero singular values)
+
+
+def svd_features(img: torch.Tensor) -> torch.Tensor:
+    """(N, 25) singular values (descending) of the (25 x patches) matrix of distinct 5x5 patches, zero-padded
+    at the right/bottom like ``im2col(..., 'distinct')``."""
+    return _svd_features_levels([img])
+
+
+def _svd_features_levels(levels: List[torch.Tensor]) -> torch.Tensor:
+    """(N, 25 * len(levels)): :func:`svd_features` of each level, one batched ``svdvals`` for all levels."""
+    return torch.linalg.svdvals(torch.stack([_patch_triangle(level) for level in levels], dim=1)).flatten(1)
 
 
 # ---------------------------------------------------------------------------- Gaussian pyramid (3 levels)
@@ -219,68 +277,148 @@ def _crop_centre(x: torch.Tensor) -> torch.Tensor:
     return x[..., out[0], out[1]]
 
 
+def _half_and_mirror(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Of a centred spectrum (..., h, w): the non-negative-frequency half (..., h, w // 2 + 1) of the unshifted
+    spectrum X and the same half of k -> X(-k) (the entries an ``irfft2`` of the Hermitian part needs)."""
+    h, w = x.shape[-2:]
+    u = torch.fft.ifftshift(x, dim=(-2, -1))
+    rows, cols = _cached(('mirror', h, w), x, lambda: (
+        (-torch.arange(h, device=x.device)) % h, (-torch.arange(w // 2 + 1, device=x.device)) % w))
+    return u[..., :w // 2 + 1], u.index_select(-2, rows).index_select(-1, cols)
+
+
+def _real_part_of_ifft(lo: Tuple[torch.Tensor, torch.Tensor], masks: Tuple[torch.Tensor, torch.Tensor],
+                       phase: complex, size: Tuple[int, int]) -> torch.Tensor:
+    """``real(ifft2(ifftshift(phase * lo * mask)))`` for real masks, as one ``irfft2`` of the Hermitian part
+    (X(k) + conj(X(-k))) / 2 on half of the spectrum; ``lo`` and ``masks`` are :func:`_half_and_mirror` pairs
+    (``masks`` may carry a band dimension before the last two)."""
+    (lo_half, lo_mirror), (mask_half, mask_mirror) = lo, masks
+    if mask_half.ndim == 3:
+        lo_half, lo_mirror = lo_half.unsqueeze(-3), lo_mirror.unsqueeze(-3)
+    spec = lo_half * mask_half
+    spec += lo_mirror.conj() * (mask_mirror * (phase.conjugate() / phase).real)  # conj(phase) / phase is +-1
+    spec *= phase / 2
+    return torch.fft.irfft2(spec, s=size)
+
+
+def _pyramid_masks(h: int, w: int, scales: int, bands: int, like: torch.Tensor) -> dict:
+    """The masks of ``buildSFpyr`` for an (h, w) image, cached: the high-pass / low-pass at the top, then per scale
+    the oriented band masks (anglemask * himask, half + mirror) and the low-pass applied after the crop."""
+    def make() -> dict:
+        log_rad, angle = _polar_grid(h, w, like)
+        xr, hi_lut, lo_lut = _radial_lut()
+        step = float(xr[1] - xr[0])
+        xa, ya = _angle_lut(bands - 1)
+        out = {'hi0': _half_and_mirror(_point_op(log_rad, hi_lut, xr[0], step)),
+               'lo0': _point_op(log_rad, lo_lut, xr[0], step), 'band': [], 'lo': []}
+        for s in range(scales):
+            origin = float(xr[0]) - (s + 1)  # Xrcos shifted by one octave per level
+            himask = _point_op(log_rad, hi_lut, origin, step)
+            anglemasks = torch.stack([_point_op(angle, ya, float(xa[0]) + math.pi * b / bands, float(xa[1] - xa[0]))
+                                      for b in range(bands)])
+            out['band'].append(_half_and_mirror(anglemasks * himask))
+            log_rad, angle = _crop_centre(log_rad), _crop_centre(angle)
+            out['lo'].append(_point_op(log_rad, lo_lut, origin, step))
+        return out
+
+    return _cached(('pyramid', h, w, scales, bands), like, make)
+
+
+def _steerable_pyramid(img: torch.Tensor, scales: int = PYR_SCALES,
+                       bands: int = PYR_BANDS) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    """:func:`steerable_pyramid` with each scale's bands in one tensor (N, bands, h_s, w_s)."""
+    h, w = img.shape[-2:]
+    masks = _pyramid_masks(h, w, scales, bands, img)
+    spectrum = torch.fft.fftshift(torch.fft.fft2(img), dim=(-2, -1))
+    high = _real_part_of_ifft(_half_and_mirror(spectrum), masks['hi0'], 1 + 0j, (h, w))
+    lo = spectrum * masks['lo0']
+    phase = (-1j) ** (bands - 1)
+    levels = []
+    for s in range(scales):
+        levels.append(_real_part_of_ifft(_half_and_mirror(lo), masks['band'][s], phase, tuple(lo.shape[-2:])))
+        lo = _crop_centre(lo) * masks['lo'][s]
+    return high, levels
+
+
 def steerable_pyramid(img: torch.Tensor, scales: int = PYR_SCALES,
                       bands: int = PYR_BANDS) -> Tuple[torch.Tensor, List[List[torch.Tensor]]]:
     """matlabPyrTools ``buildSFpyr(img, scales, bands - 1)`` (twidth 1) of a batch (N, H, W).
 
     Returns the real high-pass residual (N, H, W) and ``scales`` lists of ``bands`` real oriented bands;
     scale s has the size of the centred spectrum cropped s times (ceil((n - 0.5) / 2) per step). As in the
-    original, a coarser scale is not rescaled after the crop (its values are ~4x larger per step).
+    original, a coarser scale is not rescaled after the crop (its values are ~4x larger per step). Each band is
+    ``real(ifft2(...))`` of the original, computed as the ``irfft2`` of the spectrum's Hermitian part.
     """
-    h, w = img.shape[-2:]
-    log_rad, angle = _polar_grid(h, w, img)
-    xr, hi_lut, lo_lut = _radial_lut()
-    step = float(xr[1] - xr[0])
-    spectrum = torch.fft.fftshift(torch.fft.fft2(img), dim=(-2, -1))
-    high = torch.fft.ifft2(torch.fft.ifftshift(spectrum * _point_op(log_rad, hi_lut, xr[0], step),
-                                               dim=(-2, -1))).real
-    lo = spectrum * _point_op(log_rad, lo_lut, xr[0], step)
-    order = bands - 1
-    xa, ya = _angle_lut(order)
-    phase = (-1j) ** order
-    levels: List[List[torch.Tensor]] = []
-    for s in range(scales):
-        origin = float(xr[0]) - (s + 1)  # Xrcos shifted by one octave per level
-        himask = _point_op(log_rad, hi_lut, origin, step)
-        level = []
-        for b in range(bands):
-            anglemask = _point_op(angle, ya, float(xa[0]) + math.pi * b / bands, float(xa[1] - xa[0]))
-            band = torch.fft.ifft2(torch.fft.ifftshift(phase * lo * (anglemask * himask), dim=(-2, -1)))
-            level.append(band.real)
-        levels.append(level)
-        log_rad, angle, lo = _crop_centre(log_rad), _crop_centre(angle), _crop_centre(lo)
-        lo = lo * _point_op(log_rad, lo_lut, origin, step)
-    return high, levels
+    high, levels = _steerable_pyramid(img, scales, bands)
+    return high, [list(level.unbind(1)) for level in levels]
 
 
 # ---------------------------------------------------------------- divisive normalisation and GSM stats
-def _interior(x: torch.Tensor, dy: int = 1, dx: int = 1) -> torch.Tensor:
-    """(N, 1, (H-2)(W-2)): ``x`` shifted by (dy - 1, dx - 1) over the pixels that have a full 3x3 neighbourhood."""
-    n, h, w = x.shape
-    return x[:, dy:dy + h - 2, dx:dx + w - 2].reshape(n, 1, -1)
+def _parents(levels: List[torch.Tensor]) -> List[Optional[torch.Tensor]]:
+    """Per scale, the next coarser scale's bands ``imresize(., 2)``, cropped to this scale (N, bands, h, w)."""
+    out: List[Optional[torch.Tensor]] = []
+    for s in range(len(levels)):
+        if s + 1 == len(levels):
+            out.append(None)
+            continue
+        h, w = levels[s].shape[-2:]
+        out.append(matlab_resize(levels[s + 1], scale=2)[..., :h, :w])
+    return out
+
+
+def _neighbourhoods(band: torch.Tensor, parent: Optional[torch.Tensor], others: List[torch.Tensor]) -> torch.Tensor:
+    """(N, K, pixels): at each interior pixel of ``band`` its 3x3 neighbourhood (row by row), the ``parent`` and
+    the ``others`` at that pixel, written straight into one contiguous tensor."""
+    n, h, w = band.shape
+    rows = [band[:, dy:dy + h - 2, dx:dx + w - 2] for dy in range(3) for dx in range(3)]
+    rows += [x[:, 1:h - 1, 1:w - 1] for x in ([parent] if parent is not None else []) + others]
+    vec = band.new_empty(n, len(rows), h - 2, w - 2)
+    for k, row in enumerate(rows):
+        vec[:, k].copy_(row)
+    return vec.view(n, len(rows), -1)
 
 
 def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: List[torch.Tensor],
                     guard: int) -> torch.Tensor:
-    """One band of ``norm_sender_normalized``: (centre - mean) / z without a ``guard``-pixel border, mean 0."""
+    """One band of ``norm_sender_normalized``: (centre - mean) / z without a ``guard``-pixel border, mean 0.
+
+    z^2 = v^T pinv(C') v / K with C' the covariance C with its negative eigenvalues clipped (trace kept). The
+    pseudo-inverse reuses C's eigen-decomposition Q diag(e') Q^T: pinv(C') = Q diag(1 / e'_kept) Q^T, kept where
+    e' > max(m, n) eps max(e') (``pinv``'s tolerance), so z^2 = |diag(e'_kept^-1/2) Q^T v|^2 / K.
+    """
     n, h, w = band.shape
-    rows = [_interior(band, dy, dx) for dy in range(3) for dx in range(3)]
-    if parent is not None:
-        rows.append(_interior(parent))
-    rows += [_interior(o) for o in others]
-    vec = torch.cat(rows, dim=1)  # N, K, pixels
+    vec = _neighbourhoods(band, parent, others)  # N, K, pixels
+    k = vec.shape[1]
     cov = vec @ vec.transpose(1, 2) / vec.shape[2]
     ev, q = torch.linalg.eigh(cov)
     pos = ev.clamp_min(0)
     pos_sum = pos.sum(-1, keepdim=True)
     ev = pos * ev.sum(-1, keepdim=True) / (pos_sum + (pos_sum == 0).to(pos_sum))  # clip, keep the trace
-    inv = torch.linalg.pinv(q @ torch.diag_embed(ev) @ q.transpose(1, 2), hermitian=True)
-    z = torch.sqrt(((inv @ vec) * vec).sum(1) / (9 + int(parent is not None)))
-    centre = rows[4].reshape(n, -1)
+    tol = k * torch.finfo(ev.dtype).eps * ev.amax(-1, keepdim=True)
+    keep = ev > tol
+    scale = torch.where(keep, ev, torch.ones_like(ev)).rsqrt() * keep
+    u = (q * scale.unsqueeze(1)).transpose(1, 2) @ vec  # N, K, pixels
+    z = u.square_().sum(1).div_(9 + int(parent is not None)).sqrt_()
+    centre = vec[:, 4]
     centre = centre - centre.mean(1, keepdim=True)
     g = torch.where(z > 0, centre / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(z))
     g = g.reshape(n, h - 2, w - 2)[:, guard:h - 2 - guard, guard:w - 2 - guard]
     return g - g.mean(dim=(1, 2), keepdim=True)
+
+
+def _gsm_normalise(levels: List[torch.Tensor], parents: List[Optional[torch.Tensor]]) -> List[torch.Tensor]:
+    """:func:`gsm_normalise` of per-scale band tensors (N, bands, h, w), parents from :func:`_parents`."""
+    nbands = levels[0].shape[1]
+    nbands_total = len(levels) * nbands + 1  # MATLAB's Nband: oriented bands + high-pass
+    out = []
+    for s, level in enumerate(levels):
+        bands = level.unbind(1)
+        for b, band in enumerate(bands):
+            has_parent = s * nbands + b + 2 < nbands_total - nbands
+            parent = parents[s][:, b] if has_parent else None
+            others = [bands[o] for o in range(nbands) if o != b]
+            out.append(_normalise_band(band, parent, others, GUARDBAND // 2 ** s))
+    return out
 
 
 def gsm_normalise(levels: List[List[torch.Tensor]]) -> List[torch.Tensor]:
@@ -294,16 +432,8 @@ def gsm_normalise(levels: List[List[torch.Tensor]]) -> List[torch.Tensor]:
     mean-subtracted. As in the original, only bands with index < (#bands - 1) - bands have a parent (for 2
     scales: the first five orientations of scale 0).
     """
-    nbands_total = len(levels) * len(levels[0]) + 1  # MATLAB's Nband: oriented bands + high-pass
-    out = []
-    for s, level in enumerate(levels):
-        for b, band in enumerate(level):
-            has_parent = s * len(level) + b + 2 < nbands_total - len(level)
-            h, w = band.shape[-2:]
-            parent = matlab_resize(levels[s + 1][b], scale=2)[:, :h, :w] if has_parent else None
-            others = [level[o] for o in range(len(level)) if o != b]
-            out.append(_normalise_band(band, parent, others, GUARDBAND // 2 ** s))
-    return out
+    stacked = [torch.stack(level, dim=1) for level in levels]
+    return _gsm_normalise(stacked, _parents(stacked))
 
 
 @lru_cache(maxsize=1)
@@ -368,33 +498,45 @@ def gsm_features(img: torch.Tensor) -> torch.Tensor:
     of each orientation's two scales together (6), contrast-structure of each (raw, resized) band with the
     high-pass residual (12) and between the normalised bands of scale 0, pairs i < j (15)."""
     n = img.shape[0]
-    high, levels = steerable_pyramid(img)
-    sub = gsm_normalise(levels)
+    high, levels = _steerable_pyramid(img)
+    parents = _parents(levels)
+    sub = _gsm_normalise(levels, parents)
     feats = [ggd_shape(s.reshape(n, -1)) for s in sub]
     for b in range(PYR_BANDS):
         feats.append(ggd_shape(torch.cat([sub[b].reshape(n, -1), sub[b + PYR_BANDS].reshape(n, -1)], dim=1)))
     size = tuple(high.shape[-2:])
-    raw = torch.stack([matlab_resize(band, size) for level in levels for band in level], dim=1)  # N, 12, H, W
-    feats += list(contrast_structure(raw, high.unsqueeze(1)).unbind(1))
+    h1, w1 = levels[1].shape[-2:]
+    # imresize(band, size) of the coarser bands; with size = 2 x their size it is the parent already computed
+    coarse = parents[0] if size == (2 * h1, 2 * w1) else matlab_resize(levels[1], size)
+    feats += list(contrast_structure(torch.cat([levels[0], coarse], dim=1), high.unsqueeze(1)).unbind(1))
     pairs = [(i, j) for i in range(PYR_BANDS) for j in range(i + 1, PYR_BANDS)]
     feats += list(pairwise_contrast_structure(torch.stack(sub[:PYR_BANDS], dim=1), pairs).unbind(1))
     return torch.stack(feats, dim=1)
 
 
 # ------------------------------------------------------------------------------------------ public API
-def _features_of_one(y: torch.Tensor) -> torch.Tensor:
-    """(1, 138) features of one image (1, H, W) in [0, 255]: dct, gsm, svd."""
-    pyr = gauss_pyramid(y / 255.0)
-    dct = [dct_features(p) for p in pyr]
-    svd = [svd_features(p) for p in pyr]
-    return torch.cat(dct + [gsm_features(y)] + svd, dim=1)
+def _features(y: torch.Tensor) -> torch.Tensor:
+    """(N, 138) features of a batch (N, H, W) in [0, 255]: dct, gsm, svd."""
+    pyr = gauss_pyramid(y / exact_scalar(255.0, y))  # a true division on CUDA too (MATLAB's im2double)
+    return torch.cat([_dct_features_levels(pyr), gsm_features(y), _svd_features_levels(pyr)], dim=1)
 
 
-def ma_features_batch(y: Images, device: Optional[Union[str, torch.device]] = None) -> Dict[str, np.ndarray]:
+def default_chunk(shape: Tuple[int, ...], device: torch.device) -> int:
+    """Images per pass of :func:`ma_features_batch`: one on the CPU (one image's tensors already fill the caches;
+    larger chunks are slower per image), on an accelerator as many as fit ~4 M pixels (~1 GB of float64
+    temporaries per M pixels)."""
+    if device.type == 'cpu':
+        return 1
+    return max(1, (1 << 22) // (shape[-2] * shape[-1]))
+
+
+def ma_features_batch(y: Images, device: Optional[Union[str, torch.device]] = None,
+                      chunk: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Features of a batch of Y images (N, H, W) in [0, 255]: {'dct': (N, 18), 'gsm': (N, 45), 'svd': (N, 75)}.
 
-    The images go through one at a time: the tensors of one image already fill the cache (a batch of eight
-    296x296 patches takes ~2x longer per patch), and an image's features never depend on its batch.
+    The images go through in chunks of ``chunk`` (default :func:`default_chunk`: one at a time on the CPU, a
+    whole batch at once on CUDA); every step is batched over the images of a chunk, and an image's features do
+    not depend on its chunk (to round-off).
     """
     t = y if isinstance(y, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(y))
     t = t.to(device=device if device is not None else t.device, dtype=torch.float64)
@@ -403,8 +545,9 @@ def ma_features_batch(y: Images, device: Optional[Union[str, torch.device]] = No
     if min(t.shape[-2:]) < MIN_SIZE:
         raise ValueError(f"Ma's metric: image too small ({tuple(t.shape[-2:])}, after any border crop); "
                          f'needs >= {MIN_SIZE}x{MIN_SIZE}')
+    step = chunk or default_chunk(tuple(t.shape), t.device)
     with torch.inference_mode():
-        feats = torch.cat([_features_of_one(t[i:i + 1]) for i in range(t.shape[0])]).cpu().numpy()
+        feats = torch.cat([_features(t[i:i + step]) for i in range(0, t.shape[0], step)]).cpu().numpy()
     bounds = np.cumsum([0] + [FEATURE_SIZES[g] for g in GROUPS])
     return {g: feats[:, bounds[i]:bounds[i + 1]] for i, g in enumerate(GROUPS)}
 
