@@ -390,30 +390,35 @@ def _parents(levels: List[torch.Tensor]) -> List[Optional[torch.Tensor]]:
     return out
 
 
-def _neighbourhoods(band: torch.Tensor, parent: Optional[torch.Tensor], others: List[torch.Tensor]) -> torch.Tensor:
+def _neighbourhoods(band: torch.Tensor, parent: Optional[torch.Tensor], others: List[torch.Tensor],
+                    work: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(N, K, pixels): at each interior pixel of ``band`` its 3x3 neighbourhood (row by row), the ``parent`` and
-    the ``others`` at that pixel, written straight into one contiguous tensor."""
+    the ``others`` at that pixel, written straight into one contiguous tensor (the start of ``work`` if given)."""
     n, h, w = band.shape
     rows = [band[:, dy:dy + h - 2, dx:dx + w - 2] for dy in range(3) for dx in range(3)]
     rows += [x[:, 1:h - 1, 1:w - 1] for x in ([parent] if parent is not None else []) + others]
-    vec = band.new_empty(n, len(rows), h - 2, w - 2)
+    shape = (n, len(rows), h - 2, w - 2)
+    vec = band.new_empty(shape) if work is None else work.view(-1)[:math.prod(shape)].view(shape)
     for k, row in enumerate(rows):
         vec[:, k].copy_(row)
     return vec.view(n, len(rows), -1)
 
 
 def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: List[torch.Tensor],
-                    guard: int) -> torch.Tensor:
+                    guard: int, work: Optional[torch.Tensor] = None) -> torch.Tensor:
     """One band of ``norm_sender_normalized``: (centre - mean) / z without a ``guard``-pixel border, mean 0.
 
     z^2 = v^T pinv(C') v / K with C' the covariance C with its negative eigenvalues clipped (trace kept). The
     pseudo-inverse reuses C's eigen-decomposition Q diag(e') Q^T: pinv(C') = Q diag(1 / e'_kept) Q^T, kept where
     e' > max(m, n) eps max(e') (``pinv``'s tolerance), so z^2 = |diag(e'_kept^-1/2) Q^T v|^2 / K (on the CPU, when
     every eigenvalue is kept, |L^-1 v|^2 / K with the Cholesky factor L of C, which is the same number).
+    ``work``: an optional float buffer of at least N * K * pixels elements for the neighbourhood vectors, reused
+    from band to band (a fresh tensor of this size per band costs page faults on the CPU).
     """
     n, h, w = band.shape
-    vec = _neighbourhoods(band, parent, others)  # N, K, pixels
+    vec = _neighbourhoods(band, parent, others, work)  # N, K, pixels
     k = vec.shape[1]
+    centre = vec[:, 4].clone()
     cov = vec @ vec.transpose(1, 2) / vec.shape[2]
     ev, q = torch.linalg.eigh(cov)
     pos = ev.clamp_min(0)
@@ -429,8 +434,7 @@ def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: 
     else:
         scale = torch.where(keep, ev, torch.ones_like(ev)).rsqrt() * keep
         u = (q * scale.unsqueeze(1)).transpose(1, 2) @ vec  # N, K, pixels
-    z = u.square_().sum(1).div_(9 + int(parent is not None)).sqrt_()
-    centre = vec[:, 4]
+    z = torch.linalg.vector_norm(u, dim=1) / math.sqrt(9 + int(parent is not None))
     centre = centre - centre.mean(1, keepdim=True)
     g = torch.where(z > 0, centre / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(z))
     g = g.reshape(n, h - 2, w - 2)[:, guard:h - 2 - guard, guard:w - 2 - guard]
@@ -439,8 +443,9 @@ def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: 
 
 def _gsm_normalise(levels: List[torch.Tensor], parents: List[Optional[torch.Tensor]]) -> List[torch.Tensor]:
     """:func:`gsm_normalise` of per-scale band tensors (N, bands, h, w), parents from :func:`_parents`."""
-    nbands = levels[0].shape[1]
+    n, nbands, h, w = levels[0].shape
     nbands_total = len(levels) * nbands + 1  # MATLAB's Nband: oriented bands + high-pass
+    work = levels[0].new_empty(n * (9 + nbands) * (h - 2) * (w - 2))  # the largest neighbourhood tensor
     out = []
     for s, level in enumerate(levels):
         bands = level.unbind(1)
@@ -448,7 +453,7 @@ def _gsm_normalise(levels: List[torch.Tensor], parents: List[Optional[torch.Tens
             has_parent = s * nbands + b + 2 < nbands_total - nbands
             parent = parents[s][:, b] if has_parent else None
             others = [bands[o] for o in range(nbands) if o != b]
-            out.append(_normalise_band(band, parent, others, GUARDBAND // 2 ** s))
+            out.append(_normalise_band(band, parent, others, GUARDBAND // 2 ** s, work))
     return out
 
 
