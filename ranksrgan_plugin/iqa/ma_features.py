@@ -18,6 +18,7 @@ libraries it calls); this is new code, batched over equal-size images in torch (
 official code's output.
 """
 import math
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 from typing import Callable, Dict, List, Optional, Tuple, Union
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .image_prep import exact_scalar, matlab_resize
+from .image_prep import _resize_matrix, exact_scalar
 
 __all__ = ['FEATURE_SIZES', 'GROUPS', 'MIN_SIZE', 'ggd_shape', 'coeff_variation', 'gauss_pyramid', 'dct_features',
            'svd_features', 'steerable_pyramid', 'gsm_normalise', 'contrast_structure', 'pairwise_contrast_structure',
@@ -51,22 +52,40 @@ Images = Union[np.ndarray, torch.Tensor]
 
 _CACHE: 'OrderedDict[tuple, object]' = OrderedDict()
 _CACHE_SIZE = 64
+_CACHE_LOCK = threading.Lock()
 
 
 def _cached(key: tuple, like: torch.Tensor, make: Callable[[], object]) -> object:
     """``make()`` (constant tables, masks, index vectors) once per (key, device, dtype): built on the host or on
     ``like``'s device, kept there, so that the hot path copies nothing from the host (least recently used dropped)."""
     k = key + (like.device, like.dtype)
-    value = _CACHE.get(k)
-    if value is None:
-        with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in and out of inference mode
-            value = make()
+    with _CACHE_LOCK:
+        value = _CACHE.get(k)
+        if value is not None:
+            _CACHE.move_to_end(k)
+            return value
+    with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in and out of inference mode
+        value = make()
+    with _CACHE_LOCK:
         _CACHE[k] = value
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(k)
     return value
+
+
+def _matlab_resize(x: torch.Tensor, size: Optional[Tuple[int, int]] = None, scale: Optional[float] = None
+                  ) -> torch.Tensor:
+    """MATLAB ``imresize`` (bicubic, upsampling) of (..., H, W), as ``image_prep.matlab_resize`` with the weight
+    matrices kept on ``x``'s device (no host-to-device copy per call)."""
+    h, w = x.shape[-2:]
+    if size is None:
+        size = (math.ceil(h * scale), math.ceil(w * scale))
+    if tuple(size) == (h, w):
+        return x
+    sy, sx = (scale, scale) if scale is not None else (size[0] / h, size[1] / w)
+    my = _const(('resize', h, size[0], sy), lambda: _resize_matrix(h, size[0], sy), x)
+    mx = _const(('resize', w, size[1], sx), lambda: _resize_matrix(w, size[1], sx), x)
+    return my @ x @ mx.T
 
 
 def _const(key: tuple, array: Callable[[], np.ndarray], like: torch.Tensor, dtype: Optional[torch.dtype] = None
@@ -386,7 +405,7 @@ def _parents(levels: List[torch.Tensor]) -> List[Optional[torch.Tensor]]:
             out.append(None)
             continue
         h, w = levels[s].shape[-2:]
-        out.append(matlab_resize(levels[s + 1], scale=2)[..., :h, :w])
+        out.append(_matlab_resize(levels[s + 1], scale=2)[..., :h, :w])
     return out
 
 
@@ -405,7 +424,7 @@ def _neighbourhoods(band: torch.Tensor, parent: Optional[torch.Tensor], others: 
 
 
 def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: List[torch.Tensor],
-                    guard: int, work: Optional[torch.Tensor] = None) -> torch.Tensor:
+                    guard: int, work: Optional[torch.Tensor] = None, triangular: Optional[bool] = None) -> torch.Tensor:
     """One band of ``norm_sender_normalized``: (centre - mean) / z without a ``guard``-pixel border, mean 0.
 
     z^2 = v^T pinv(C') v / K with C' the covariance C with its negative eigenvalues clipped (trace kept). The
@@ -413,7 +432,8 @@ def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: 
     e' > max(m, n) eps max(e') (``pinv``'s tolerance), so z^2 = |diag(e'_kept^-1/2) Q^T v|^2 / K (on the CPU, when
     every eigenvalue is kept, |L^-1 v|^2 / K with the Cholesky factor L of C, which is the same number).
     ``work``: an optional float buffer of at least N * K * pixels elements for the neighbourhood vectors, reused
-    from band to band (a fresh tensor of this size per band costs page faults on the CPU).
+    from band to band (a fresh tensor of this size per band costs page faults on the CPU). ``triangular``: use the
+    Cholesky route when the covariances allow it (default: on the CPU only, where the check costs no device sync).
     """
     n, h, w = band.shape
     vec = _neighbourhoods(band, parent, others, work)  # N, K, pixels
@@ -426,7 +446,9 @@ def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: 
     ev = pos * ev.sum(-1, keepdim=True) / (pos_sum + (pos_sum == 0).to(pos_sum))  # clip, keep the trace
     tol = k * torch.finfo(ev.dtype).eps * ev.amax(-1, keepdim=True)
     keep = ev > tol
-    chol, info = torch.linalg.cholesky_ex(cov) if vec.device.type == 'cpu' else (None, None)
+    if triangular is None:
+        triangular = vec.device.type == 'cpu'
+    chol, info = torch.linalg.cholesky_ex(cov) if triangular else (None, None)
     if chol is not None and bool(keep.all()) and not bool(info.any()):
         # full rank (no eigenvalue clipped or dropped): pinv(C') = C^-1 and z^2 = |L^-1 v|^2 with C = L L^T, a
         # triangular solve at half the cost of the product below (checked on the host: CPU only, no device sync)
@@ -562,7 +584,7 @@ def gsm_features(img: torch.Tensor) -> torch.Tensor:
     size = tuple(high.shape[-2:])
     h1, w1 = levels[1].shape[-2:]
     # imresize(band, size) of the coarser bands; with size = 2 x their size it is the parent already computed
-    coarse = parents[0] if size == (2 * h1, 2 * w1) else matlab_resize(levels[1], size)
+    coarse = parents[0] if size == (2 * h1, 2 * w1) else _matlab_resize(levels[1], size)
     feats += list(contrast_structure(torch.cat([levels[0], coarse], dim=1), high.unsqueeze(1)).unbind(1))
     pairs = [(i, j) for i in range(PYR_BANDS) for j in range(i + 1, PYR_BANDS)]
     feats += list(pairwise_contrast_structure(torch.stack(sub[:PYR_BANDS], dim=1), pairs).unbind(1))
@@ -572,7 +594,7 @@ def gsm_features(img: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------ public API
 def _features(y: torch.Tensor) -> torch.Tensor:
     """(N, 138) features of a batch (N, H, W) in [0, 255]: dct, gsm, svd."""
-    pyr = gauss_pyramid(y / exact_scalar(255.0, y))  # a true division on CUDA too (MATLAB's im2double)
+    pyr = gauss_pyramid(y / _cached(('255',), y, lambda: exact_scalar(255.0, y)))  # a true division on CUDA too
     return torch.cat([_dct_features_levels(pyr), gsm_features(y), _svd_features_levels(pyr)], dim=1)
 
 
