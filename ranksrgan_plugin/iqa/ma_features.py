@@ -253,12 +253,18 @@ def _svd_features_levels(levels: List[torch.Tensor]) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- Gaussian pyramid (3 levels)
+@lru_cache(maxsize=1)
+def _gauss3_kernel() -> np.ndarray:
+    """``fspecial('gaussian', 3)``: sigma 0.5, normalised."""
+    taps = np.exp(-np.arange(-1, 2) ** 2 / (2 * 0.5 ** 2))
+    kernel = np.outer(taps, taps)
+    return kernel / kernel.sum()
+
+
 def gauss_pyramid(img: torch.Tensor, levels: int = NUM_SCALES) -> List[torch.Tensor]:
     """[img, down1, down2]: ``imfilter(I, fspecial('gaussian', 3))`` (sigma 0.5, zero padding), then
     ``(2:2:end, 2:2:end)``."""
-    taps = np.exp(-np.arange(-1, 2) ** 2 / (2 * 0.5 ** 2))
-    kernel = np.outer(taps, taps)
-    k = torch.from_numpy(kernel / kernel.sum()).to(img).view(1, 1, 3, 3)
+    k = _const(('gauss3',), _gauss3_kernel, img).view(1, 1, 3, 3)
     pyr = [img]
     for _ in range(levels - 1):
         pyr.append(F.conv2d(pyr[-1].unsqueeze(1), k, padding=1)[:, 0, 1::2, 1::2])
@@ -452,7 +458,7 @@ def _normalise_band(band: torch.Tensor, parent: Optional[torch.Tensor], others: 
     if chol is not None and bool(keep.all()) and not bool(info.any()):
         # full rank (no eigenvalue clipped or dropped): pinv(C') = C^-1 and z^2 = |L^-1 v|^2 with C = L L^T, a
         # triangular solve at half the cost of the product below (checked on the host: CPU only, no device sync)
-        u = torch.linalg.solve_triangular(chol, vec, upper=False, out=vec)  # in place: no new tensor (3x faster)
+        u = torch.linalg.solve_triangular(chol, vec, upper=False)
     else:
         scale = torch.where(keep, ev, torch.ones_like(ev)).rsqrt() * keep
         u = (q * scale.unsqueeze(1)).transpose(1, 2) @ vec  # N, K, pixels
