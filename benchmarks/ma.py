@@ -6,10 +6,14 @@ pyiqa's feature code (``pyiqa/archs/nrqm_arch.py``; pyiqa is under a non-commerc
 dependency: unpack its wheel and pass the folder). Without the authors' model.mat (``--model``,
 ``$RANKSRGAN_MA_MODEL`` or ``~/.cache/ranksrgan_plugin/ma/model.mat``) a synthetic model of the same shape
 (3 forests x ``--trees`` trees of ``--depth`` levels; the authors trained 2000 trees) times the forests.
-Prints one Markdown table; the best of ``--repeats`` runs after one warm-up.
+Prints one Markdown table; the best of ``--repeats`` runs after one warm-up. The patches go through as one batch
+(``ma_batch(..., batch_size=--patches)``: one image at a time on the CPU, the whole batch at once on CUDA); the
+last rows give patches per second, with and without the forests. On CUDA the timings synchronise the device, and
+the pyiqa reference runs on the same device.
 
     pip download pyiqa==0.1.16 --no-deps -d /tmp/pyiqa && unzip -q /tmp/pyiqa/pyiqa-*.whl -d /tmp/pyiqa/pkg
     python benchmarks/ma.py [--pyiqa /tmp/pyiqa/pkg] [--threads 2] [--patches 8] [--device cpu|cuda]
+    python benchmarks/ma.py --device cuda --patches 256     # batched patches/s on a GPU
 """
 import argparse
 import importlib
@@ -71,12 +75,19 @@ def pyiqa_features(folder: str) -> Callable[[torch.Tensor], None]:
     return features
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
+def best_time(fn: Callable[[], object], repeats: int, device: str = 'cpu') -> float:
+    """The fastest of ``repeats`` runs after one warm-up (the device synchronised around each run)."""
+    def sync() -> None:
+        if torch.device(device).type == 'cuda':
+            torch.cuda.synchronize(device)
+
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return min(times)
 
@@ -106,23 +117,30 @@ def main() -> None:
     from skimage import data
 
     bgr = data.astronaut()[None, ..., ::-1].copy()
-    patches = np.stack([bgr[0, y:y + 296, x:x + 296] for y in (0, 216) for x in (0, 108, 216)] * 2)[:args.patches]
+    crops = [bgr[0, y:y + 296, x:x + 296] for y in (0, 216) for x in (0, 108, 216)]
+    patches = np.stack([crops[i % len(crops)] for i in range(args.patches)])
     y_img, y_patches = iqa.to_y_matlab(bgr, 'HWC', 4), iqa.to_y_matlab(patches, 'HWC', 4)
-    t_img = best_time(lambda: iqa.ma_batch(bgr, 4, 'HWC', model, args.device), args.repeats)
-    t_patch = best_time(lambda: iqa.ma_batch(patches, 4, 'HWC', model, args.device), args.repeats) / len(patches)
-    feats = iqa.ma_features_batch(y_img, args.device)
+    dev, n = args.device, len(patches)
+    t_img = best_time(lambda: iqa.ma_batch(bgr, 4, 'HWC', model, dev), args.repeats, dev)
+    t_patch = best_time(lambda: iqa.ma_batch(patches, 4, 'HWC', model, dev, batch_size=n), args.repeats, dev) / n
+    t_patch_feats = best_time(lambda: iqa.ma_features_batch(y_patches, dev), args.repeats, dev) / n
+    feats = iqa.ma_features_batch(y_img, dev)
     t_forest = best_time(lambda: model.predict(feats), args.repeats)
     ref_img = ref_patch = None
     if args.pyiqa:
         reference = pyiqa_features(args.pyiqa)
-        ref_img = best_time(lambda: reference(y_img[:, None]), 1)
-        ref_patch = best_time(lambda: reference(y_patches[:, None]), 1) / len(patches)
-    print(f'{platform.processor() or platform.machine()}, torch threads {args.threads}, device {args.device}, '
+        ref_img = best_time(lambda: reference(y_img[:, None].to(dev)), 1, dev)
+        ref_patch = best_time(lambda: reference(y_patches[:, None].to(dev)), 1, dev) / n
+    cuda = torch.device(dev).type == 'cuda'
+    name = torch.cuda.get_device_name(dev) if cuda else platform.processor() or platform.machine()
+    print(f'{name}, torch threads {args.threads}, device {dev}, '
           f'model {source}; reference: pyiqa NRQM features{"" if args.pyiqa else " (not given: --pyiqa)"}\n')
     print('| input | ours s/image | pyiqa s/image (features only) | pyiqa / ours |\n|---|---|---|---|')
     print(row('512x512 (504x504 after shave), features + forests', t_img, ref_img))
     print(row('512x512 forests only', t_forest, None))
-    print(row(f'296x296 patch, batch of {len(patches)}', t_patch, ref_patch))
+    print(row(f'296x296 patch, batch of {n}', t_patch, ref_patch))
+    print(f'\n296x296 patches, batch of {n}: {1 / t_patch:.1f} patches/s (features + forests), '
+          f'{1 / t_patch_feats:.1f} patches/s (features only)')
 
 
 if __name__ == '__main__':

@@ -193,6 +193,38 @@ def test_deterministic_and_batch_equals_single():
         np.testing.assert_allclose(a[k][1], MF.ma_features(imgs[1])[k], rtol=1e-9, atol=1e-9)
 
 
+def test_batched_path_equals_one_image_at_a_time():
+    # every step is batched over the images of a chunk (the CUDA default: the whole batch); on the CPU the default
+    # chunk is one image. Chunks of 3 and 2 over 4 different images (the last chunk partial) give the per-image values.
+    imgs = np.stack([_photo(100, 90, seed=s) for s in range(3)] + [_photo(100, 90, seed=9)[::-1].copy()])
+    single = MF.ma_features_batch(imgs, chunk=1)
+    for chunk in (3, 2):
+        batched = MF.ma_features_batch(imgs, chunk=chunk)
+        for k in single:
+            np.testing.assert_allclose(batched[k], single[k], rtol=1e-11, atol=1e-13)
+    for i in range(len(imgs)):
+        for k in single:
+            np.testing.assert_allclose(single[k][i], MF.ma_features(imgs[i])[k], rtol=1e-11, atol=1e-13)
+    assert MF.default_chunk((8, 296, 296), torch.device('cpu')) == 1
+    assert MF.default_chunk((8, 296, 296), torch.device('cuda')) >= 8
+
+
+def test_gsm_normalisation_routes_agree():
+    # the CPU's triangular solve (full-rank covariances) and the eigen-decomposition route (used on CUDA, and for
+    # rank-deficient covariances) give the same normalised band
+    y = torch.from_numpy(_photo(96, 96, seed=4))[None]
+    _, levels = MF._steerable_pyramid(y)
+    parents = MF._parents(levels)
+    bands = list(levels[0].unbind(1))
+    for parent in (parents[0][:, 0], None):
+        tri = MF._normalise_band(bands[0], parent, bands[1:], 16, triangular=True)
+        eig = MF._normalise_band(bands[0], parent, bands[1:], 16, triangular=False)
+        np.testing.assert_allclose(tri.numpy(), eig.numpy(), rtol=1e-9, atol=1e-11)
+    flat = torch.zeros(1, 40, 40, dtype=torch.float64)  # all-zero covariance: z = 0, output 0 on both routes
+    for triangular in (True, False):
+        assert float(MF._normalise_band(flat, None, [flat] * 5, 4, triangular=triangular).abs().max()) == 0
+
+
 def test_gauss_pyramid_zero_padding_like_imfilter():
     # imfilter pads with zeros: a constant image stays constant inside, its last row/column (the kept pixels
     # 2:2:end reach the edge of an even-sized image) keeps the kernel's two inner rows, a + b, of its weight
