@@ -34,11 +34,15 @@ def _get_model(model: ModelSpec) -> MaModel:
 
 
 def ma_batch(imgs: ImageBatch, crop_border: int = 4, input_order: str = 'HWC', model: ModelSpec = None,
-             device: Optional[Union[str, torch.device]] = None, batch_size: int = 16) -> np.ndarray:
-    """Ma scores (N,) of equal-size BGR images in [0, 255] (N, H, W, 3) for 'HWC' (or (N, H, W) for 'HW')."""
+             device: Optional[Union[str, torch.device]] = None, batch_size: Optional[int] = None) -> np.ndarray:
+    """Ma scores (N,) of equal-size BGR images in [0, 255] (N, H, W, 3) for 'HWC' (or (N, H, W) for 'HW').
+
+    ``batch_size``: images per feature call (default all; the features chunk them per device themselves).
+    """
     m = _get_model(model)
     y = to_y_matlab(imgs, input_order, crop_border)
-    out = [m.predict(ma_features_batch(y[i:i + batch_size], device)) for i in range(0, y.shape[0], batch_size)]
+    step = batch_size or max(1, y.shape[0])
+    out = [m.predict(ma_features_batch(y[i:i + step], device)) for i in range(0, y.shape[0], step)]
     return np.concatenate(out) if out else np.zeros(0)
 
 

@@ -94,7 +94,7 @@ class MaPatchMetric(PatchMetric):
     higher_is_better = True
 
     def __init__(self, crop_border: int = 4, model_path: Optional[str] = None, device: Optional[str] = None,
-                 batch_size: int = 16) -> None:
+                 batch_size: Optional[int] = None) -> None:
         self.crop_border, self.model_path, self.device, self.batch_size = crop_border, model_path, device, batch_size
         self.model = load_ma_model(model_path)  # fail at build time, before any patch is cut
 
