@@ -144,6 +144,20 @@ def test_batch_equals_one_by_one(cases):
     np.testing.assert_array_equal(niqe_batch(batch, crop, batch_size=2), ref)
 
 
+def test_worker_threads_give_the_same_scores(cases):
+    """With several torch threads the CPU path splits the batch over single-threaded worker threads."""
+    batch, crop, _ = cases[0]
+    ref = niqe_batch(batch, crop)  # one thread: no workers
+    assert nb._cpu_tasks(len(batch), 296 * 296, 64, 2) == [(0, 6), (6, 12)]
+    torch.set_num_threads(2)
+    try:
+        np.testing.assert_array_equal(niqe_batch(batch, crop), ref)
+        np.testing.assert_array_equal(niqe_batch(batch, crop, batch_size=5), ref)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_gray_and_single_channel_match_basicsr(cases):
     batch, crop, _ = cases[1]
     batch = batch[:2]

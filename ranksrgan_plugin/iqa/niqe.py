@@ -17,7 +17,9 @@ computed exactly only when the bound leaves the grid choice open. See ``docs/niq
 """
 import functools
 import os
-from typing import Dict, List, Optional, Tuple, Union
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -37,6 +39,7 @@ _F32_UNIT = 2.0**-24  # unit roundoff of float32
 # Bound on |rhatnorm(ours) / rhatnorm(NumPy) - 1| when only the one-sided means may differ (see _aggd_moments).
 _RHATNORM_REL_TOL = 24 * _F32_UNIT
 _CPU_PIXELS_PER_THREAD = 1 << 18  # CPU: pixels per step and thread (up to 4), to keep the work in cache
+_CPU_TASK_IMAGES = 16  # CPU worker threads: images per task where there are enough (see _cpu_tasks)
 
 
 # ----------------------------------------------------------------------------------------- constants
@@ -318,9 +321,47 @@ def _prepare(chunk: torch.Tensor, input_order: str, convert_to: str, crop_border
     torch.round(luma, out=out)  # round-half-to-even in both NumPy and torch
 
 
-def _cpu_step(pixels: int) -> int:
+def _cpu_step(pixels: int, threads: int) -> int:
     """Images per step on the CPU: about a quarter megapixel per torch thread, up to 4 threads (measured)."""
-    return max(1, _CPU_PIXELS_PER_THREAD * min(torch.get_num_threads(), 4) // pixels)
+    return max(1, _CPU_PIXELS_PER_THREAD * min(threads, 4) // pixels)
+
+
+def _cpu_tasks(count: int, pixels: int, batch_size: int, workers: int) -> List[Tuple[int, int]]:
+    """(start, stop) image ranges for ``workers`` single-threaded CPU workers.
+
+    A few tasks per worker, so that a worker slowed down by other processes does not hold up the
+    others, of at least ``_CPU_TASK_IMAGES`` images where there are enough (the resize makes the same
+    number of BLAS calls whatever the number of images), never more than ``batch_size``.
+    """
+    size = -(-count // (4 * workers))
+    size = min(batch_size, max(size, _cpu_step(pixels, 1), min(_CPU_TASK_IMAGES, -(-count // workers))))
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def _run_cpu_tasks(score: Callable[[int, int, int, Scratch], torch.Tensor], tasks: List[Tuple[int, int]],
+                   pixels: int, workers: int) -> List[torch.Tensor]:
+    """``score(start, stop, step, scratch)`` of every task, by ``workers`` threads with one torch thread each.
+
+    torch and NumPy release the GIL in their kernels, so threads that each work through whole images
+    keep the cores busy without the per-operation synchronisation of torch's intra-op threads (which
+    stalls badly when other processes compete for the cores). ``torch.set_num_threads(1)`` in a
+    worker also lowers the process-wide default while the workers run; it is restored on return.
+    """
+    threads = torch.get_num_threads()
+    local = threading.local()
+
+    def run(task: Tuple[int, int]) -> torch.Tensor:
+        if not hasattr(local, 'scratch'):
+            torch.set_num_threads(1)
+            local.scratch = Scratch(torch.device('cpu'))
+        with torch.inference_mode():
+            return score(task[0], task[1], _cpu_step(pixels, 1), local.scratch)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix='niqe') as pool:
+            return list(pool.map(run, tasks))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _checked_batch(imgs: ImageBatch, crop_border: int, input_order: str, convert_to: str,
@@ -368,18 +409,28 @@ def niqe_batch(imgs: ImageBatch,
     """
     batch, (h, w, channel_dim) = _checked_batch(imgs, crop_border, input_order, convert_to, batch_size)
     target = torch.device(device) if device is not None else batch.device
-    # On the CPU, a few images at a time keep the float64 smoothing and the block sums in cache.
-    step = batch_size if target.type == 'cuda' else _cpu_step(h * w)
-    scratch = Scratch(target)
-    results = []
-    with torch.inference_mode():
-        for start in range(0, batch.shape[0], batch_size):
-            chunk = batch[start:start + batch_size]
-            luma = scratch.get('luma', (chunk.shape[0], h - 2 * crop_border, w - 2 * crop_border))
-            for i in range(0, chunk.shape[0], step):
-                _prepare(chunk[i:i + step].to(target), input_order, convert_to, crop_border, channel_dim,
-                         luma[i:i + step], scratch)
-            results.append(_niqe_gray(luma, step, scratch).cpu())
+
+    def score(start: int, stop: int, step: int, scratch: Scratch) -> torch.Tensor:
+        """Scores of images [start, stop), ``step`` images at a time."""
+        chunk = batch[start:stop]
+        luma = scratch.get('luma', (chunk.shape[0], h - 2 * crop_border, w - 2 * crop_border))
+        for i in range(0, chunk.shape[0], step):
+            _prepare(chunk[i:i + step].to(target), input_order, convert_to, crop_border, channel_dim,
+                     luma[i:i + step], scratch)
+        return _niqe_gray(luma, step, scratch).cpu()
+
+    count = batch.shape[0]
+    threads = torch.get_num_threads()
+    tasks = _cpu_tasks(count, h * w, batch_size, threads) if target.type == 'cpu' else []
+    if len(tasks) > 1 and threads > 1:
+        results = _run_cpu_tasks(score, tasks, h * w, threads)
+    else:
+        # On the CPU, a few images at a time keep the float64 smoothing and the block sums in cache.
+        step = batch_size if target.type != 'cpu' else _cpu_step(h * w, threads)
+        scratch = Scratch(target)
+        with torch.inference_mode():
+            results = [score(start, min(start + batch_size, count), step, scratch)
+                       for start in range(0, count, batch_size)]
     if not results:
         return np.zeros(0, dtype=np.float64)
     return torch.cat(results).numpy()

@@ -87,7 +87,7 @@ def _numpy_reduce_is_numpy1(n: int) -> bool:
 
 
 def numpy_sum32_torch(v: torch.Tensor) -> torch.Tensor:
-    """``np.add.reduce(row)`` of every row (last dimension, contiguous) of float32 ``v`` in NumPy 1.x's order, in torch."""
+    """``np.add.reduce(row)`` of every row (last dim, contiguous) of float32 ``v``: NumPy 1.x's order, in torch."""
     *lead, n = v.shape
     leaf, buffers = _pairwise_layout(n)
     lanes = v.view(*lead, n // leaf, leaf // 8, 8)
