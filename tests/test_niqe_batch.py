@@ -119,6 +119,17 @@ def test_float32_sums_follow_numpy(n):
         np.testing.assert_array_equal(sums.numpy_sum32(torch.from_numpy(x * x)).numpy(), np.add.reduce(x * x, axis=1))
 
 
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) >= '2.0.0', reason='emulates NumPy 1.x summation')
+def test_torch_sums_follow_numpy():
+    """The torch emulation of NumPy's float32 row sums (used off the CPU) against NumPy's own, per row."""
+    rng = np.random.default_rng(3)
+    for n in (9216, 2304):
+        x = (rng.normal(size=(32, n)) * np.exp(rng.uniform(-6, 6, size=(32, n)))).astype(np.float32) ** 2
+        expected = np.array([np.add.reduce(r) for r in x])
+        np.testing.assert_array_equal(sums.numpy_sum32_torch(torch.from_numpy(x)).numpy(), expected)
+        np.testing.assert_array_equal(sums.numpy_sum32(torch.from_numpy(x)).numpy(), expected)
+
+
 def test_layouts_and_dtypes_agree(cases):
     batch, crop, _ = cases[0]
     batch = batch[:4]

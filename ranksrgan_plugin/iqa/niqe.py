@@ -112,7 +112,7 @@ def _smooth(x: torch.Tensor, scratch: Scratch) -> torch.Tensor:
     return scratch.get('smooth_out32', tuple(x.shape)).copy_(out)
 
 
-def _mscn(img: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+def _mscn(img: torch.Tensor, scratch: Scratch, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mean-subtracted contrast-normalised coefficients (Eq. 1 of the paper) of (N, H, W), float32 like BasicSR."""
     both = scratch.get('mscn_in', (img.shape[0], 2) + tuple(img.shape[1:]))
     both[:, 0] = img
@@ -122,7 +122,7 @@ def _mscn(img: torch.Tensor, scratch: Scratch) -> torch.Tensor:
     var -= mu * mu
     sigma = sqrt32(var.abs_())
     sigma += 1
-    out = img - mu
+    out = torch.sub(img, mu, out=out)
     out /= sigma
     return out
 
@@ -156,6 +156,20 @@ def _neighbour_fields(img: torch.Tensor, block: int, scratch: Scratch) -> torch.
     return out.view(-1, block * block)
 
 
+def _field_rows(img: torch.Tensor, block: int, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of ``_neighbour_fields(img, block)`` without building the others: (len(rows), block**2)."""
+    n, h, w = img.shape
+    bh, bw = h // block, w // block
+    kinds = 1 + len(_SHIFTS)
+    kind, index = rows % kinds, rows // kinds
+    blocks = img.view(n, bh, block, bw, block)[index // (bh * bw), index // bw % bh, :, index % bw, :]
+    out = blocks.clone()
+    for i, shift in enumerate(_SHIFTS, 1):
+        sel = kind == i
+        out[sel] = blocks[sel] * torch.roll(blocks[sel], shift, dims=(1, 2))  # np.roll: out[i] = in[i - shift]
+    return out.view(-1, block * block)
+
+
 def _aggd_shape_index(rhatnorm: torch.Tensor, tables: Dict[str, torch.Tensor]) -> torch.Tensor:
     """Index of ``np.argmin((r_gam - rhatnorm) ** 2)`` without building the (..., 9801) difference array.
 
@@ -179,9 +193,53 @@ def _rhatnorm(mean_neg: torch.Tensor, mean_pos: torch.Tensor, rhat: torch.Tensor
     return (rhat * (g * g * g + 1) * (g + 1)) / ((g * g + 1) * (g * g + 1))
 
 
-def _aggd_moments(fields: torch.Tensor, tables: Dict[str, torch.Tensor],
-                  scratch: Scratch) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The sample moments of BasicSR's AGGD fit of every row of ``fields`` (R, n) float32.
+@functools.cache
+def _byte_lane_chunk(words: int) -> int:
+    """The largest divisor of ``words`` up to 255: that many 0/1 bytes add up without leaving their byte."""
+    return max(d for d in range(1, 256) if words % d == 0)
+
+
+def _sign_counts(x: torch.Tensor, work: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Numbers of negative and of positive elements of every row of float32 ``x`` (R, n), as float64.
+
+    ``work`` is a float32 (R, n) buffer. On the CPU the comparisons' bytes are added eight at a time
+    as uint64 words (exact: each byte lane adds up at most 255 ones), elsewhere as float32 0/1 sums.
+    """
+    rows, n = x.shape
+    if x.device.type != 'cpu' or n % 8 or not x.is_contiguous():
+        return tuple(torch.lt(x, 0, out=work).sum(1).double(), ) + (torch.gt(x, 0, out=work).sum(1).double(), )
+    xn = x.numpy()
+    words = n // 8
+    chunk = _byte_lane_chunk(words)
+    counts = []
+    for compare in (np.less, np.greater):
+        lanes = np.add.reduce(compare(xn, 0).view(np.uint64).reshape(rows, words // chunk, chunk), axis=-1)
+        counts.append(torch.from_numpy(np.add.reduce(lanes.view(np.uint8), axis=-1, dtype=np.float64)))
+    return counts[0], counts[1]
+
+
+def _aggd_sums(fields: torch.Tensor, scratch: Scratch) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The float32 sums and the sign counts behind the AGGD moments of every row of ``fields`` (R, n) float32.
+
+    Returns (4, R) float32 sums of ``x**2`` over ``x < 0`` and over ``x > 0`` (zero-filled rows),
+    of ``|x|`` and of ``x**2``, all in NumPy's order (:func:`numpy_sum32`), and (2, R) float64 counts
+    of the negative and the positive elements. See :func:`_aggd_moments`.
+    """
+    rows, n = fields.shape
+    parts = scratch.get('aggd_parts', (4, rows, n))
+    counts = torch.stack(_sign_counts(fields, parts[0]))
+    # x where x < 0 else 0, squared: NumPy's x[x < 0]**2 with zeros in place of the other elements.
+    neg = torch.clamp(fields, max=0, out=parts[0])
+    neg.mul_(neg)
+    sq = torch.mul(fields, fields, out=parts[3])
+    torch.sub(sq, neg, out=parts[1])  # x**2 where x > 0, else 0: x * x - x * x is exactly 0
+    torch.abs(fields, out=parts[2])
+    return numpy_sum32(parts), counts
+
+
+def _aggd_moments(sums: torch.Tensor, counts: torch.Tensor, n: int,
+                  tables: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The sample moments of BasicSR's AGGD fit of rows of n float32 values, from their :func:`_aggd_sums`.
 
     Returns (R, 3) float64 ``[mean(x[x < 0]**2), mean(x[x > 0]**2), rhat]`` and an (R,) mask of the
     rows whose one-sided means must be recomputed exactly (:func:`exact_one_sided_means`).
@@ -197,18 +255,8 @@ def _aggd_moments(fields: torch.Tensor, tables: Dict[str, torch.Tensor],
     whose grid choice could change within that tolerance (about 1 %) need the exact means; for the
     others the betas may differ from BasicSR's in the last float32 bit (< 1e-5 in the score).
     """
-    rows, n = fields.shape
-    parts = scratch.get('aggd_parts', (4, rows, n))
-    # x where x < 0 else 0, squared: NumPy's x[x < 0]**2 with zeros in place of the other elements.
-    neg = torch.clamp(fields, max=0, out=parts[0])
-    count_neg = -torch.sign(neg, out=parts[1]).sum(1)  # float32 sums of +-1: exact
-    pos = torch.clamp(fields, min=0, out=parts[1])
-    count_pos = torch.sign(pos, out=parts[2]).sum(1)
-    neg.mul_(neg)
-    pos.mul_(pos)
-    torch.abs(fields, out=parts[2])
-    torch.mul(fields, fields, out=parts[3])
-    sum_neg, sum_pos, sum_abs, sum_sq = numpy_sum32(parts)
+    sum_neg, sum_pos, sum_abs, sum_sq = sums
+    count_neg, count_pos = counts
     moments = torch.stack([mean32(sum_neg, count_neg), mean32(sum_pos, count_pos),
                            mean32(sum_abs, n) ** 2 / mean32(sum_sq, n)], dim=1)
     rhatnorm = _rhatnorm(*moments.unbind(1))
@@ -229,19 +277,20 @@ def _scale_features(img: torch.Tensor, block: int, step: int, tables: Dict[str, 
                     scratch: Scratch) -> torch.Tensor:
     """The 18 NIQE features of every block of one scale: (N, num_blocks, 18) float64.
 
-    The moments are taken ``step`` images at a time; the few rows that need exact one-sided means
-    are collected and done in one go at the end.
+    The block sums are taken ``step`` images at a time; the moments follow for all blocks at once, and
+    the few rows that need exact one-sided means are rebuilt from the kept MSCN image and done in one go.
     """
-    moments, unsure, pending = [], [], []
+    mscn = scratch.get('mscn', tuple(img.shape))
+    sums, counts = [], []
     for i in range(0, img.shape[0], step):
-        fields = _neighbour_fields(_mscn(img[i:i + step], scratch), block, scratch)
-        part, flags = _aggd_moments(fields, tables, scratch)
-        moments.append(part)
-        unsure.append(flags)
-        pending.append(fields[flags])  # a copy: the scratch fields are reused by the next step
-    moments, unsure = torch.cat(moments), torch.cat(unsure)
+        part_sums, part_counts = _aggd_sums(_neighbour_fields(_mscn(img[i:i + step], scratch, mscn[i:i + step]),
+                                                              block, scratch), scratch)
+        sums.append(part_sums)
+        counts.append(part_counts)
+    moments, unsure = _aggd_moments(torch.cat(sums, 1), torch.cat(counts, 1), block * block, tables)
     if bool(unsure.any()):
-        moments[unsure, :2] = torch.stack(exact_one_sided_means(torch.cat(pending)), dim=1)
+        rows = unsure.nonzero().squeeze(1)
+        moments[rows, :2] = torch.stack(exact_one_sided_means(_field_rows(mscn, block, rows)), dim=1)
     alpha, beta_l, beta_r, idx = (t.view(img.shape[0], -1, 1 + len(_SHIFTS)) for t in _aggd_params(moments, tables))
     mean = (beta_r - beta_l) * tables['mean_factor'][idx]
     feats = [alpha[..., 0], (beta_l[..., 0] + beta_r[..., 0]) / 2]
