@@ -119,8 +119,8 @@ def _mscn(img: torch.Tensor, scratch: Scratch, out: Optional[torch.Tensor] = Non
     torch.mul(img, img, out=both[:, 1])
     smoothed = _smooth(both, scratch)
     mu, var = smoothed[:, 0], smoothed[:, 1]
-    var -= mu * mu
-    sigma = sqrt32(var.abs_())
+    var -= torch.mul(mu, mu, out=scratch.get('mscn_mu2', tuple(mu.shape)))
+    sigma = sqrt32(var.abs_(), out=var)
     sigma += 1
     out = torch.sub(img, mu, out=out)
     out /= sigma

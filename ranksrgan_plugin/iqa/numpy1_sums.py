@@ -8,7 +8,7 @@ reductions do not follow. NumPy 2 sums float32 in another order, which moves Bas
 to ~1e-2. ``docs/niqe.md`` lists every detail that had to match.
 """
 import functools
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,15 +18,20 @@ from .image_prep import exact_scalar
 __all__ = ['numpy_sum32', 'numpy_sum32_torch', 'mean32', 'exact_one_sided_means', 'sqrt32']
 
 
-def sqrt32(x: torch.Tensor) -> torch.Tensor:
+def sqrt32(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Correctly rounded float32 square root of float32 values, like ``np.sqrt`` (torch's CPU one is not, always).
 
     On the CPU this is NumPy's own SIMD square root; elsewhere a float64 square root rounded once.
+    ``out``: an optional float32 tensor of ``x``'s shape (may be ``x`` itself) for the result.
     """
     x = x.float()
     if x.device.type == 'cpu':
-        return torch.from_numpy(np.sqrt(x.numpy()))
-    return torch.sqrt(x.double()).float()
+        if out is None:
+            return torch.from_numpy(np.sqrt(x.numpy()))
+        np.sqrt(x.numpy(), out=out.numpy())
+        return out
+    root = torch.sqrt(x.double()).float()
+    return root if out is None else out.copy_(root)
 
 
 @functools.cache
