@@ -382,15 +382,14 @@ def _cpu_step(pixels: int, threads: int) -> int:
     return max(1, _CPU_PIXELS_PER_THREAD * min(threads, 4) // pixels)
 
 
-def _cpu_tasks(count: int, pixels: int, batch_size: int, workers: int) -> List[Tuple[int, int]]:
+def _cpu_tasks(count: int, batch_size: int, workers: int) -> List[Tuple[int, int]]:
     """(start, stop) image ranges for ``workers`` single-threaded CPU workers.
 
     A few tasks per worker, so that a worker slowed down by other processes does not hold up the
     others, of at least ``_CPU_TASK_IMAGES`` images where there are enough (the resize makes the same
     number of BLAS calls whatever the number of images), never more than ``batch_size``.
     """
-    size = -(-count // (4 * workers))
-    size = min(batch_size, max(size, _cpu_step(pixels, 1), min(_CPU_TASK_IMAGES, -(-count // workers))))
+    size = min(batch_size, max(-(-count // (4 * workers)), min(_CPU_TASK_IMAGES, -(-count // workers))))
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
@@ -477,7 +476,7 @@ def niqe_batch(imgs: ImageBatch,
 
     count = batch.shape[0]
     threads = torch.get_num_threads()
-    tasks = _cpu_tasks(count, h * w, batch_size, threads) if target.type == 'cpu' else []
+    tasks = _cpu_tasks(count, batch_size, threads) if target.type == 'cpu' else []
     if len(tasks) > 1 and threads > 1:
         results = _run_cpu_tasks(score, tasks, h * w, threads)
     else:
