@@ -164,6 +164,7 @@ def test_worker_threads_give_the_same_scores(cases):
     try:
         np.testing.assert_array_equal(niqe_batch(batch, crop), ref)
         np.testing.assert_array_equal(niqe_batch(batch, crop, batch_size=5), ref)
+        np.testing.assert_array_equal(niqe_batch(batch[:1], crop), ref[:1])  # one task, one worker
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)

@@ -38,7 +38,7 @@ _CONVERSIONS = ('y', 'gray')
 _F32_UNIT = 2.0**-24  # unit roundoff of float32
 # Bound on |rhatnorm(ours) / rhatnorm(NumPy) - 1| when only the one-sided means may differ (see _aggd_moments).
 _RHATNORM_REL_TOL = 24 * _F32_UNIT
-_CPU_PIXELS_PER_THREAD = 1 << 18  # CPU: pixels per step and thread (up to 4), to keep the work in cache
+_CPU_PIXELS_PER_THREAD = 1 << 18  # CPU: pixels per step of a thread, to keep the work in cache
 _CPU_AGGD_ELEMENTS = 1 << 17  # CPU: field elements per pass of the AGGD sums (in cache)
 _CPU_TASK_IMAGES = 16  # CPU worker threads: images per task where there are enough (see _cpu_tasks)
 
@@ -377,9 +377,9 @@ def _prepare(chunk: torch.Tensor, input_order: str, convert_to: str, crop_border
     torch.round(luma, out=out)  # round-half-to-even in both NumPy and torch
 
 
-def _cpu_step(pixels: int, threads: int) -> int:
-    """Images per step on the CPU: about a quarter megapixel per torch thread, up to 4 threads (measured)."""
-    return max(1, _CPU_PIXELS_PER_THREAD * min(threads, 4) // pixels)
+def _cpu_step(pixels: int) -> int:
+    """Images per step of a CPU thread: about a quarter megapixel (measured)."""
+    return max(1, _CPU_PIXELS_PER_THREAD // pixels)
 
 
 def _cpu_tasks(count: int, batch_size: int, workers: int) -> List[Tuple[int, int]]:
@@ -399,8 +399,10 @@ def _run_cpu_tasks(score: Callable[[int, int, int, Scratch], torch.Tensor], task
 
     torch and NumPy release the GIL in their kernels, so threads that each work through whole images
     keep the cores busy without the per-operation synchronisation of torch's intra-op threads (which
-    stalls badly when other processes compete for the cores). ``torch.set_num_threads(1)`` in a
-    worker also lowers the process-wide default while the workers run; it is restored on return.
+    stalls badly when other processes compete for the cores: one image took 200-400 ms instead of 6 ms
+    with two intra-op threads on a busy 2-core box), so one task also gets one worker, never intra-op
+    threads. ``torch.set_num_threads(1)`` in a worker also lowers the process-wide default while the
+    workers run; it is restored on return.
     """
     threads = torch.get_num_threads()
     local = threading.local()
@@ -410,7 +412,7 @@ def _run_cpu_tasks(score: Callable[[int, int, int, Scratch], torch.Tensor], task
             torch.set_num_threads(1)
             local.scratch = Scratch(torch.device('cpu'))
         with torch.inference_mode():
-            return score(task[0], task[1], _cpu_step(pixels, 1), local.scratch)
+            return score(task[0], task[1], _cpu_step(pixels), local.scratch)
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix='niqe') as pool:
@@ -476,12 +478,12 @@ def niqe_batch(imgs: ImageBatch,
 
     count = batch.shape[0]
     threads = torch.get_num_threads()
-    tasks = _cpu_tasks(count, batch_size, threads) if target.type == 'cpu' else []
-    if len(tasks) > 1 and threads > 1:
-        results = _run_cpu_tasks(score, tasks, h * w, threads)
+    if target.type == 'cpu' and threads > 1 and count:
+        tasks = _cpu_tasks(count, batch_size, threads)
+        results = _run_cpu_tasks(score, tasks, h * w, min(threads, len(tasks)))
     else:
         # On the CPU, a few images at a time keep the float64 smoothing and the block sums in cache.
-        step = batch_size if target.type != 'cpu' else _cpu_step(h * w, threads)
+        step = batch_size if target.type != 'cpu' else _cpu_step(h * w)
         scratch = Scratch(target)
         with torch.inference_mode():
             results = [score(start, min(start + batch_size, count), step, scratch)
