@@ -130,6 +130,18 @@ def test_torch_sums_follow_numpy():
         np.testing.assert_array_equal(sums.numpy_sum32(torch.from_numpy(x)).numpy(), expected)
 
 
+def test_sign_counts_are_exact():
+    """Counts of negative / positive values (the CPU's byte-lane sums), with zeros and negative zeros."""
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.normal(size=(8, 9216)).astype(np.float32))
+    x[:, ::7] = 0
+    x[1], x[2], x[3] = -0.0, 1, -1
+    for rows in (x, x[:, :2304].contiguous(), x[:, :9215].contiguous()):
+        neg, pos = nb._sign_counts(rows)
+        np.testing.assert_array_equal(neg.numpy(), (rows < 0).sum(1).numpy())
+        np.testing.assert_array_equal(pos.numpy(), (rows > 0).sum(1).numpy())
+
+
 def test_layouts_and_dtypes_agree(cases):
     batch, crop, _ = cases[0]
     batch = batch[:4]
