@@ -371,7 +371,7 @@ def _prepare(chunk: torch.Tensor, input_order: str, convert_to: str, crop_border
         if input_order == 'HW':
             luma = planes[:, 0]
         else:
-            luma = y_basicsr(planes, scratch.get('y_planes', tuple(planes.shape), torch.float64))
+            luma = y_basicsr(planes, scratch.get('y_planes', tuple(planes.shape), torch.float64), out)
     else:  # OpenCV's gray, on the uncropped image like BasicSR
         luma = shave(gray_basicsr(planes.float()), crop_border)
     torch.round(luma, out=out)  # round-half-to-even in both NumPy and torch
