@@ -385,11 +385,11 @@ def _cpu_step(pixels: int) -> int:
 def _cpu_tasks(count: int, batch_size: int, workers: int) -> List[Tuple[int, int]]:
     """(start, stop) image ranges for ``workers`` single-threaded CPU workers.
 
-    A few tasks per worker, so that a worker slowed down by other processes does not hold up the
-    others, of at least ``_CPU_TASK_IMAGES`` images where there are enough (the resize makes the same
+    About 8 tasks per worker, so that the workers finish together even when one is slowed down by
+    other processes, of at least ``_CPU_TASK_IMAGES`` images where there are enough (the resize makes the same
     number of BLAS calls whatever the number of images), never more than ``batch_size``.
     """
-    size = min(batch_size, max(-(-count // (4 * workers)), min(_CPU_TASK_IMAGES, -(-count // workers))))
+    size = min(batch_size, max(-(-count // (8 * workers)), min(_CPU_TASK_IMAGES, -(-count // workers))))
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
