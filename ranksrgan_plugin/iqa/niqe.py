@@ -39,7 +39,7 @@ _F32_UNIT = 2.0**-24  # unit roundoff of float32
 # Bound on |rhatnorm(ours) / rhatnorm(NumPy) - 1| when only the one-sided means may differ (see _aggd_moments).
 _RHATNORM_REL_TOL = 24 * _F32_UNIT
 _CPU_PIXELS_PER_THREAD = 1 << 18  # CPU: pixels per step of a thread, to keep the work in cache
-_CPU_AGGD_ELEMENTS = 1 << 17  # CPU: field elements per pass of the AGGD sums (in cache)
+_CPU_AGGD_ELEMENTS = 1 << 18  # CPU: field elements per pass of the AGGD sums (in cache)
 _CPU_TASK_IMAGES = 16  # CPU worker threads: images per task where there are enough (see _cpu_tasks)
 
 
@@ -200,23 +200,23 @@ def _byte_lane_chunk(words: int) -> int:
     return max(d for d in range(1, 256) if words % d == 0)
 
 
-def _sign_counts(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Numbers of negative and of positive elements of every row of float32 ``x`` (R, n), as float64.
+def _sign_counts(x: torch.Tensor) -> torch.Tensor:
+    """Numbers of negative and of positive elements of every row of float32 ``x`` (R, n): (2, R) float64.
 
     On the CPU the comparisons' bytes are added eight at a time as uint64 words (exact: each byte
     lane adds up at most 255 ones; torch's sum of booleans is several times slower there).
     """
     rows, n = x.shape
     if x.device.type != 'cpu' or n % 8 or not x.is_contiguous():
-        return (x < 0).sum(1).double(), (x > 0).sum(1).double()
+        return torch.stack([(x < 0).sum(1), (x > 0).sum(1)]).double()
     xn = x.numpy()
+    signs = np.empty((2, rows, n), dtype=bool)
+    np.less(xn, 0, out=signs[0])
+    np.greater(xn, 0, out=signs[1])
     words = n // 8
     chunk = _byte_lane_chunk(words)
-    counts = []
-    for compare in (np.less, np.greater):
-        lanes = np.add.reduce(compare(xn, 0).view(np.uint64).reshape(rows, words // chunk, chunk), axis=-1)
-        counts.append(torch.from_numpy(np.add.reduce(lanes.view(np.uint8), axis=-1, dtype=np.float64)))
-    return counts[0], counts[1]
+    lanes = np.add.reduce(signs.view(np.uint64).reshape(2, rows, words // chunk, chunk), axis=-1)
+    return torch.from_numpy(np.add.reduce(lanes.view(np.uint8), axis=-1, dtype=np.float64))
 
 
 def _aggd_sums(fields: torch.Tensor, scratch: Scratch) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -233,7 +233,7 @@ def _aggd_sums(fields: torch.Tensor, scratch: Scratch) -> Tuple[torch.Tensor, to
     for i in range(0, rows, chunk):
         x = fields[i:i + chunk]
         parts = scratch.get('aggd_parts', (4, x.shape[0], n))
-        counts.append(torch.stack(_sign_counts(x)))
+        counts.append(_sign_counts(x))
         # x where x < 0 else 0, squared: NumPy's x[x < 0]**2 with zeros in place of the other elements.
         neg = torch.clamp(x, max=0, out=parts[0])
         neg.mul_(neg)
