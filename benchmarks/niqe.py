@@ -5,7 +5,8 @@ half of them made SR-like (x4 bicubic down and up), and scores them all with cro
 convert_to='y' by
   (a) ``basicsr.metrics.calculate_niqe`` in a 'spawn' process pool of ``--workers`` processes
       (one torch thread each),
-  (b) ``niqe_batch`` on the CPU with one torch thread per core,
+  (b) ``niqe_batch`` on the CPU with ``torch.set_num_threads(cores)``: one single-threaded worker
+      thread per core,
   (c) ``niqe_batch`` on CUDA, when available.
 Same patches for every method; one untimed warm-up per method; wall-clock time of the scoring
 call only (pool start-up and imports excluded); the best of ``--repeats`` runs. Prints a Markdown

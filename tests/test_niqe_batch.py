@@ -119,6 +119,29 @@ def test_float32_sums_follow_numpy(n):
         np.testing.assert_array_equal(sums.numpy_sum32(torch.from_numpy(x * x)).numpy(), np.add.reduce(x * x, axis=1))
 
 
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) >= '2.0.0', reason='emulates NumPy 1.x summation')
+def test_torch_sums_follow_numpy():
+    """The torch emulation of NumPy's float32 row sums (used off the CPU) against NumPy's own, per row."""
+    rng = np.random.default_rng(3)
+    for n in (9216, 2304):
+        x = (rng.normal(size=(32, n)) * np.exp(rng.uniform(-6, 6, size=(32, n)))).astype(np.float32) ** 2
+        expected = np.array([np.add.reduce(r) for r in x])
+        np.testing.assert_array_equal(sums.numpy_sum32_torch(torch.from_numpy(x)).numpy(), expected)
+        np.testing.assert_array_equal(sums.numpy_sum32(torch.from_numpy(x)).numpy(), expected)
+
+
+def test_sign_counts_are_exact():
+    """Counts of negative / positive values (the CPU's byte-lane sums), with zeros and negative zeros."""
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.normal(size=(8, 9216)).astype(np.float32))
+    x[:, ::7] = 0
+    x[1], x[2], x[3] = -0.0, 1, -1
+    for rows in (x, x[:, :2304].contiguous(), x[:, :9215].contiguous()):
+        neg, pos = nb._sign_counts(rows)
+        np.testing.assert_array_equal(neg.numpy(), (rows < 0).sum(1).numpy())
+        np.testing.assert_array_equal(pos.numpy(), (rows > 0).sum(1).numpy())
+
+
 def test_layouts_and_dtypes_agree(cases):
     batch, crop, _ = cases[0]
     batch = batch[:4]
@@ -142,6 +165,21 @@ def test_batch_equals_one_by_one(cases):
     ref = niqe_batch(batch, crop)
     np.testing.assert_array_equal(np.concatenate([niqe_batch(img[None], crop) for img in batch]), ref)
     np.testing.assert_array_equal(niqe_batch(batch, crop, batch_size=2), ref)
+
+
+def test_worker_threads_give_the_same_scores(cases):
+    """With several torch threads the CPU path splits the batch over single-threaded worker threads."""
+    batch, crop, _ = cases[0]
+    ref = niqe_batch(batch, crop)  # one thread: no workers
+    assert nb._cpu_tasks(len(batch), 64, 2) == [(0, 6), (6, 12)]
+    torch.set_num_threads(2)
+    try:
+        np.testing.assert_array_equal(niqe_batch(batch, crop), ref)
+        np.testing.assert_array_equal(niqe_batch(batch, crop, batch_size=5), ref)
+        np.testing.assert_array_equal(niqe_batch(batch[:1], crop), ref[:1])  # one task, one worker
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
 
 
 def test_gray_and_single_channel_match_basicsr(cases):

@@ -104,24 +104,29 @@ def to_y_matlab(imgs: ImageBatch, input_order: str = 'HWC', crop_border: int = 0
     return shave(y, crop_border)
 
 
-def y_basicsr(planes: torch.Tensor, work: Optional[torch.Tensor] = None) -> torch.Tensor:
+def y_basicsr(planes: torch.Tensor, work: Optional[torch.Tensor] = None,
+              out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``to_y_channel`` of BasicSR on float32 (N, C, H, W) BGR planes in [0, 255]: unrounded float32 (N, H, W).
 
     BasicSR divides by 255 in float32, takes the BT.601 dot product in float64 (NumPy promotes the
     float32 image against the Python weights), divides by 255, rounds to float32 and multiplies by 255
     in float32. Separate multiplies and adds in that order reproduce it for every 8-bit colour.
-    ``planes`` is overwritten; ``work`` is an optional float64 buffer of ``planes``' shape.
+    ``planes`` is overwritten; ``work`` is an optional float64 buffer of ``planes``' shape, ``out`` an
+    optional float32 (N, H, W) tensor for the result.
     """
     planes /= exact_scalar(255.0, planes)
     if planes.shape[1] == 1:
-        return planes[:, 0] * 255.0  # to_y_channel leaves one-channel images as x / 255 * 255
-    x = (work if work is not None else torch.empty_like(planes, dtype=torch.float64)).copy_(planes)
-    x *= torch.tensor(BT601_Y_RGB[::-1], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    y = x[:, 0] + x[:, 1]
+        # to_y_channel leaves one-channel images as x / 255 * 255
+        return torch.mul(planes[:, 0], 255.0, out=out)
+    x = work if work is not None else torch.empty_like(planes, dtype=torch.float64)
+    # float32 planes times float64 weights: computed in float64, like NumPy's promotion
+    torch.mul(planes, torch.tensor(BT601_Y_RGB[::-1], dtype=x.dtype, device=x.device).view(1, 3, 1, 1), out=x)
+    y = x[:, 0]
+    y += x[:, 1]
     y += x[:, 2]
     y += 16.0
     y /= exact_scalar(255.0, y)
-    out = y.float()
+    out = y.float() if out is None else out.copy_(y)
     out *= 255.0
     return out
 

@@ -17,7 +17,9 @@ computed exactly only when the bound leaves the grid choice open. See ``docs/niq
 """
 import functools
 import os
-from typing import Dict, List, Optional, Tuple, Union
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -36,7 +38,9 @@ _CONVERSIONS = ('y', 'gray')
 _F32_UNIT = 2.0**-24  # unit roundoff of float32
 # Bound on |rhatnorm(ours) / rhatnorm(NumPy) - 1| when only the one-sided means may differ (see _aggd_moments).
 _RHATNORM_REL_TOL = 24 * _F32_UNIT
-_CPU_PIXELS_PER_THREAD = 1 << 18  # CPU: pixels per step and thread (up to 4), to keep the work in cache
+_CPU_PIXELS_PER_THREAD = 1 << 17  # CPU: pixels per step of a thread (one 296x296 image), to keep the work in cache
+_CPU_AGGD_ELEMENTS = 1 << 17  # CPU: field values per pass of the AGGD sums (in cache)
+_CPU_TASK_IMAGES = 16  # CPU worker threads: images per task where there are enough (see _cpu_tasks)
 
 
 # ----------------------------------------------------------------------------------------- constants
@@ -109,17 +113,17 @@ def _smooth(x: torch.Tensor, scratch: Scratch) -> torch.Tensor:
     return scratch.get('smooth_out32', tuple(x.shape)).copy_(out)
 
 
-def _mscn(img: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+def _mscn(img: torch.Tensor, scratch: Scratch, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mean-subtracted contrast-normalised coefficients (Eq. 1 of the paper) of (N, H, W), float32 like BasicSR."""
     both = scratch.get('mscn_in', (img.shape[0], 2) + tuple(img.shape[1:]))
     both[:, 0] = img
     torch.mul(img, img, out=both[:, 1])
     smoothed = _smooth(both, scratch)
     mu, var = smoothed[:, 0], smoothed[:, 1]
-    var -= mu * mu
-    sigma = sqrt32(var.abs_())
+    var -= torch.mul(mu, mu, out=scratch.get('mscn_mu2', tuple(mu.shape)))
+    sigma = sqrt32(var.abs_(), out=var)
     sigma += 1
-    out = img - mu
+    out = torch.sub(img, mu, out=out)
     out /= sigma
     return out
 
@@ -153,6 +157,20 @@ def _neighbour_fields(img: torch.Tensor, block: int, scratch: Scratch) -> torch.
     return out.view(-1, block * block)
 
 
+def _field_rows(img: torch.Tensor, block: int, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of ``_neighbour_fields(img, block)`` without building the others: (len(rows), block**2)."""
+    n, h, w = img.shape
+    bh, bw = h // block, w // block
+    kinds = 1 + len(_SHIFTS)
+    kind, index = rows % kinds, rows // kinds
+    blocks = img.view(n, bh, block, bw, block)[index // (bh * bw), index // bw % bh, :, index % bw, :]
+    out = blocks.clone()
+    for i, shift in enumerate(_SHIFTS, 1):
+        sel = kind == i
+        out[sel] = blocks[sel] * torch.roll(blocks[sel], shift, dims=(1, 2))  # np.roll: out[i] = in[i - shift]
+    return out.view(-1, block * block)
+
+
 def _aggd_shape_index(rhatnorm: torch.Tensor, tables: Dict[str, torch.Tensor]) -> torch.Tensor:
     """Index of ``np.argmin((r_gam - rhatnorm) ** 2)`` without building the (..., 9801) difference array.
 
@@ -176,9 +194,59 @@ def _rhatnorm(mean_neg: torch.Tensor, mean_pos: torch.Tensor, rhat: torch.Tensor
     return (rhat * (g * g * g + 1) * (g + 1)) / ((g * g + 1) * (g * g + 1))
 
 
-def _aggd_moments(fields: torch.Tensor, tables: Dict[str, torch.Tensor],
-                  scratch: Scratch) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The sample moments of BasicSR's AGGD fit of every row of ``fields`` (R, n) float32.
+@functools.cache
+def _byte_lane_chunk(words: int) -> int:
+    """The largest divisor of ``words`` up to 255: that many 0/1 bytes add up without leaving their byte."""
+    return max(d for d in range(1, 256) if words % d == 0)
+
+
+def _sign_counts(x: torch.Tensor) -> torch.Tensor:
+    """Numbers of negative and of positive elements of every row of float32 ``x`` (R, n): (2, R) float64.
+
+    On the CPU the comparisons' bytes are added eight at a time as uint64 words (exact: each byte
+    lane adds up at most 255 ones; torch's sum of booleans is several times slower there).
+    """
+    rows, n = x.shape
+    if x.device.type != 'cpu' or n % 8 or not x.is_contiguous():
+        return torch.stack([(x < 0).sum(1), (x > 0).sum(1)]).double()
+    xn = x.numpy()
+    signs = np.empty((2, rows, n), dtype=bool)
+    np.less(xn, 0, out=signs[0])
+    np.greater(xn, 0, out=signs[1])
+    words = n // 8
+    chunk = _byte_lane_chunk(words)
+    lanes = np.add.reduce(signs.view(np.uint64).reshape(2, rows, words // chunk, chunk), axis=-1)
+    return torch.from_numpy(np.add.reduce(lanes.view(np.uint8), axis=-1, dtype=np.float64))
+
+
+def _aggd_sums(fields: torch.Tensor, scratch: Scratch) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The float32 sums and the sign counts behind the AGGD moments of every row of ``fields`` (R, n) float32.
+
+    Returns (4, R) float32 sums of ``x**2`` over ``x < 0`` and over ``x > 0`` (zero-filled rows),
+    of ``|x|`` and of ``x**2``, all in NumPy's order (:func:`numpy_sum32`), and (2, R) float64 counts
+    of the negative and the positive elements. See :func:`_aggd_moments`.
+    """
+    rows, n = fields.shape
+    # On the CPU a few hundred kilo-elements at a time, so that the four parts stay in cache.
+    chunk = rows if fields.device.type != 'cpu' else max(1, _CPU_AGGD_ELEMENTS // n)
+    sums, counts = [], []
+    for i in range(0, rows, chunk):
+        x = fields[i:i + chunk]
+        parts = scratch.get('aggd_parts', (4, x.shape[0], n))
+        counts.append(_sign_counts(x))
+        # x where x < 0 else 0, squared: NumPy's x[x < 0]**2 with zeros in place of the other elements.
+        neg = torch.clamp(x, max=0, out=parts[0])
+        neg.mul_(neg)
+        sq = torch.mul(x, x, out=parts[3])
+        torch.sub(sq, neg, out=parts[1])  # x**2 where x > 0, else 0: x * x - x * x is exactly 0
+        torch.abs(x, out=parts[2])
+        sums.append(numpy_sum32(parts))
+    return torch.cat(sums, 1), torch.cat(counts, 1)
+
+
+def _aggd_moments(sums: torch.Tensor, counts: torch.Tensor, n: int,
+                  tables: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The sample moments of BasicSR's AGGD fit of rows of n float32 values, from their :func:`_aggd_sums`.
 
     Returns (R, 3) float64 ``[mean(x[x < 0]**2), mean(x[x > 0]**2), rhat]`` and an (R,) mask of the
     rows whose one-sided means must be recomputed exactly (:func:`exact_one_sided_means`).
@@ -194,18 +262,8 @@ def _aggd_moments(fields: torch.Tensor, tables: Dict[str, torch.Tensor],
     whose grid choice could change within that tolerance (about 1 %) need the exact means; for the
     others the betas may differ from BasicSR's in the last float32 bit (< 1e-5 in the score).
     """
-    rows, n = fields.shape
-    parts = scratch.get('aggd_parts', (4, rows, n))
-    # x where x < 0 else 0, squared: NumPy's x[x < 0]**2 with zeros in place of the other elements.
-    neg = torch.clamp(fields, max=0, out=parts[0])
-    count_neg = -torch.sign(neg, out=parts[1]).sum(1)  # float32 sums of +-1: exact
-    pos = torch.clamp(fields, min=0, out=parts[1])
-    count_pos = torch.sign(pos, out=parts[2]).sum(1)
-    neg.mul_(neg)
-    pos.mul_(pos)
-    torch.abs(fields, out=parts[2])
-    torch.mul(fields, fields, out=parts[3])
-    sum_neg, sum_pos, sum_abs, sum_sq = numpy_sum32(parts)
+    sum_neg, sum_pos, sum_abs, sum_sq = sums
+    count_neg, count_pos = counts
     moments = torch.stack([mean32(sum_neg, count_neg), mean32(sum_pos, count_pos),
                            mean32(sum_abs, n) ** 2 / mean32(sum_sq, n)], dim=1)
     rhatnorm = _rhatnorm(*moments.unbind(1))
@@ -226,19 +284,20 @@ def _scale_features(img: torch.Tensor, block: int, step: int, tables: Dict[str, 
                     scratch: Scratch) -> torch.Tensor:
     """The 18 NIQE features of every block of one scale: (N, num_blocks, 18) float64.
 
-    The moments are taken ``step`` images at a time; the few rows that need exact one-sided means
-    are collected and done in one go at the end.
+    The block sums are taken ``step`` images at a time; the moments follow for all blocks at once, and
+    the few rows that need exact one-sided means are rebuilt from the kept MSCN image and done in one go.
     """
-    moments, unsure, pending = [], [], []
+    mscn = scratch.get('mscn', tuple(img.shape))
+    sums, counts = [], []
     for i in range(0, img.shape[0], step):
-        fields = _neighbour_fields(_mscn(img[i:i + step], scratch), block, scratch)
-        part, flags = _aggd_moments(fields, tables, scratch)
-        moments.append(part)
-        unsure.append(flags)
-        pending.append(fields[flags])  # a copy: the scratch fields are reused by the next step
-    moments, unsure = torch.cat(moments), torch.cat(unsure)
+        part_sums, part_counts = _aggd_sums(_neighbour_fields(_mscn(img[i:i + step], scratch, mscn[i:i + step]),
+                                                              block, scratch), scratch)
+        sums.append(part_sums)
+        counts.append(part_counts)
+    moments, unsure = _aggd_moments(torch.cat(sums, 1), torch.cat(counts, 1), block * block, tables)
     if bool(unsure.any()):
-        moments[unsure, :2] = torch.stack(exact_one_sided_means(torch.cat(pending)), dim=1)
+        rows = unsure.nonzero().squeeze(1)
+        moments[rows, :2] = torch.stack(exact_one_sided_means(_field_rows(mscn, block, rows)), dim=1)
     alpha, beta_l, beta_r, idx = (t.view(img.shape[0], -1, 1 + len(_SHIFTS)) for t in _aggd_params(moments, tables))
     mean = (beta_r - beta_l) * tables['mean_factor'][idx]
     feats = [alpha[..., 0], (beta_l[..., 0] + beta_r[..., 0]) / 2]
@@ -312,15 +371,54 @@ def _prepare(chunk: torch.Tensor, input_order: str, convert_to: str, crop_border
         if input_order == 'HW':
             luma = planes[:, 0]
         else:
-            luma = y_basicsr(planes, scratch.get('y_planes', tuple(planes.shape), torch.float64))
+            luma = y_basicsr(planes, scratch.get('y_planes', tuple(planes.shape), torch.float64), out)
     else:  # OpenCV's gray, on the uncropped image like BasicSR
         luma = shave(gray_basicsr(planes.float()), crop_border)
     torch.round(luma, out=out)  # round-half-to-even in both NumPy and torch
 
 
 def _cpu_step(pixels: int) -> int:
-    """Images per step on the CPU: about a quarter megapixel per torch thread, up to 4 threads (measured)."""
-    return max(1, _CPU_PIXELS_PER_THREAD * min(torch.get_num_threads(), 4) // pixels)
+    """Images per step of a CPU thread: about 128 k pixels, so that two workers' buffers stay in cache together."""
+    return max(1, _CPU_PIXELS_PER_THREAD // pixels)
+
+
+def _cpu_tasks(count: int, batch_size: int, workers: int) -> List[Tuple[int, int]]:
+    """(start, stop) image ranges for ``workers`` single-threaded CPU workers.
+
+    About 8 tasks per worker, so that the workers finish together even when one is slowed down by
+    other processes, of at least ``_CPU_TASK_IMAGES`` images where there are enough (the resize makes the same
+    number of BLAS calls whatever the number of images), never more than ``batch_size``.
+    """
+    size = min(batch_size, max(-(-count // (8 * workers)), min(_CPU_TASK_IMAGES, -(-count // workers))))
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def _run_cpu_tasks(score: Callable[[int, int, int, Scratch], torch.Tensor], tasks: List[Tuple[int, int]],
+                   pixels: int, workers: int) -> List[torch.Tensor]:
+    """``score(start, stop, step, scratch)`` of every task, by ``workers`` threads with one torch thread each.
+
+    torch and NumPy release the GIL in their kernels, so threads that each work through whole images
+    keep the cores busy without the per-operation synchronisation of torch's intra-op threads (which
+    stalls badly when other processes compete for the cores: one image took 200-400 ms instead of 6 ms
+    with two intra-op threads on a busy 2-core box), so one task also gets one worker, never intra-op
+    threads. ``torch.set_num_threads(1)`` in a worker also lowers the process-wide default while the
+    workers run; it is restored on return.
+    """
+    threads = torch.get_num_threads()
+    local = threading.local()
+
+    def run(task: Tuple[int, int]) -> torch.Tensor:
+        if not hasattr(local, 'scratch'):
+            torch.set_num_threads(1)
+            local.scratch = Scratch(torch.device('cpu'))
+        with torch.inference_mode():
+            return score(task[0], task[1], _cpu_step(pixels), local.scratch)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix='niqe') as pool:
+            return list(pool.map(run, tasks))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _checked_batch(imgs: ImageBatch, crop_border: int, input_order: str, convert_to: str,
@@ -368,18 +466,28 @@ def niqe_batch(imgs: ImageBatch,
     """
     batch, (h, w, channel_dim) = _checked_batch(imgs, crop_border, input_order, convert_to, batch_size)
     target = torch.device(device) if device is not None else batch.device
-    # On the CPU, a few images at a time keep the float64 smoothing and the block sums in cache.
-    step = batch_size if target.type == 'cuda' else _cpu_step(h * w)
-    scratch = Scratch(target)
-    results = []
-    with torch.inference_mode():
-        for start in range(0, batch.shape[0], batch_size):
-            chunk = batch[start:start + batch_size]
-            luma = scratch.get('luma', (chunk.shape[0], h - 2 * crop_border, w - 2 * crop_border))
-            for i in range(0, chunk.shape[0], step):
-                _prepare(chunk[i:i + step].to(target), input_order, convert_to, crop_border, channel_dim,
-                         luma[i:i + step], scratch)
-            results.append(_niqe_gray(luma, step, scratch).cpu())
+
+    def score(start: int, stop: int, step: int, scratch: Scratch) -> torch.Tensor:
+        """Scores of images [start, stop), ``step`` images at a time."""
+        chunk = batch[start:stop]
+        luma = scratch.get('luma', (chunk.shape[0], h - 2 * crop_border, w - 2 * crop_border))
+        for i in range(0, chunk.shape[0], step):
+            _prepare(chunk[i:i + step].to(target), input_order, convert_to, crop_border, channel_dim,
+                     luma[i:i + step], scratch)
+        return _niqe_gray(luma, step, scratch).cpu()
+
+    count = batch.shape[0]
+    threads = torch.get_num_threads()
+    if target.type == 'cpu' and threads > 1 and count:
+        tasks = _cpu_tasks(count, batch_size, threads)
+        results = _run_cpu_tasks(score, tasks, h * w, min(threads, len(tasks)))
+    else:
+        # On the CPU, a few images at a time keep the float64 smoothing and the block sums in cache.
+        step = batch_size if target.type != 'cpu' else _cpu_step(h * w)
+        scratch = Scratch(target)
+        with torch.inference_mode():
+            results = [score(start, min(start + batch_size, count), step, scratch)
+                       for start in range(0, count, batch_size)]
     if not results:
         return np.zeros(0, dtype=np.float64)
     return torch.cat(results).numpy()

@@ -8,25 +8,30 @@ reductions do not follow. NumPy 2 sums float32 in another order, which moves Bas
 to ~1e-2. ``docs/niqe.md`` lists every detail that had to match.
 """
 import functools
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from .image_prep import exact_scalar
 
-__all__ = ['numpy_sum32', 'mean32', 'exact_one_sided_means', 'sqrt32']
+__all__ = ['numpy_sum32', 'numpy_sum32_torch', 'mean32', 'exact_one_sided_means', 'sqrt32']
 
 
-def sqrt32(x: torch.Tensor) -> torch.Tensor:
+def sqrt32(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Correctly rounded float32 square root of float32 values, like ``np.sqrt`` (torch's CPU one is not, always).
 
     On the CPU this is NumPy's own SIMD square root; elsewhere a float64 square root rounded once.
+    ``out``: an optional float32 tensor of ``x``'s shape (may be ``x`` itself) for the result.
     """
     x = x.float()
     if x.device.type == 'cpu':
-        return torch.from_numpy(np.sqrt(x.numpy()))
-    return torch.sqrt(x.double()).float()
+        if out is None:
+            return torch.from_numpy(np.sqrt(x.numpy()))
+        np.sqrt(x.numpy(), out=out.numpy())
+        return out
+    root = torch.sqrt(x.double()).float()
+    return root if out is None else out.copy_(root)
 
 
 @functools.cache
@@ -54,7 +59,40 @@ def _pairwise_layout(n: int) -> Tuple[int, Tuple[Tuple[int, int], ...]]:
 
 
 def numpy_sum32(v: torch.Tensor) -> torch.Tensor:
-    """``np.add.reduce(row)`` of every row (last dimension, contiguous) of float32 ``v``, bit for bit."""
+    """``np.add.reduce(row)`` of every row (last dimension, contiguous) of float32 ``v``, bit for bit.
+
+    On the CPU with NumPy 1.x this is NumPy's own reduction over all rows in one call (several times
+    faster than the emulation, and checked once against it: :func:`_numpy_reduce_is_numpy1`); elsewhere
+    the torch emulation :func:`numpy_sum32_torch`.
+    """
+    if v.device.type == 'cpu' and v.is_contiguous() and _numpy_reduce_is_numpy1(v.shape[-1]):
+        return torch.from_numpy(np.add.reduce(v.numpy(), axis=-1))
+    return numpy_sum32_torch(v)
+
+
+@functools.cache
+def _numpy_reduce_is_numpy1(n: int) -> bool:
+    """Whether the installed NumPy's ``np.add.reduce(a, axis=-1)`` of float32 rows of n elements is NumPy 1.x's order.
+
+    NumPy 1.x sums each contiguous row pairwise in buffers of 8192 (what :func:`numpy_sum32_torch`
+    emulates), whether the rows come one at a time or as a 2-D array; NumPy 2 sums in another order.
+    Checked on rows of wide-ranging values, on which another order gives other roundings.
+    """
+    if np.lib.NumpyVersion(np.__version__) >= '2.0.0':
+        return False
+    try:
+        _pairwise_layout(n)
+    except NotImplementedError:
+        return False
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((16, n)) * np.exp(rng.uniform(-8, 8, (16, n)))).astype(np.float32) ** 2
+    rows = np.array([np.add.reduce(r) for r in x])
+    return bool(np.array_equal(np.add.reduce(x, axis=-1), rows)
+                and np.array_equal(numpy_sum32_torch(torch.from_numpy(x)).numpy(), rows))
+
+
+def numpy_sum32_torch(v: torch.Tensor) -> torch.Tensor:
+    """``np.add.reduce(row)`` of every row (last dim, contiguous) of float32 ``v``: NumPy 1.x's order, in torch."""
     *lead, n = v.shape
     leaf, buffers = _pairwise_layout(n)
     lanes = v.view(*lead, n // leaf, leaf // 8, 8)
