@@ -19,7 +19,7 @@ scikit-image photos (and mirrored copies, ``--copies``), or with ``--size WxH`` 
 (e.g. 2040x1356, DIV2K-like). Prints the end-to-end table, the per-stage table, and with ``--png`` the PNG
 encoder settings (ms and KiB per patch) on the built patches.
 
-    python benchmarks/rank_dataset.py [--copies 2] [--stride 74] [--torchrun 2] [--png] [--device cpu|cuda]
+    python benchmarks/rank_dataset.py [--copies 4] [--stride 74] [--torchrun 2] [--png] [--device cpu|cuda]
 """
 import argparse
 import contextlib
@@ -263,7 +263,7 @@ def png_table(root: str, limit: int = 300) -> List[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--copies', type=int, default=2, help='copies of the photos (mirrored), default 2')
+    parser.add_argument('--copies', type=int, default=4, help='copies of the photos (mirrored), default 4')
     parser.add_argument('--size', help='WxH mosaics instead of the photos, e.g. 2040x1356')
     parser.add_argument('--stride', type=int, default=74, help='patch stride (the original: 148), default 74')
     parser.add_argument('--levels', choices=['builtin', 'network'], default='builtin')
@@ -272,6 +272,7 @@ def main() -> None:
     parser.add_argument('--torchrun', type=int, default=0, help='also run the tool under torchrun with N processes')
     parser.add_argument('--skip-reference', action='store_true', help='ours only (e.g. network levels on CUDA)')
     parser.add_argument('--png', action='store_true', help='also time PNG encoder settings')
+    parser.add_argument('--io-threads', type=int, help='our writer threads (default: the build\'s default)')
     parser.add_argument('--keep', help='keep the outputs in this folder')
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split('x')) if args.size else None
@@ -280,7 +281,7 @@ def main() -> None:
     hr = make_inputs(work, args.copies, size)
     levels = level_options(args.levels, work)
     cfg = load_config({'hr': hr, 'output': osp.join(work, 'ours'), 'levels': levels, 'stride': args.stride,
-                       'device': args.device})
+                       'device': args.device, 'io_threads': args.io_threads})
     torch.set_num_threads(cores())
     rows = []
     reference = None

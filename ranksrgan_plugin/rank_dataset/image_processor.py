@@ -1,7 +1,7 @@
 """One source image through the pipeline: its levels' SR images, the kept patch locations (grid, sharpness
 filter, gap filter, cap), their labels and splits, and the staged patches."""
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -24,11 +24,12 @@ class ImageProcessor:
         self.hr_source, self.lr_source = hr_source, lr_source
 
     def load(self, stem: str) -> 'LoadedImage':
-        """Read the source image ``stem`` (mod-cropped HR and its LR), or say why it is skipped.
+        """The stages before the labels: read the source image ``stem`` (mod-cropped HR and its LR), run the
+        levels, and find the grid locations that pass the sharpness filter; or say why the image is skipped.
 
-        Safe to run in another thread than :meth:`process` (the builder reads ahead).
+        Safe to run in another thread than :meth:`process` (the builder runs it ahead, one image at a time).
         """
-        started = time.perf_counter()
+        timer = _StageTimer()
         try:
             hr = mod_crop(self.hr_source.read(stem), self.cfg['scale'])
         except RankDatasetBuildError as error:
@@ -39,54 +40,49 @@ class ImageProcessor:
         if min(hr.shape[:2]) < patch_size:
             return LoadedImage(stem, skip_reason=f'HR image {hr.shape[1]}x{hr.shape[0]} is smaller than a '
                                                  f'{patch_size}-pixel patch')
-        return LoadedImage(stem, hr, self._lr_image(stem, hr), time.perf_counter() - started)
+        lr = self._lr_image(stem, hr)
+        timer.lap('read')
+        srs = {}
+        for level in self.levels:
+            srs[level.name] = level(lr, hr, stem)
+            timer.lap(f'level_{level.name}')
+        reference = srs[self.cfg['sharpness_level']]
+        corners = patch_grid(*reference.shape[:2], patch_size, self.cfg['stride'], self.cfg['grid'])
+        sharp = sharp_corners(reference, corners, patch_size, self.cfg['sharpness_threshold'],
+                              self.cfg['sharpness_block'], self.cfg['sharpness_measure'])
+        timer.lap('sharpness')
+        return LoadedImage(stem, srs, corners, sharp, timer.seconds)
 
     def process(self, stem: str, split: Optional[str], stage_patch: Callable[[str, str, np.ndarray], None],
                 loaded: Optional['LoadedImage'] = None) -> Dict[str, Any]:
         """The record of one image; ``split`` is the image's split, or None to split by patch.
 
-        ``loaded``: the image as :meth:`load` gave it (read here when None).
+        ``loaded``: the image as :meth:`load` gave it (loaded here when None).
         """
         loaded = loaded or self.load(stem)
         timer = _StageTimer()
-        timer.seconds['read'] = loaded.seconds
+        timer.seconds.update(loaded.seconds)
         record: Dict[str, Any] = {'stem': stem, 'split': split, 'status': 'ok', 'reason': None, 'keys': [],
                                   'splits': [], 'labels': {}, 'counts': {}, 'seconds': timer.seconds}
         if loaded.skip_reason is not None:
             return {**record, 'status': 'skipped', 'reason': loaded.skip_reason}
-        patch_size = self.cfg['patch_size']
-        srs = {}
-        for level in self.levels:
-            srs[level.name] = level(loaded.lr, loaded.hr, stem)
-            timer.lap(f'level_{level.name}')
-        corners, kept, labels, counts = self._select(stem, srs, timer)
-        grid_index = {corner: i for i, corner in enumerate(corners)}
-        keys = [f'{key_stem(stem)}_s{grid_index[corner]:04d}' for corner in kept]
-        for name, sr in srs.items():
-            for corner, key in zip(kept, keys):
-                stage_patch(name, key, crop(sr, corner, patch_size))
-        record.update(keys=keys, splits=[split or patch_split(key, self.cfg['val_fraction'], self.cfg['seed'])
-                                         for key in keys],
-                      labels={name: [float(v) for v in values] for name, values in labels.items()}, counts=counts)
-        return record
-
-    def _select(self, stem: str, srs: Mapping[str, np.ndarray], timer: '_StageTimer') -> Tuple[
-            List[Tuple[int, int]], List[Tuple[int, int]], Dict[str, np.ndarray], Dict[str, int]]:
-        """Grid, sharpness filter, gap filter and cap: (grid corners, kept corners, their labels, counts)."""
-        height, width = srs[self.cfg['sharpness_level']].shape[:2]
-        patch_size = self.cfg['patch_size']
-        corners = patch_grid(height, width, patch_size, self.cfg['stride'], self.cfg['grid'])
-        sharp = sharp_corners(srs[self.cfg['sharpness_level']], corners, patch_size, self.cfg['sharpness_threshold'],
-                              self.cfg['sharpness_block'], self.cfg['sharpness_measure'])
-        timer.lap('sharpness')
+        srs, corners, sharp = loaded.srs, loaded.corners, loaded.sharp
         passed, labels = self._gap_filter(srs, sharp, timer)
         chosen = choose_patches(passed, self.cfg['max_patches_per_image'], self.cfg['max_patches_choice'],
                                 stable_seed(self.cfg['seed'], 'patches', stem))
         kept = [sharp[i] for i in chosen]
         labels = self._kept_labels(srs, kept, chosen, labels)
         timer.lap('metric')
+        grid_index = {corner: i for i, corner in enumerate(corners)}
+        keys = [f'{key_stem(stem)}_s{grid_index[corner]:04d}' for corner in kept]
+        for name, sr in srs.items():
+            for corner, key in zip(kept, keys):
+                stage_patch(name, key, crop(sr, corner, self.cfg['patch_size']))
         counts = {'grid': len(corners), 'sharp': len(sharp), 'gap': len(passed), 'kept': len(kept)}
-        return corners, kept, labels, counts
+        record.update(keys=keys, splits=[split or patch_split(key, self.cfg['val_fraction'], self.cfg['seed'])
+                                         for key in keys],
+                      labels={name: [float(v) for v in values] for name, values in labels.items()}, counts=counts)
+        return record
 
     def _lr_image(self, stem: str, hr: np.ndarray) -> np.ndarray:
         scale = self.cfg['scale']
@@ -140,12 +136,14 @@ class ImageProcessor:
 
 @dataclass
 class LoadedImage:
-    """A source image as read: its mod-cropped HR and LR images, or why it is skipped."""
+    """A source image after :meth:`ImageProcessor.load`: its levels' SR images, the grid corners and those that
+    pass the sharpness filter, the seconds per stage; or why it is skipped."""
 
     stem: str
-    hr: Optional[np.ndarray] = None
-    lr: Optional[np.ndarray] = None
-    seconds: float = 0.0
+    srs: Dict[str, np.ndarray] = field(default_factory=dict)
+    corners: List[Tuple[int, int]] = field(default_factory=list)
+    sharp: List[Tuple[int, int]] = field(default_factory=list)
+    seconds: Dict[str, float] = field(default_factory=dict)
     skip_reason: Optional[str] = None
 
 
