@@ -230,7 +230,7 @@ def read_split_labels(root: str) -> Dict[Tuple[str, str], float]:
 def agreement(ours: Dict, reference: Dict) -> str:
     if set(ours) != set(reference):
         return f'keys differ ({len(set(ours) ^ set(reference))} of {len(reference)})'
-    return f'same keys, max |label diff| {max(abs(ours[k] - reference[k]) for k in reference):.1e}'
+    return f'same keys, max abs label diff {max(abs(ours[k] - reference[k]) for k in reference):.1e}'
 
 
 def png_table(root: str, limit: int = 300) -> List[str]:
@@ -273,6 +273,7 @@ def main() -> None:
     parser.add_argument('--skip-reference', action='store_true', help='ours only (e.g. network levels on CUDA)')
     parser.add_argument('--png', action='store_true', help='also time PNG encoder settings')
     parser.add_argument('--io-threads', type=int, help='our writer threads (default: the build\'s default)')
+    parser.add_argument('--torch-threads', type=int, default=cores(), help='our torch threads (default: cores)')
     parser.add_argument('--keep', help='keep the outputs in this folder')
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split('x')) if args.size else None
@@ -282,7 +283,6 @@ def main() -> None:
     levels = level_options(args.levels, work)
     cfg = load_config({'hr': hr, 'output': osp.join(work, 'ours'), 'levels': levels, 'stride': args.stride,
                        'device': args.device, 'io_threads': args.io_threads})
-    torch.set_num_threads(cores())
     rows = []
     reference = None
     if not args.skip_reference:
@@ -295,6 +295,7 @@ def main() -> None:
             ref_seconds = time.perf_counter() - started
         rows.append((f'reference: BasicSR calculate_niqe in a {args.workers}-process pool, cv2.imwrite, '
                      'make_lmdb_from_imgs', 'cpu', ref_seconds, 'reference'))
+    torch.set_num_threads(args.torch_threads)
     labels, stages, seconds = our_build(cfg)
     rows.append((f'ours: RankDatasetBuilder ({torch.get_num_threads()} torch threads)', args.device, seconds,
                  agreement(labels, reference) if reference else '-'))

@@ -17,10 +17,9 @@ import numpy as np
 
 from .options import RankDatasetBuildError
 
-# OpenCV's own PNG defaults (no parameters: zlib level 1 with Z_RLE and a fixed row filter, its speed setting).
-# On 296x296 rank patches (SR-like and HR, benchmarks/rank_dataset.py --png) they encode ~1.9x faster and decode
-# ~1.5x faster than an explicit level 1 (BasicSR's make_lmdb_from_imgs) at the same size; level 1 + Z_RLE with
-# adaptive filters is ~14% smaller but as slow as level 1 (docs/rank_dataset.md has the table).
+# OpenCV's own PNG defaults (no parameters: zlib level 1, its speed setting). On 296x296 rank patches
+# (benchmarks/rank_dataset.py --png) they encode 1.7x and decode 1.6x faster than an explicit level 1 (BasicSR's
+# make_lmdb_from_imgs) for 12% more bytes; decoding is paid again at every Ranker training step.
 PNG_COMPRESSION = 1  # the zlib level, as BasicSR's LmdbMaker records it in meta_info.txt
 PNG_PARAMS: Tuple[int, ...] = ()
 
