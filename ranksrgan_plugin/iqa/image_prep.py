@@ -175,9 +175,16 @@ def matlab_resize(x: torch.Tensor, size: Optional[Tuple[int, int]] = None, scale
     if tuple(size) == (h, w):
         return x
     sy, sx = (scale, scale) if scale is not None else (size[0] / h, size[1] / w)
-    my = torch.from_numpy(_resize_matrix(h, size[0], sy)).to(x)
-    mx = torch.from_numpy(_resize_matrix(w, size[1], sx)).to(x)
+    my = _resize_matrix_on(h, size[0], sy, x.device, x.dtype)
+    mx = _resize_matrix_on(w, size[1], sx, x.device, x.dtype)
     return my @ x @ mx.T
+
+
+@lru_cache(maxsize=64)
+def _resize_matrix_on(in_len: int, out_len: int, scale: float, device: torch.device,
+                      dtype: torch.dtype) -> torch.Tensor:
+    """:func:`_resize_matrix` as a tensor, kept on ``device`` (no host-to-device copy per resize)."""
+    return torch.from_numpy(_resize_matrix(in_len, out_len, scale)).to(device=device, dtype=dtype)
 
 
 def matlab_resize_uint8(img: np.ndarray, scale: float) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .image_prep import _resize_matrix, exact_scalar
+from .image_prep import exact_scalar, matlab_resize
 
 __all__ = ['FEATURE_SIZES', 'GROUPS', 'MIN_SIZE', 'ggd_shape', 'coeff_variation', 'gauss_pyramid', 'dct_features',
            'svd_features', 'steerable_pyramid', 'gsm_normalise', 'contrast_structure', 'pairwise_contrast_structure',
@@ -71,21 +71,6 @@ def _cached(key: tuple, like: torch.Tensor, make: Callable[[], object]) -> objec
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return value
-
-
-def _matlab_resize(x: torch.Tensor, size: Optional[Tuple[int, int]] = None, scale: Optional[float] = None
-                  ) -> torch.Tensor:
-    """MATLAB ``imresize`` (bicubic, upsampling) of (..., H, W), as ``image_prep.matlab_resize`` with the weight
-    matrices kept on ``x``'s device (no host-to-device copy per call)."""
-    h, w = x.shape[-2:]
-    if size is None:
-        size = (math.ceil(h * scale), math.ceil(w * scale))
-    if tuple(size) == (h, w):
-        return x
-    sy, sx = (scale, scale) if scale is not None else (size[0] / h, size[1] / w)
-    my = _const(('resize', h, size[0], sy), lambda: _resize_matrix(h, size[0], sy), x)
-    mx = _const(('resize', w, size[1], sx), lambda: _resize_matrix(w, size[1], sx), x)
-    return my @ x @ mx.T
 
 
 def _const(key: tuple, array: Callable[[], np.ndarray], like: torch.Tensor, dtype: Optional[torch.dtype] = None
@@ -411,7 +396,7 @@ def _parents(levels: List[torch.Tensor]) -> List[Optional[torch.Tensor]]:
             out.append(None)
             continue
         h, w = levels[s].shape[-2:]
-        out.append(_matlab_resize(levels[s + 1], scale=2)[..., :h, :w])
+        out.append(matlab_resize(levels[s + 1], scale=2)[..., :h, :w])
     return out
 
 
@@ -590,7 +575,7 @@ def gsm_features(img: torch.Tensor) -> torch.Tensor:
     size = tuple(high.shape[-2:])
     h1, w1 = levels[1].shape[-2:]
     # imresize(band, size) of the coarser bands; with size = 2 x their size it is the parent already computed
-    coarse = parents[0] if size == (2 * h1, 2 * w1) else _matlab_resize(levels[1], size)
+    coarse = parents[0] if size == (2 * h1, 2 * w1) else matlab_resize(levels[1], size)
     feats += list(contrast_structure(torch.cat([levels[0], coarse], dim=1), high.unsqueeze(1)).unbind(1))
     pairs = [(i, j) for i in range(PYR_BANDS) for j in range(i + 1, PYR_BANDS)]
     feats += list(pairwise_contrast_structure(torch.stack(sub[:PYR_BANDS], dim=1), pairs).unbind(1))
