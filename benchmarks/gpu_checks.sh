@@ -27,7 +27,7 @@ y = iqa.to_y_matlab(data.astronaut()[None, ..., ::-1].copy(), 'HWC', 4)
 cpu, gpu = iqa.ma_features_batch(y, 'cpu'), iqa.ma_features_batch(y, 'cuda')
 print('max rel CUDA vs CPU', {g: float(np.max(np.abs(gpu[g] - cpu[g]) / np.maximum(np.abs(cpu[g]), 1e-12))) for g in cpu})
 PY
-timeout 90 python3 benchmarks/ma.py --device cuda --patches 64 2>&1 | tail -6 | tee -a "$OUT/ma.txt"
+timeout 90 python3 benchmarks/ma.py --device cuda --patches 256 2>&1 | tail -6 | tee -a "$OUT/ma.txt"
 
 echo '== Rank dataset end to end, built-in levels, NIQE on CUDA, vs the BasicSR pipeline; torchrun with 1 GPU'
 timeout 150 python3 benchmarks/rank_dataset.py --device cuda --copies 2 --torchrun 1 2>&1 | tail -16 \
