@@ -7,7 +7,9 @@ convert_to='y' by
       (one torch thread each),
   (b) ``niqe_batch`` on the CPU with ``torch.set_num_threads(cores)``: one single-threaded worker
       thread per core,
-  (c) ``niqe_batch`` on CUDA, when available.
+  (c) ``NiqeProcessPool`` (``niqe_batch`` in ``--workers`` single-threaded 'spawn' worker processes, the
+      same pool treatment as (a)),
+  (d) ``niqe_batch`` on CUDA, when available.
 Same patches for every method; one untimed warm-up per method; wall-clock time of the scoring
 call only (pool start-up and imports excluded); the best of ``--repeats`` runs. Prints a Markdown
 table with the patches/s, the ratio to (a) and the max |NIQE difference| to (a).
@@ -29,7 +31,7 @@ from skimage import data as skdata
 import ranksrgan_plugin  # noqa: F401  (compat fixes first, registers the plugin)
 
 # isort: split
-from ranksrgan_plugin.iqa import niqe_batch
+from ranksrgan_plugin.iqa import NiqeProcessPool, niqe_batch
 
 PATCH = 296
 CROP_BORDER = 4
@@ -99,6 +101,13 @@ def bench_ours(patches: np.ndarray, device: str, repeats: int) -> Tuple[float, n
     return best_time(lambda: niqe_batch(patches, CROP_BORDER, device=device), repeats)
 
 
+def bench_ours_processes(patches: np.ndarray, workers: int, repeats: int) -> Tuple[float, np.ndarray]:
+    """(c): ``niqe_batch`` in a pool of single-threaded worker processes (started before the clock, as (a))."""
+    with NiqeProcessPool(workers) as pool:
+        pool(patches[:workers], crop_border=CROP_BORDER)  # start every worker, import
+        return best_time(lambda: pool(patches, crop_border=CROP_BORDER), repeats)
+
+
 def machine() -> str:
     """CPU model, core count, torch threads and GPU name, for the table caption."""
     cpu = platform.processor() or platform.machine()
@@ -140,6 +149,10 @@ def main() -> None:
         seconds, values = bench_ours(patches, device, args.repeats)
         threads = f' ({torch.get_num_threads()} threads)' if device == 'cpu' else ''
         rows.append((f'niqe_batch{threads}', device, len(patches) / seconds, values))
+        if device == 'cpu':
+            seconds, values = bench_ours_processes(patches, args.workers, args.repeats)
+            rows.append((f'niqe_batch in {args.workers} worker processes (NiqeProcessPool)', device,
+                         len(patches) / seconds, values))
     print('\n'.join(table(rows, (base_rate, base_values))))
 
 

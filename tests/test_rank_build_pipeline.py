@@ -116,3 +116,23 @@ def test_io_threads_option_is_checked_and_result_neutral(tmp_path):
     assert config_fingerprint(load_config(base, io_threads=1)) == config_fingerprint(load_config(base))
     with pytest.raises(RankDatasetBuildError, match='io_threads'):
         load_config(base, io_threads=0)
+
+
+def test_niqe_in_worker_processes_equals_in_process():
+    """NIQE patch metric with ``processes: 2`` (spawned single-threaded workers) gives the same scores."""
+    from ranksrgan_plugin.rank_dataset import build_patch_metric
+
+    rng = np.random.default_rng(3)
+    patches = rng.integers(0, 256, (5, 120, 120, 3), dtype=np.uint8)
+    patches[2:] = cv2.GaussianBlur(patches[2:].reshape(-1, 120, 3), (0, 0), 1.5).reshape(3, 120, 120, 3)
+    options = {'type': 'niqe', 'crop_border': 0, 'convert_to': 'gray_uint8'}
+    in_process = build_patch_metric(options, 'cpu')
+    pooled = build_patch_metric({**options, 'processes': 2}, 'cpu')
+    try:
+        scores = pooled(patches)
+        assert pooled._pool is not None and pooled._pool.processes == 2
+        assert np.array_equal(scores, in_process(patches))
+        assert pooled(patches[:0]).shape == (0,)
+    finally:
+        pooled.close()
+    assert pooled._pool is None
