@@ -7,8 +7,10 @@ same code as in-process, so the scores are identical. Start-up costs a few secon
 and BasicSR), paid once per pool: worth it for long jobs such as labelling a rank dataset.
 """
 import multiprocessing as mp
+import os
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -16,15 +18,22 @@ import torch
 from .niqe import niqe_batch
 
 __all__ = ['NiqeProcessPool']
-_CHUNKS_PER_PROCESS = 4  # several chunks per worker, so that the workers finish together
+_CHUNKS_PER_PROCESS = 2  # several chunks per worker, so that the workers finish together
 
 
 def _init_worker() -> None:
     torch.set_num_threads(1)  # one process per core
 
 
-def _score(imgs: np.ndarray, options: Dict[str, Any]) -> np.ndarray:
-    return niqe_batch(imgs, device='cpu', **options)
+def _score(path: str, start: int, stop: int, options: Dict[str, Any]) -> np.ndarray:
+    """Scores of images ``start:stop`` of the batch the parent saved in ``path`` (memory-mapped)."""
+    imgs = np.load(path, mmap_mode='r')[start:stop]
+    return niqe_batch(np.array(imgs), device='cpu', **options)  # a private, writable copy of the slice
+
+
+def _scratch_folder() -> Optional[str]:
+    """RAM-backed /dev/shm where there is one (Linux), else the default temporary folder."""
+    return '/dev/shm' if os.path.isdir('/dev/shm') and os.access('/dev/shm', os.W_OK) else None
 
 
 class NiqeProcessPool:
@@ -44,9 +53,17 @@ class NiqeProcessPool:
         imgs = np.asarray(imgs)
         if len(imgs) == 0:
             return np.zeros(0)
-        parts = np.array_split(np.arange(len(imgs)), min(len(imgs), self.processes * _CHUNKS_PER_PROCESS))
-        futures = [self._executor.submit(_score, imgs[part], options) for part in parts]
-        return np.concatenate([future.result() for future in futures])
+        # the batch goes to the workers through one file in RAM: pickling it through the pipes costs more
+        fd, path = tempfile.mkstemp(suffix='.npy', prefix='niqe_batch_', dir=_scratch_folder())
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                np.save(f, imgs)
+            bounds = np.linspace(0, len(imgs), min(len(imgs), self.processes * _CHUNKS_PER_PROCESS) + 1).astype(int)
+            futures = [self._executor.submit(_score, path, int(start), int(stop), options)
+                       for start, stop in zip(bounds[:-1], bounds[1:])]
+            return np.concatenate([future.result() for future in futures])
+        finally:
+            os.unlink(path)
 
     def close(self) -> None:
         """Stop the worker processes."""
