@@ -274,8 +274,6 @@ def main() -> None:
     parser.add_argument('--png', action='store_true', help='also time PNG encoder settings')
     parser.add_argument('--io-threads', type=int, help='our writer threads (default: the build\'s default)')
     parser.add_argument('--torch-threads', type=int, default=cores(), help='our torch threads (default: cores)')
-    parser.add_argument('--niqe-processes', type=int, default=0,
-                        help='also build with NIQE in N worker processes (metric option processes: N)')
     parser.add_argument('--keep', help='keep the outputs in this folder')
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split('x')) if args.size else None
@@ -302,13 +300,6 @@ def main() -> None:
     rows.append((f'ours: RankDatasetBuilder ({torch.get_num_threads()} torch threads)', args.device, seconds,
                  agreement(labels, reference) if reference else '-'))
     locations = len(labels) // len(levels)
-    if args.niqe_processes:
-        pool_cfg = {**cfg, 'output': osp.join(work, 'ours_processes'),
-                    'metric': {**cfg['metric'], 'processes': args.niqe_processes},
-                    'gap_metric': {**cfg['gap_metric'], 'processes': args.niqe_processes}}
-        pool_labels, _, pool_seconds = our_build(pool_cfg)
-        rows.append((f'ours: NIQE in {args.niqe_processes} worker processes (start-up included)', args.device,
-                     pool_seconds, agreement(pool_labels, labels)))
     if args.torchrun:
         tr_cfg = {**cfg, 'output': osp.join(work, 'torchrun')}
         tr_labels, tr_seconds = torchrun_build(tr_cfg, osp.join(work, 'torchrun.yml'), args.torchrun)

@@ -119,20 +119,16 @@ def test_io_threads_option_is_checked_and_result_neutral(tmp_path):
 
 
 def test_niqe_in_worker_processes_equals_in_process():
-    """NIQE patch metric with ``processes: 2`` (spawned single-threaded workers) gives the same scores."""
-    from ranksrgan_plugin.rank_dataset import build_patch_metric
+    """``NiqeProcessPool`` (spawned single-threaded workers) gives niqe_batch's scores, in order."""
+    from ranksrgan_plugin.iqa import NiqeProcessPool, niqe_batch
 
     rng = np.random.default_rng(3)
     patches = rng.integers(0, 256, (5, 120, 120, 3), dtype=np.uint8)
     patches[2:] = cv2.GaussianBlur(patches[2:].reshape(-1, 120, 3), (0, 0), 1.5).reshape(3, 120, 120, 3)
-    options = {'type': 'niqe', 'crop_border': 0, 'convert_to': 'gray_uint8'}
-    in_process = build_patch_metric(options, 'cpu')
-    pooled = build_patch_metric({**options, 'processes': 2}, 'cpu')
-    try:
-        scores = pooled(patches)
-        assert pooled._pool is not None and pooled._pool.processes == 2
-        assert np.array_equal(scores, in_process(patches))
-        assert pooled(patches[:0]).shape == (0,)
-    finally:
-        pooled.close()
-    assert pooled._pool is None
+    with NiqeProcessPool(2) as pool:
+        assert np.array_equal(pool(patches, crop_border=4), niqe_batch(patches, crop_border=4))
+        gray = patches[..., 1]
+        assert np.array_equal(pool(gray, input_order='HW'), niqe_batch(gray, input_order='HW'))
+        assert pool(patches[:0]).shape == (0,)
+    with pytest.raises(ValueError, match='>= 1 process'):
+        NiqeProcessPool(0)

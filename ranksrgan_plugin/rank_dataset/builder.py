@@ -84,12 +84,8 @@ class RankDatasetBuilder:
                          + (f', {self.processes.world_size} processes.' if self.processes.world_size > 1 else '.'))
         processor = ImageProcessor(self.cfg, levels, metric, hr_source, lr_source, gap_metric)
         mine = self.processes.share(todo)
-        try:
-            with tqdm(total=len(mine), unit='image', desc='rank dataset', disable=not self.progress) as bar:
-                self._process_images(processor, mine, splits, bar)
-        finally:
-            for patch_metric in filter(None, (metric, gap_metric)):
-                patch_metric.close()
+        with tqdm(total=len(mine), unit='image', desc='rank dataset', disable=not self.progress) as bar:
+            self._process_images(processor, mine, splits, bar)
         self.processes.barrier()
         if not self.processes.is_main:
             return None

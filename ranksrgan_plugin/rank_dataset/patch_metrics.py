@@ -8,9 +8,8 @@ whether higher scores are better. The rank-dataset tool asks for one by its ``ty
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
-import torch
 
-from ..iqa import NiqeProcessPool, load_ma_model, ma_batch, niqe_batch, pi_batch
+from ..iqa import load_ma_model, ma_batch, niqe_batch, pi_batch
 from ..utils.registry import TypeNameRegistry
 
 # MATLAB rgb2gray: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]), for R, G, B.
@@ -52,9 +51,6 @@ class PatchMetric:
         """What the manifest records about the metric."""
         return {'name': self.name, 'higher_is_better': self.higher_is_better}
 
-    def close(self) -> None:
-        """Release what the metric started (worker processes); it is not called again after this."""
-
 
 @PATCH_METRIC_REGISTRY.register_as('niqe')
 class NIQEPatchMetric(PatchMetric):
@@ -67,42 +63,27 @@ class NIQEPatchMetric(PatchMetric):
             rank-dataset script's gap filter, ``calc_NIQE``, computes on). Default: 'y'.
         device (str | None): Torch device. Default: CUDA when available, else CPU.
         batch_size (int): Patches per batch. Default: 64.
-        processes (int): On the CPU, score in this many single-threaded worker processes
-            (:class:`~ranksrgan_plugin.iqa.NiqeProcessPool`, same scores; a few seconds of start-up,
-            worth it for long builds); 0 scores in this process. Default: 0.
     """
 
     name = 'niqe'
     higher_is_better = False
 
     def __init__(self, crop_border: int = 4, convert_to: str = 'y', device: Optional[str] = None,
-                 batch_size: int = 64, processes: int = 0) -> None:
+                 batch_size: int = 64) -> None:
         if convert_to not in NIQE_CONVERSIONS:
             raise ValueError(f'NIQE convert_to must be one of {NIQE_CONVERSIONS}, got {convert_to!r}.')
         self.crop_border, self.convert_to, self.batch_size = crop_border, convert_to, batch_size
-        self.device, self.processes = device, processes
-        self._pool: Optional[NiqeProcessPool] = None
+        self.device = device
 
     def __call__(self, patches: np.ndarray) -> np.ndarray:
         if self.convert_to == 'gray_uint8':  # gray patches go in as they are ('HW' ignores convert_to)
-            return self._score(rgb2gray_uint8(np.asarray(patches)), input_order='HW')
-        return self._score(patches, input_order='HWC', convert_to=self.convert_to)
-
-    def _score(self, patches: np.ndarray, **options: Any) -> np.ndarray:
-        options.update(crop_border=self.crop_border, batch_size=self.batch_size)
-        if self.processes and (self.device is None or torch.device(self.device).type == 'cpu'):  # numpy: CPU
-            if self._pool is None:
-                self._pool = NiqeProcessPool(self.processes)
-            return self._pool(np.asarray(patches), **options)
-        return niqe_batch(patches, device=self.device, **options)
+            return niqe_batch(rgb2gray_uint8(np.asarray(patches)), crop_border=self.crop_border, input_order='HW',
+                              device=self.device, batch_size=self.batch_size)
+        return niqe_batch(patches, crop_border=self.crop_border, input_order='HWC', convert_to=self.convert_to,
+                          device=self.device, batch_size=self.batch_size)
 
     def describe(self) -> Dict[str, Any]:
         return {**super().describe(), 'crop_border': self.crop_border, 'convert_to': self.convert_to}
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
 
 
 @PATCH_METRIC_REGISTRY.register_as('ma')
