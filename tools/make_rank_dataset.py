@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', help='torch device, e.g. cpu, cuda, cuda:1 (default: CUDA if available)')
     parser.add_argument('--num-shards', type=int)
     parser.add_argument('--shard-index', type=int)
-    parser.add_argument('--io-threads', type=int, help='threads reading ahead and writing patches (default: cores)')
+    parser.add_argument('--io-threads', type=int, help='threads writing patches (default: the cores, at most 8)')
     parser.add_argument('--overwrite', action='store_true', help='replace a finished dataset in --output')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser

@@ -37,7 +37,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     'device': None,             # torch device for networks and the metric; default: CUDA if available
     'num_shards': 1,
     'shard_index': 0,
-    'io_threads': None,         # threads reading ahead and writing patches; default: the cores, at most 8
+    'io_threads': None,         # threads writing patches; default: the cores, at most 8
 }
 # Options that do not change the result: a rerun may change them and still resume.
 RESULT_NEUTRAL = ('output', 'device', 'io_threads')

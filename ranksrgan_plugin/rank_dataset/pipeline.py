@@ -1,8 +1,9 @@
-"""The rank-dataset build's overlapping stages: the next images are read while this one is processed, and its
-patches are PNG-encoded and written by a thread pool while the next one is.
+"""The rank-dataset build's overlapping stages: a background thread reads the next images, runs their levels
+and their sharpness filter while the main thread labels this one, and a thread pool PNG-encodes and writes
+this one's patches while the next one is labelled.
 
-OpenCV releases the GIL while it reads, encodes and writes images, so these threads run beside the main
-thread's SR levels and labelling. An image's record is committed (``commit``) only once all its patches are on
+OpenCV, NumPy and torch release the GIL in their kernels, so these threads run beside the main thread's
+labelling. An image's record is committed (``commit``) only once all its patches are on
 disk, so a killed build never leaves a record whose patches are missing: the resume guarantee of
 :mod:`.builder` holds as in a sequential build.
 """
@@ -25,7 +26,7 @@ PNG_PARAMS: Tuple[int, ...] = ()
 
 
 def default_io_threads() -> int:
-    """Threads for reading ahead and writing patches: the cores this process may use, at most 8."""
+    """Threads writing patches: the cores this process may use, at most 8."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
