@@ -14,7 +14,9 @@ with a 4-pixel shave, 10% of the locations to val) and the benchmark checks they
 
 Levels: the built-in ``bicubic, sharpened, hr`` (default), or ``--levels network``: SRResNet (MSRResNet
 64x16), a second SRResNet and ESRGAN (RRDBNet 64x23) with random weights, for the cost of the paper's
-network levels (use ``--device cuda``; on a CPU they take minutes per 2K image). The inputs are the bundled
+network levels (use ``--device cuda``; on a CPU they take minutes per 2K image); random weights make
+meaningless images, so with them the sharpness and gap filters are off and every grid location (up to
+200 per image) is labelled: an upper bound of the per-location cost. The inputs are the bundled
 scikit-image photos (and mirrored copies, ``--copies``), or with ``--size WxH`` mosaics of them of that size
 (e.g. 2040x1356, DIV2K-like). Prints the end-to-end table, the per-stage table, and with ``--png`` the PNG
 encoder settings (ms and KiB per patch) on the built patches.
@@ -281,8 +283,11 @@ def main() -> None:
     work = args.keep or tempfile.mkdtemp(prefix='rank_bench_')
     hr = make_inputs(work, args.copies, size)
     levels = level_options(args.levels, work)
-    cfg = load_config({'hr': hr, 'output': osp.join(work, 'ours'), 'levels': levels, 'stride': args.stride,
-                       'device': args.device, 'io_threads': args.io_threads})
+    options = {'hr': hr, 'output': osp.join(work, 'ours'), 'levels': levels, 'stride': args.stride,
+               'device': args.device, 'io_threads': args.io_threads}
+    if args.levels == 'network':  # random weights give meaningless images: no filters, every location labelled
+        options.update(sharpness_threshold=None, min_gap=0)
+    cfg = load_config(options)
     rows = []
     reference = None
     if not args.skip_reference:
