@@ -160,9 +160,11 @@ def reference_build(cfg: Dict[str, Any], output: str, pool: Any) -> Tuple[Dict[T
         sharp = sharp_corners(srs[cfg['sharpness_level']], corners, size, cfg['sharpness_threshold'],
                               cfg['sharpness_block'], cfg['sharpness_measure'])
         clock.lap('sharpness')
-        gap = [rgb2gray_uint8(crop(srs[name], c, size)) for name in cfg['gap_levels'] for c in sharp]
-        scores = pool.starmap(_basicsr_niqe, [(p, 0, 'HW') for p in gap])
-        passed = [i for i in range(len(sharp)) if abs(scores[i] - scores[len(sharp) + i]) > cfg['min_gap']]
+        passed = list(range(len(sharp)))
+        if cfg['min_gap']:
+            gap = [rgb2gray_uint8(crop(srs[name], c, size)) for name in cfg['gap_levels'] for c in sharp]
+            scores = pool.starmap(_basicsr_niqe, [(p, 0, 'HW') for p in gap])
+            passed = [i for i in passed if abs(scores[i] - scores[len(sharp) + i]) > cfg['min_gap']]
         chosen = choose_patches(passed, cfg['max_patches_per_image'], cfg['max_patches_choice'],
                                 stable_seed(cfg['seed'], 'patches', stem))
         kept = [sharp[i] for i in chosen]
