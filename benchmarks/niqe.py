@@ -18,7 +18,6 @@ table with the patches/s, the ratio to (a) and the max |NIQE difference| to (a).
 """
 import argparse
 import multiprocessing as mp
-import os
 import platform
 import time
 from typing import Callable, List, Sequence, Tuple
@@ -32,6 +31,7 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes first, registers the plugin
 
 # isort: split
 from ranksrgan_plugin.iqa import NiqeProcessPool, niqe_batch
+from ranksrgan_plugin.utils.cores import usable_cores
 
 PATCH = 296
 CROP_BORDER = 4
@@ -61,9 +61,6 @@ def make_patches(num: int, seed: int = 0) -> np.ndarray:
     return patches
 
 
-def cores() -> int:
-    """CPU cores this process may run on (respects taskset / cgroup affinity)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 
 def _init_worker() -> None:
@@ -117,7 +114,7 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     gpu = f', GPU: {torch.cuda.get_device_name(0)}' if torch.cuda.is_available() else ''
-    return f'{cpu}, {cores()} cores, torch {torch.__version__}, numpy {np.__version__}{gpu}'
+    return f'{cpu}, {usable_cores()} cores, torch {torch.__version__}, numpy {np.__version__}{gpu}'
 
 
 def table(rows: Sequence[Tuple[str, str, float, np.ndarray]], baseline: Tuple[float, np.ndarray]) -> List[str]:
@@ -134,7 +131,7 @@ def main() -> None:
     parser.add_argument('--num-patches', type=int, default=256)
     default_devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
     parser.add_argument('--device', nargs='+', default=default_devices, choices=['cpu', 'cuda'])
-    parser.add_argument('--workers', type=int, default=cores())
+    parser.add_argument('--workers', type=int, default=usable_cores())
     parser.add_argument('--repeats', type=int, default=3)
     args = parser.parse_args()
 
@@ -145,7 +142,7 @@ def main() -> None:
     rows = [(f'basicsr calculate_niqe, {args.workers}-process spawn pool', 'cpu', base_rate, base_values)]
     for device in args.device:
         if device == 'cpu':
-            torch.set_num_threads(cores())
+            torch.set_num_threads(usable_cores())
         seconds, values = bench_ours(patches, device, args.repeats)
         threads = f' ({torch.get_num_threads()} threads)' if device == 'cpu' else ''
         rows.append((f'niqe_batch{threads}', device, len(patches) / seconds, values))

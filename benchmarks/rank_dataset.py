@@ -50,17 +50,17 @@ from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from ranksrgan_plugin.data.rank_dataset_format import read_labels
 from ranksrgan_plugin.demo_images import export_skimage_photos
 from ranksrgan_plugin.rank_dataset import RankDatasetBuilder, build_level, load_config
+from ranksrgan_plugin.rank_dataset.image_processor import StageTimer
 from ranksrgan_plugin.rank_dataset.levels import matlab_bicubic
 from ranksrgan_plugin.rank_dataset.patch_metrics import rgb2gray_uint8
 from ranksrgan_plugin.rank_dataset.patch_selection import choose_patches, crop, patch_grid, sharp_corners, stable_seed
 from ranksrgan_plugin.rank_dataset.sources import ImageSource, key_stem, patch_split
+from ranksrgan_plugin.utils.cores import usable_cores
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PAIRS_AT_SCALE = 150_000  # the paper's rank dataset: ~150K locations (pairs), 3 levels each
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 
 # ------------------------------------------------------------------------------------------------- inputs
@@ -127,23 +127,10 @@ def _basicsr_niqe(patch: np.ndarray, crop_border: int, input_order: str) -> floa
     return float(calculate_niqe(patch, crop_border, input_order=input_order, convert_to='y'))
 
 
-class Stopwatch:
-    """Seconds per stage, lap by lap."""
-
-    def __init__(self) -> None:
-        self.seconds: Dict[str, float] = defaultdict(float)
-        self.last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.seconds[stage] += now - self.last
-        self.last = now
-
-
 def reference_build(cfg: Dict[str, Any], output: str, pool: Any) -> Tuple[Dict[Tuple[str, str], float],
                                                                           Dict[str, float], int]:
     """The straightforward pipeline: (labels {(key, level): label}, seconds per stage, locations kept)."""
-    clock = Stopwatch()
+    clock = StageTimer()
     levels = [build_level(opt, cfg['scale'], cfg['device']) for opt in cfg['levels']]
     names = [level.name for level in levels]
     size = cfg['patch_size']
@@ -194,7 +181,7 @@ def reference_build(cfg: Dict[str, Any], output: str, pool: Any) -> Tuple[Dict[T
                          if patch_split(key, cfg['val_fraction'], cfg['seed']) == split)
     clock.lap('pack')
     clock.seconds.pop('other', None)
-    return rows, dict(clock.seconds), len(rows) // len(names)
+    return rows, clock.seconds, len(rows) // len(names)
 
 
 # ------------------------------------------------------------------------------------------------ ours
@@ -272,12 +259,12 @@ def main() -> None:
     parser.add_argument('--stride', type=int, default=74, help='patch stride (the original: 148), default 74')
     parser.add_argument('--levels', choices=['builtin', 'network'], default='builtin')
     parser.add_argument('--device', default='cpu', help='our build\'s device (the reference pool is CPU)')
-    parser.add_argument('--workers', type=int, default=cores(), help='reference pool processes')
+    parser.add_argument('--workers', type=int, default=usable_cores(), help='reference pool processes')
     parser.add_argument('--torchrun', type=int, default=0, help='also run the tool under torchrun with N processes')
     parser.add_argument('--skip-reference', action='store_true', help='ours only (e.g. network levels on CUDA)')
     parser.add_argument('--png', action='store_true', help='also time PNG encoder settings')
     parser.add_argument('--io-threads', type=int, help='our writer threads (default: the build\'s default)')
-    parser.add_argument('--torch-threads', type=int, default=cores(), help='our torch threads (default: cores)')
+    parser.add_argument('--torch-threads', type=int, default=usable_cores(), help='our torch threads (default: cores)')
     parser.add_argument('--keep', help='keep the outputs in this folder')
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split('x')) if args.size else None
@@ -316,7 +303,7 @@ def main() -> None:
     images = len(os.listdir(hr))
     print(f'{images} HR images ({size and args.size or "photos"}), levels {[lv["name"] for lv in levels]}, '
           f'stride {args.stride}: {locations} locations kept, {locations * len(levels)} patches; '
-          f'{cores()} cores, torch {torch.__version__}'
+          f'{usable_cores()} cores, torch {torch.__version__}'
           + (f', GPU {torch.cuda.get_device_name(0)}' if torch.cuda.is_available() else ''))
     print('\n| pipeline | device | seconds | patches/s | vs reference | '
           f'hours for {PAIRS_AT_SCALE // 1000}K locations | agreement |')

@@ -29,7 +29,7 @@ class ImageProcessor:
 
         Safe to run in another thread than :meth:`process` (the builder runs it ahead, one image at a time).
         """
-        timer = _StageTimer()
+        timer = StageTimer()
         try:
             hr = mod_crop(self.hr_source.read(stem), self.cfg['scale'])
         except RankDatasetBuildError as error:
@@ -60,7 +60,7 @@ class ImageProcessor:
         ``loaded``: the image as :meth:`load` gave it (loaded here when None).
         """
         loaded = loaded or self.load(stem)
-        timer = _StageTimer()
+        timer = StageTimer()
         timer.seconds.update(loaded.seconds)
         record: Dict[str, Any] = {'stem': stem, 'split': split, 'status': 'ok', 'reason': None, 'keys': [],
                                   'splits': [], 'labels': {}, 'counts': {}, 'seconds': timer.seconds}
@@ -107,7 +107,7 @@ class ImageProcessor:
         return dict(zip(names, scores))
 
     def _gap_filter(self, srs: Mapping[str, np.ndarray], corners: Sequence[Tuple[int, int]],
-                    timer: '_StageTimer') -> Tuple[List[int], Optional[Dict[str, np.ndarray]]]:
+                    timer: 'StageTimer') -> Tuple[List[int], Optional[Dict[str, np.ndarray]]]:
         """Indices of the corners whose gap levels differ by more than ``min_gap``, and the labels if computed.
 
         With a ``gap_metric`` only the two gap levels are scored (by it); without one, every level is
@@ -147,7 +147,7 @@ class LoadedImage:
     skip_reason: Optional[str] = None
 
 
-class _StageTimer:
+class StageTimer:
     """Seconds spent per stage of one image, accumulated lap by lap."""
 
     def __init__(self) -> None:

@@ -78,15 +78,9 @@ def sharpness(patch: np.ndarray, block: int = 96) -> float:
     return float(blocks.mean(axis=(1, 3)).sum())
 
 
-def gaussian_window(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
-    """MATLAB ``fspecial('gaussian', size, sigma)`` normalised to sum 1 (the NIQE window)."""
-    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    window = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma * sigma))
-    return window / window.sum()
-
-
 def gaussian_taps(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
-    """The 1-D factor of :func:`gaussian_window` (normalised to sum 1): the window is ``outer(taps, taps)``."""
+    """The 1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)`` (the NIQE window), normalised to sum 1:
+    the window is ``outer(taps, taps)`` (to 3e-17)."""
     offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2
     taps = np.exp(-offsets ** 2 / (2 * sigma * sigma))
     return taps / taps.sum()

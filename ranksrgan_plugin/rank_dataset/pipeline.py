@@ -16,6 +16,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Tuple
 import cv2
 import numpy as np
 
+from ..utils.cores import usable_cores
 from .options import RankDatasetBuildError
 
 # OpenCV's own PNG defaults (no parameters: zlib level 1, its speed setting). On 296x296 rank patches
@@ -27,11 +28,7 @@ PNG_PARAMS: Tuple[int, ...] = ()
 
 def default_io_threads() -> int:
     """Threads writing patches: the cores this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+    return max(1, min(8, usable_cores()))
 
 
 def write_png(path: str, patch: np.ndarray) -> float:
