@@ -8,11 +8,9 @@ are BGR uint8, as cv2 and BasicSR read them.
 import logging
 import os
 import os.path as osp
-import re
 import shutil
 import subprocess
 import sys
-import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import cv2
@@ -23,7 +21,6 @@ from basicsr.archs import build_network
 from basicsr.data.transforms import mod_crop
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import img2tensor
-from tqdm import tqdm
 
 from .archs import load_ranker
 from .demo_images import export_skimage_photos
@@ -34,6 +31,7 @@ from .rank_dataset import RankDatasetBuilder, load_config
 from .rank_dataset.levels import matlab_bicubic
 from .rank_dataset.sources import assign_splits
 from .utils.checkpoint import load_state_dict
+from .utils.logged_process import last_logged_iteration, run_logged
 from .utils.upscaler import TiledUpscaler, default_device
 
 Scores = Dict[str, Dict[str, float]]
@@ -42,7 +40,6 @@ _QUIET = logging.getLogger('ranksrgan_plugin.demo')
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 Images = Dict[str, np.ndarray]
-_ITER = re.compile(r'iter:\s*([\d,]+)')
 
 
 def read_yaml(path: str) -> Dict[str, Any]:
@@ -83,24 +80,14 @@ def train_with_basicsr(options_file: str, root: str, desc: str, log_dir: str, ve
     if verbose:
         subprocess.run(command, cwd=root, check=True)
         return experiment
-    os.makedirs(log_dir, exist_ok=True)
     log_path = osp.join(log_dir, f'{opt["name"]}.log')
-    with open(log_path, 'w', encoding='utf-8') as log, \
-            tqdm(total=int(opt['train']['total_iter']), desc=desc, unit='it', mininterval=1.0) as bar:
-        process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
-        while process.poll() is None:
-            time.sleep(1.0)
-            bar.update(_last_iteration(log_path) - bar.n)
-        bar.update(_last_iteration(log_path) - bar.n)
-    if process.returncode:
-        raise RuntimeError(f'Training {opt["name"]} failed (exit code {process.returncode}); see {log_path}')
+    if osp.isfile(log_path):
+        os.remove(log_path)
+    status = run_logged(command, root, log_path, desc, int(opt['train']['total_iter']),
+                        lambda: last_logged_iteration(log_path))
+    if status:
+        raise RuntimeError(f'Training {opt["name"]} failed (exit code {status}); see {log_path}')
     return experiment
-
-
-def _last_iteration(log_path: str) -> int:
-    with open(log_path, encoding='utf-8', errors='replace') as f:
-        found = _ITER.findall(f.read())
-    return int(found[-1].replace(',', '')) if found else 0
 
 
 def latest(experiment: str, net: str) -> str:

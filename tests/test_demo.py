@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ranksrgan_plugin import demo
+from ranksrgan_plugin.utils.logged_process import last_logged_iteration
 
 
 def test_aggregate_means_and_std_over_seeds():
@@ -23,9 +24,9 @@ def test_last_iteration_reads_basicsr_log_lines(tmp_path):
     log = tmp_path / 'run.log'
     log.write_text('INFO: [RankS..][epoch:  0, iter:      20, lr:(1.000e-04,)] l_g_pix: 1\n'
                    'INFO: [RankS..][epoch:  1, iter:   1,040, lr:(1.000e-04,)] l_g_pix: 1\n')
-    assert demo._last_iteration(str(log)) == 1040
+    assert last_logged_iteration(str(log)) == 1040
     log.write_text('no iterations yet\n')
-    assert demo._last_iteration(str(log)) == 0
+    assert last_logged_iteration(str(log)) == 0
 
 
 def test_comparison_figure_is_written(tmp_path):

@@ -176,3 +176,35 @@ def convert_official_checkpoint(checkpoint: Mapping[str, Any]) -> Tuple[str, Dic
     convert = {'ranker': convert_ranker, 'generator': convert_generator, 'rrdbnet': convert_rrdbnet}
     options, net = convert[layout.split('_')[0]](state_dict, layout)
     return layout, options, net
+
+
+def to_release_layout(state_dict: StateDict, layout: str) -> StateDict:
+    """The inverse of the conversion: plugin / BasicSR keys under an official release's key names.
+
+    ``layout`` is ``generator_model`` (a :class:`RankSRGANGenerator` state_dict as the authors'
+    ``SRResNet_bicx4_in3nf64nb16.pth`` / ``SRGAN.pth`` store it) or ``rrdbnet_model`` (a BasicSR
+    :class:`RRDBNet` state_dict as ``ESRGAN_SuperSR.pth`` stores it). Used to write stand-ins of the
+    authors' files (the paper road's rehearsal); :func:`convert_official_checkpoint` reads them back.
+    """
+    if layout == 'generator_model':
+        tail = {new: old for old, new in _OLD_GENERATOR_TAIL.items()}
+        blocks = {k.split('.')[1] for k in state_dict if k.startswith('recon_trunk.')}
+        tail.update(conv_first='model.0', LRconv=f'model.1.sub.{len(blocks)}')
+        trunk = re.compile(r'recon_trunk\.(\d+)\.conv([12])$')
+        rename = lambda m: f'model.1.sub.{m.group(1)}.res.{0 if m.group(2) == "1" else 2}'  # noqa: E731
+    elif layout == 'rrdbnet_model':
+        tail = {new: old for old, new in _OLD_RRDB_NAMES.items()}
+        blocks = {k.split('.')[1] for k in state_dict if k.startswith('body.')}
+        tail['conv_body'] = f'model.1.sub.{len(blocks)}'
+        trunk = re.compile(r'body\.(\d+)\.rdb([123])\.conv([1-5])$')
+        rename = lambda m: f'model.1.sub.{m.group(1)}.RDB{m.group(2)}.conv{m.group(3)}.0'  # noqa: E731
+    else:
+        raise UnknownCheckpointLayout(f'No writer for layout {layout!r}; supported: generator_model, rrdbnet_model.')
+    released: StateDict = OrderedDict()
+    for key, value in state_dict.items():
+        name, param = key.rsplit('.', 1)
+        match = trunk.match(name)
+        if not match and name not in tail:
+            raise UnknownCheckpointLayout(f'Unexpected key {key!r} for the {layout} layout.')
+        released[f'{rename(match) if match else tail[name]}.{param}'] = value
+    return released

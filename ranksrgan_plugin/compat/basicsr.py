@@ -9,6 +9,7 @@ object. Each is a no-op where upstream works.
 This module imports nothing of BasicSR at module level (it must be importable before the alias).
 """
 import contextlib
+import copy
 import importlib
 import os
 import os.path as osp
@@ -191,6 +192,58 @@ def model_to_device_any_device(self, net: torch.nn.Module) -> torch.nn.Module:
     return _UPSTREAM['model_to_device'](self, net)
 
 
+class TrainingSetTooSmallError(ValueError):
+    """A training set that yields no batch per process: BasicSR would train zero iterations."""
+
+
+def create_train_val_dataloader_checked(opt: Dict[str, Any], logger: Any) -> tuple:
+    """``basicsr.train.create_train_val_dataloader`` (basicsr 1.4.2) that refuses a training set smaller than a batch.
+
+    Upstream's loader drops the last partial batch, so a training set holding fewer images (times
+    ``dataset_enlarge_ratio``, per process) than ``batch_size_per_gpu`` yields no batch: the run
+    "finishes" at once, validates and saves an untrained network, exit status 0, no warning. For a host
+    user: such a run raises :class:`TrainingSetTooSmallError` naming the dataset, its image count and
+    the batch size before anything is trained; every other run is upstream's.
+    """
+    result = _UPSTREAM['create_train_val_dataloader'](opt, logger)
+    train_loader = result[0]
+    if train_loader is not None and len(train_loader) == 0:
+        dataset_opt = opt['datasets']['train']
+        roots = [f'{key} {dataset_opt[key]}' for key in ('dataroot', 'dataroot_gt', 'dataroot_lq')
+                 if key in dataset_opt]
+        raise TrainingSetTooSmallError(
+            f"Training set {dataset_opt.get('name')!r} ({', '.join(roots)}) holds {len(train_loader.dataset)} "
+            f"items x dataset_enlarge_ratio {dataset_opt.get('dataset_enlarge_ratio', 1)} over {opt['world_size']} "
+            f"process(es): fewer than one batch (datasets.train.batch_size_per_gpu "
+            f"{dataset_opt['batch_size_per_gpu']}) per process, so BasicSR would train 0 iterations. Add data, raise "
+            'dataset_enlarge_ratio or lower batch_size_per_gpu.')
+    return result
+
+
+def resume_aware_message_logger() -> type:
+    """BasicSR's ``MessageLogger`` (basicsr 1.4.2) whose ETA is never negative and counts only this run's iterations.
+
+    Upstream averages the time over ``current_iter - start_iter + 1`` iterations and multiplies by
+    ``total_iter - current_iter - 1``: at the last iteration, and so on the first log line after an
+    ``--auto_resume`` near the end, the ETA reads ``-1 day, 23:59:..``. For a host user: the same log
+    line with the average over the ``current_iter - start_iter`` iterations this process ran and an
+    ETA of ``max(0, total_iter - current_iter)`` of them.
+    """
+    from basicsr.utils import MessageLogger
+
+    class ResumeAwareMessageLogger(MessageLogger):
+        def __call__(self, log_vars: Dict[str, Any]) -> None:
+            start_iter, max_iters = self.start_iter, self.max_iters
+            self.start_iter += 1  # upstream divides by (current - start + 1)
+            self.max_iters = max(max_iters, log_vars['iter']) + 1  # and multiplies by (max - current - 1)
+            try:
+                super().__call__(log_vars)
+            finally:
+                self.start_iter, self.max_iters = start_iter, max_iters
+
+    return ResumeAwareMessageLogger
+
+
 _UPSTREAM: Dict[str, Any] = {}
 
 
@@ -200,7 +253,9 @@ def patch_basicsr_train() -> None:
     Called by the plugin's train / test entry points (``ranksrgan_plugin.train``), not at import. For a
     host user of those entry points, process-wide: ``basicsr.train.load_resume_state`` is
     :func:`load_resume_state_any_device`, ``basicsr.utils.options.init_dist`` is
-    :func:`init_dist_any_device` and ``BaseModel.model_to_device`` is :func:`model_to_device_any_device`.
+    :func:`init_dist_any_device`, ``BaseModel.model_to_device`` is :func:`model_to_device_any_device`,
+    ``basicsr.train.create_train_val_dataloader`` is :func:`create_train_val_dataloader_checked` and
+    ``basicsr.train.MessageLogger`` is :func:`resume_aware_message_logger`'s class.
     """
     import basicsr.train
     import basicsr.utils.options
@@ -208,6 +263,10 @@ def patch_basicsr_train() -> None:
 
     basicsr.train.load_resume_state = load_resume_state_any_device
     basicsr.utils.options.init_dist = init_dist_any_device
+    if 'create_train_val_dataloader' not in _UPSTREAM:
+        _UPSTREAM['create_train_val_dataloader'] = basicsr.train.create_train_val_dataloader
+        basicsr.train.create_train_val_dataloader = create_train_val_dataloader_checked
+        basicsr.train.MessageLogger = resume_aware_message_logger()
     if 'model_to_device' not in _UPSTREAM:
         _UPSTREAM['model_to_device'] = BaseModel.model_to_device
         BaseModel.model_to_device = model_to_device_any_device
@@ -264,6 +323,14 @@ def write_options_with(options_file: str, values: Mapping[str, Any], output: str
     """
     with open(options_file, encoding='utf-8') as f:
         options = yaml.safe_load(f)
+    default = f'{osp.basename(options_file)} with {", ".join(values)} set'
+    return write_options(options, values, output, header or default)
+
+
+def write_options(options: Dict[str, Any], values: Mapping[str, Any], output: str, header: str) -> str:
+    """Write ``options`` with ``values`` (dotted keys) set as a YAML file whose first line is the comment
+    ``header`` (see :func:`write_options_with`); ``options`` itself is left as it was. Returns ``output``."""
+    options = copy.deepcopy(options)
     for dotted, value in values.items():
         *parents, leaf = dotted.split('.')
         section = options
@@ -272,7 +339,6 @@ def write_options_with(options_file: str, values: Mapping[str, Any], output: str
         section[leaf] = value
     os.makedirs(osp.dirname(osp.abspath(output)), exist_ok=True)
     with open(output, 'w', encoding='utf-8') as f:
-        default = f'{osp.basename(options_file)} with {", ".join(values)} set'
-        f.write(f'# {header or default}\n')
+        f.write(f'# {header}\n')
         yaml.safe_dump(options, f, sort_keys=False)
     return output

@@ -1,0 +1,110 @@
+"""Where the paper road reads and writes: the data layout of docs/reproduce.md, the external files, the outputs.
+
+The paper's option files name their inputs relative to the repository (``datasets/...``,
+``experiments/pretrained_models/...``); :meth:`RoadLayout.relocate` moves those prefixes to the
+road's ``data`` and ``pretrained`` folders, so the option files run as they are wherever the data lie.
+"""
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+import yaml
+
+from .variants import Variant
+
+DATA_PREFIX = 'datasets/'
+PRETRAINED_PREFIX = 'experiments/pretrained_models/'
+# name -> (HR folder, LR folder) under the data root; PIRM test is the original's validation set
+TEST_SETS: Dict[str, Tuple[str, str]] = {
+    'PIRM_test': ('PIRM/test/HR', 'PIRM/test/LR'),
+    'Set14': ('Set14/GTmod12', 'Set14/LRbicx4'),
+    'BSDS100': ('BSDS100/GTmod12', 'BSDS100/LRbicx4'),
+}
+REQUIRED_TEST_SET = 'PIRM_test'
+SRRESNET_INIT = 'SRResNet_bicx4_in3nf64nb16.pth'
+VGG19_FILE = 'vgg19-dcbb9e9d.pth'
+
+
+@dataclass
+class RoadLayout:
+    """The folders of one road.
+
+    Args:
+        repo: the repository root (its ``options/`` and ``tools/``).
+        variant: which road (:data:`~.variants.VARIANTS`).
+        data: the datasets root (``datasets/`` of the option files).
+        pretrained: the external weights (``experiments/pretrained_models/`` of the option files).
+        output: the road's own files: options as run, logs, state, converted weights, SR images, report.
+        root: BasicSR's ``root_path``: ``experiments/<name>`` and ``tb_logger/<name>`` go under it.
+        gpus: processes per stage (torchrun when > 1); the per-GPU batch keeps the original's total batch.
+        ma_model: Ma et al.'s ``model.mat`` (the -M / -PI variants), else the usual lookup.
+        test_sets: test sets asked for by name (they must exist); the others are tested when present.
+    """
+
+    repo: str
+    variant: Variant
+    data: str
+    pretrained: str
+    output: str
+    root: str
+    gpus: int = 1
+    ma_model: Optional[str] = None
+    test_sets: Tuple[str, ...] = field(default_factory=tuple)
+
+    def data_path(self, relative: str) -> str:
+        return osp.join(self.data, relative)
+
+    @property
+    def div2k_hr(self) -> str:
+        return self.data_path('DIV2K/DIV2K_train_HR')
+
+    @property
+    def div2k_lr(self) -> str:
+        return self.data_path('DIV2K/DIV2K_train_LR_bicubic/X4')
+
+    @property
+    def flickr2k_hr(self) -> str:
+        return self.data_path('Flickr2K/Flickr2K_HR')
+
+    @property
+    def state_file(self) -> str:
+        return osp.join(self.output, 'state.json')
+
+    def log_file(self, stage: str) -> str:
+        return osp.join(self.output, 'logs', f'{stage}.log')
+
+    def options_as_run(self, stage: str) -> str:
+        return osp.join(self.output, 'options', f'{stage}.yml')
+
+    def options_file(self, stage: str) -> str:
+        """The repository's options file of ``stage`` (``rank_dataset``, ``ranker``, ``ranksrgan``)."""
+        return osp.join(self.repo, 'options', getattr(self.variant, stage))
+
+    def read_options(self, stage: str) -> Dict[str, Any]:
+        """The options of ``stage`` as the repository's file holds them, relocated to this layout."""
+        with open(self.options_file(stage), encoding='utf-8') as f:
+            return self.relocate(yaml.safe_load(f))
+
+    def relocate(self, value: Any) -> Any:
+        """``value`` with every ``datasets/...`` and ``experiments/pretrained_models/...`` string moved here."""
+        if isinstance(value, dict):
+            return {key: self.relocate(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.relocate(item) for item in value]
+        if isinstance(value, str) and value.startswith(PRETRAINED_PREFIX):
+            return osp.join(self.pretrained, value[len(PRETRAINED_PREFIX):])
+        if isinstance(value, str) and value.startswith(DATA_PREFIX):
+            return osp.join(self.data, value[len(DATA_PREFIX):])
+        return value
+
+    def test_set_folders(self, name: str) -> Tuple[str, str]:
+        """(HR folder, LR folder) of a test set."""
+        hr, lr = TEST_SETS[name]
+        return self.data_path(hr), self.data_path(lr)
+
+    def per_gpu_batch(self, total: int, what: str) -> int:
+        """The per-process batch that keeps the original's ``total`` batch over ``gpus`` processes."""
+        if total % self.gpus:
+            raise ValueError(f'--gpus {self.gpus} does not divide the {what} total batch {total}: the original\'s '
+                             'total batch cannot be kept; use a divisor of it.')
+        return total // self.gpus

@@ -1,0 +1,190 @@
+"""The paper road's first step: every input checked before any hour of GPU time, all problems at once.
+
+:func:`check_road` lists what is missing or does not fit (a weights file that does not load into the
+network its option names is refused here, not hours later), each with where it comes from and
+where it goes, and the free disk the rank dataset needs. It reads and writes nothing else.
+"""
+import os
+import os.path as osp
+import shutil
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional
+
+import torch
+from basicsr.archs import build_network
+
+from ..data.rank_dataset_format import IMAGE_EXTENSIONS
+from ..rank_dataset.levels import LevelError, load_network_weights
+from ..utils.checkpoint import RefusedCheckpointError
+from .layout import REQUIRED_TEST_SET, SRRESNET_INIT, TEST_SETS, VGG19_FILE, RoadLayout
+
+ORIGINAL_WEIGHTS = ('the authors\' file, linked from the original repository XPixelGroup/RankSRGAN '
+                    '(datasets/generate_rankdataset/README.md: Google Drive / Baidu)')
+SOURCES = {
+    'DIV2K train HR': 'DIV2K_train_HR.zip (800 PNGs) from https://data.vision.ee.ethz.ch/cvl/DIV2K/, unzipped '
+                      'into {data}/DIV2K/',
+    'DIV2K train LR x4': 'DIV2K_train_LR_bicubic_X4.zip from https://data.vision.ee.ethz.ch/cvl/DIV2K/, unzipped '
+                         'into {data}/DIV2K/ (DIV2K_train_LR_bicubic/X4/0001x4.png ...)',
+    'Flickr2K HR': 'Flickr2K.tar (2,650 PNGs) from https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar, its '
+                   'Flickr2K_HR/ into {data}/Flickr2K/',
+    'PIRM_test': 'the PIRM 2018 SR challenge test set (100 images, https://pirm.github.io/): HR and x4 LR, the '
+                 'same file names in both',
+    'Set14': "BasicSR's benchmark layout (GTmod12 + LRbicx4), see BasicSR's docs/DatasetPreparation.md",
+    'BSDS100': "BasicSR's benchmark layout (GTmod12 + LRbicx4), see BasicSR's docs/DatasetPreparation.md",
+    VGG19_FILE: "torchvision's ImageNet VGG19, https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    'model.mat': "Ma et al.'s model, model.mat at the root of https://github.com/chaoma99/sr-metric",
+}
+PATCH_BYTES = 116 * 1024  # a 296x296 patch as the builder's PNG (docs/rank_dataset.md, PNG settings)
+DIV2K_SIZE = (2040, 1356)  # assumed for an image whose header cannot be read
+
+
+@dataclass
+class Problem:
+    """One input that is missing (``kind`` 'missing'), does not fit ('wrong') or lacks room ('disk')."""
+
+    kind: str
+    what: str
+    path: str
+    source: str = ''
+    detail: str = ''
+
+    def __str__(self) -> str:
+        text = f'{self.kind.upper():8s}{self.what}: {self.path}'
+        if self.detail:
+            text += f'\n        {self.detail}'
+        if self.source:
+            text += f'\n        from: {self.source}'
+        return text
+
+
+def list_images(folder: str) -> List[str]:
+    """The image file names of ``folder`` (none when it does not exist)."""
+    if not osp.isdir(folder):
+        return []
+    return sorted(f for f in os.listdir(folder) if osp.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+
+
+def _source(what: str, layout: RoadLayout) -> str:
+    return SOURCES.get(what, ORIGINAL_WEIGHTS).format(data=layout.data)
+
+
+def check_image_folder(what: str, folder: str, layout: RoadLayout) -> List[Problem]:
+    if list_images(folder):
+        return []
+    detail = 'the folder holds no image' if osp.isdir(folder) else ''
+    return [Problem('missing', what, folder, _source(what, layout), detail)]
+
+
+def check_pairs(what: str, hr_folder: str, lr_folder: str, lr_name: str, layout: RoadLayout) -> List[Problem]:
+    """The LR folder holds ``lr_name.format(stem)`` for every HR image (checked when both folders have images)."""
+    hr, lr = list_images(hr_folder), set(list_images(lr_folder))
+    if not hr or not lr:
+        return []
+    unpaired = [name for name in hr if lr_name.format(osp.splitext(name)[0]) not in lr]
+    if not unpaired:
+        return []
+    shown = ', '.join(unpaired[:3]) + (' ...' if len(unpaired) > 3 else '')
+    return [Problem('missing', what, lr_folder, _source(what, layout),
+                    f'{len(unpaired)} of {len(hr)} HR images have no LR partner named as '
+                    f'{lr_name.format("<stem>")}: {shown}')]
+
+
+def check_weights(what: str, path: str, network_opt: Dict[str, Any], option: str, layout: RoadLayout) -> List[Problem]:
+    """The file exists and loads strictly into the network of ``network_opt`` (official layouts converted)."""
+    if not osp.isfile(path):
+        return [Problem('missing', what, path, _source(what, layout), f'named by {option}')]
+    try:
+        load_network_weights(build_network(dict(network_opt)), path, None, what)
+    except (LevelError, RefusedCheckpointError, RuntimeError, OSError, ValueError) as err:
+        return [Problem('wrong', what, path, _source(what, layout), f'named by {option}: {err}')]
+    return []
+
+
+def find_vgg19(layout: RoadLayout) -> Optional[str]:
+    """The perceptual loss's ImageNet VGG19 in ``pretrained`` or torch's hub cache (never downloaded here)."""
+    for candidate in (osp.join(layout.pretrained, VGG19_FILE),
+                      osp.join(torch.hub.get_dir(), 'checkpoints', VGG19_FILE)):
+        if osp.isfile(candidate):
+            return osp.abspath(candidate)
+    return None
+
+
+def find_ma_model(layout: RoadLayout) -> Optional[str]:
+    """Ma et al.'s ``model.mat``: ``ma_model``, ``$RANKSRGAN_MA_MODEL`` or the cache path."""
+    from ..iqa.ma_model import _resolve_model_path
+
+    try:
+        return str(_resolve_model_path(layout.ma_model))
+    except FileNotFoundError:
+        return None
+
+
+def rank_dataset_bytes(hr_folders: Iterable[str], options: Dict[str, Any]) -> int:
+    """Peak disk of a rank-dataset build: every grid location of every image kept (at most
+    ``max_patches_per_image``), one PNG per level, staged then packed (twice)."""
+    from PIL import Image
+
+    size, stride = options['patch_size'], options['stride']
+    locations = 0
+    for folder in hr_folders:
+        for name in list_images(folder):
+            try:
+                with Image.open(osp.join(folder, name)) as img:
+                    width, height = img.size
+            except OSError:
+                width, height = DIV2K_SIZE
+            per_image = len(range(0, max(height - size, 0), stride)) * len(range(0, max(width - size, 0), stride))
+            locations += min(per_image, options.get('max_patches_per_image') or per_image)
+    return locations * len(options['levels']) * PATCH_BYTES * 2
+
+
+def check_disk(need: int, folder: str) -> List[Problem]:
+    existing = osp.abspath(folder)
+    while not osp.isdir(existing):
+        existing = osp.dirname(existing)
+    free = shutil.disk_usage(existing).free
+    if free >= need:
+        return []
+    return [Problem('disk', 'free disk for the rank dataset', folder, '',
+                    f'needs about {need / 2**30:.1f} GiB (every grid location kept, staged then packed), '
+                    f'{free / 2**30:.1f} GiB free on {existing}')]
+
+
+def check_road(layout: RoadLayout, rank_dataset_done: bool = False) -> List[Problem]:
+    """Every problem of the road's inputs (empty when all is in place); see the module's docstring."""
+    problems: List[Problem] = []
+    for what, folder in (('DIV2K train HR', layout.div2k_hr), ('DIV2K train LR x4', layout.div2k_lr),
+                         ('Flickr2K HR', layout.flickr2k_hr)):
+        problems += check_image_folder(what, folder, layout)
+    problems += check_pairs('DIV2K train LR x4', layout.div2k_hr, layout.div2k_lr, '{}x4.png', layout)
+    for name in TEST_SETS:
+        hr, lr = layout.test_set_folders(name)
+        if name == REQUIRED_TEST_SET or name in layout.test_sets:
+            problems += check_image_folder(f'{name} HR', hr, layout) + check_image_folder(f'{name} LR', lr, layout)
+            problems += check_pairs(f'{name} LR', hr, lr, '{}' + '.png', layout)
+    for problem in problems:
+        if problem.what.startswith(tuple(TEST_SETS)):
+            problem.source = _source(problem.what.split()[0], layout)
+    rank_options = layout.read_options('rank_dataset')
+    for level in rank_options['levels']:
+        if level.get('type') == 'network':
+            problems += check_weights(osp.basename(level['weights']), level['weights'], level['network'],
+                                      f"{layout.variant.rank_dataset} levels[{level['name']}].weights", layout)
+    gan_options = layout.read_options('ranksrgan')
+    init = osp.join(layout.pretrained, SRRESNET_INIT)
+    if not any(p.path == init for p in problems):
+        problems += check_weights(SRRESNET_INIT, init, gan_options['network_g'],
+                                  f'the generator initialisation ({layout.variant.ranksrgan} network_g)', layout)
+    if find_vgg19(layout) is None:
+        problems.append(Problem('missing', VGG19_FILE, osp.join(layout.pretrained, VGG19_FILE),
+                                _source(VGG19_FILE, layout),
+                                f"or {osp.join(torch.hub.get_dir(), 'checkpoints', VGG19_FILE)} (the perceptual loss)"))
+    if layout.variant.needs_ma and find_ma_model(layout) is None:
+        problems.append(Problem('missing', 'model.mat', layout.ma_model or '--ma-model <path>',
+                                _source('model.mat', layout),
+                                'or $RANKSRGAN_MA_MODEL, or ~/.cache/ranksrgan_plugin/ma/model.mat '
+                                f'(the {layout.variant.name} labels and validation)'))
+    if not rank_dataset_done and not any(p.kind == 'missing' and 'HR' in p.what for p in problems):
+        need = rank_dataset_bytes((layout.div2k_hr, layout.flickr2k_hr), rank_options)
+        problems += check_disk(need, rank_options['output'])
+    return problems

@@ -1,0 +1,175 @@
+"""The paper road as one resumable command: check -> rank_dataset -> ranker -> ranksrgan -> test -> report.
+
+:class:`PaperRoad` keeps ``<output>/state.json``: a stage recorded as done whose outputs are still on
+disk is skipped when the same command runs again; an unfinished one continues where it stopped;
+``start`` (``--from``) runs that stage and the ones after it again from scratch, ``until`` stops
+after a stage. The check runs first, every time, and nothing is written when it finds a problem.
+"""
+import json
+import os
+import os.path as osp
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from ..utils.training_logs import CurveError, load_run, select
+from .layout import RoadLayout
+from .measure import measure_generator, measure_ranker
+from .preflight import check_road
+from .report import write_report
+from .stages import StageFailed, run_rank_dataset, run_ranker, run_ranksrgan
+from .variants import STAGES
+
+EXIT_MISSING_INPUTS = 2
+
+
+@dataclass
+class RoadPlan:
+    """What a run of the road changes in the option files (nothing for the paper's road).
+
+    ``overrides``: per stage, dotted option keys set on top (the rehearsal's iteration counts);
+    ``kill_after``: per training stage, the iteration after whose saved state the run is killed once and
+    run again (the rehearsal's crash); ``notes``: said in the log and in the report.
+    """
+
+    overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    kill_after: Dict[str, int] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
+    rehearsal: bool = False
+
+
+class PaperRoad:
+    """Runs the stages of one :class:`RoadLayout` (see the module docstring)."""
+
+    def __init__(self, layout: RoadLayout, plan: Optional[RoadPlan] = None, echo: Callable[[str], None] = print,
+                 show_bars: bool = True) -> None:
+        self.layout, self.plan, self.echo, self.show_bars = layout, plan or RoadPlan(), echo, show_bars
+        self.state = self._load_state()
+
+    # -- state --------------------------------------------------------------------------------
+    def _load_state(self) -> Dict[str, Any]:
+        if osp.isfile(self.layout.state_file):
+            with open(self.layout.state_file, encoding='utf-8') as f:
+                state = json.load(f)
+            if state.get('variant') != self.layout.variant.name:
+                raise StageFailed(f'{self.layout.state_file} belongs to variant {state.get("variant")!r}; '
+                                  'use another --output for another variant.')
+            return state
+        return {'variant': self.layout.variant.name, 'rehearsal': self.plan.rehearsal, 'stages': {}}
+
+    def _save_state(self) -> None:
+        os.makedirs(self.layout.output, exist_ok=True)
+        tmp = self.layout.state_file + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(self.state, f, indent=2)
+        os.replace(tmp, self.layout.state_file)
+
+    def stage(self, name: str) -> Dict[str, Any]:
+        return self.state['stages'].setdefault(name, {'status': 'todo', 'seconds': 0.0, 'attempts': 0})
+
+    def is_done(self, name: str) -> bool:
+        """Recorded as done and its main output still on disk."""
+        record = self.state['stages'].get(name, {})
+        if record.get('status') != 'done':
+            return False
+        main = {'rank_dataset': 'rank_dataset', 'ranker': 'checkpoint', 'ranksrgan': 'checkpoint'}.get(name)
+        return main is None or osp.exists(record['outputs'][main])
+
+    def outputs(self, name: str) -> Dict[str, Any]:
+        return self.state['stages'][name]['outputs']
+
+    # -- the run ------------------------------------------------------------------------------
+    def check(self) -> bool:
+        """The preflight: prints every problem; True when there is none."""
+        started = time.perf_counter()
+        problems = check_road(self.layout, rank_dataset_done=self.is_done('rank_dataset'))
+        if problems:
+            self.echo(f'[check] {len(problems)} problem(s) with the inputs of the {self.layout.variant.name} road '
+                      '(nothing was written):')
+            for problem in problems:
+                self.echo('  ' + str(problem).replace('\n', '\n  '))
+            return False
+        self.stage('check').update(status='done', seconds=time.perf_counter() - started)
+        self.echo(f'[check] every input of the {self.layout.variant.name} road is in place')
+        return True
+
+    def run(self, start: Optional[str] = None, until: str = 'report', check_only: bool = False) -> int:
+        """The road from the check to ``until``; the exit status (2: inputs missing)."""
+        for note in self.plan.notes:
+            self.echo(f'NOTE: {note}')
+        if not self.check():
+            return EXIT_MISSING_INPUTS
+        if check_only:
+            return 0
+        self._save_state()
+        forced = set(STAGES[STAGES.index(start):]) if start else set()
+        for index, name in enumerate(STAGES[1:STAGES.index(until) + 1], start=2):
+            header = f'[{index}/{len(STAGES)}] {name}'
+            if name not in forced and self.is_done(name):
+                self.echo(f'{header}: done before ({self.stage(name)["seconds"]:.0f} s), skipped')
+                continue
+            self.echo(header)
+            self._run_stage(name, name in forced)
+        return 0
+
+    def _run_stage(self, name: str, forced: bool) -> None:
+        record = self.stage(name)
+        record.update(status='running', attempts=record['attempts'] + 1)
+        if forced:
+            record['seconds'] = 0.0
+        self._save_state()
+        started = time.perf_counter()
+        try:
+            outputs = getattr(self, f'_stage_{name}')(forced)
+        finally:
+            record['seconds'] += time.perf_counter() - started
+            self._save_state()
+        record.update(status='done', outputs=outputs)
+        self._save_state()
+
+    # -- stages -------------------------------------------------------------------------------
+    def _train_args(self, name: str) -> Dict[str, Any]:
+        return {'overrides': self.plan.overrides.get(name, {}), 'kill_after': self.plan.kill_after.get(name),
+                'show_bars': self.show_bars}
+
+    def _stage_rank_dataset(self, forced: bool) -> Dict[str, Any]:
+        return run_rank_dataset(self.layout, forced, self.echo, self.show_bars)
+
+    def _stage_ranker(self, forced: bool) -> Dict[str, Any]:
+        return run_ranker(self.layout, self.outputs('rank_dataset')['rank_dataset'], forced, self.echo,
+                          **self._train_args('ranker'))
+
+    def _stage_ranksrgan(self, forced: bool) -> Dict[str, Any]:
+        ranker = self.outputs('ranker')['checkpoint']
+        self.echo(f'  frozen Ranker: {ranker}')
+        return run_ranksrgan(self.layout, ranker, forced, self.echo, **self._train_args('ranksrgan'))
+
+    def _stage_test(self, forced: bool) -> Dict[str, Any]:
+        ranker, gan = self.outputs('ranker'), self.outputs('ranksrgan')
+        histograms = osp.join(self.layout.output, 'ranker_histograms.png')
+        metric = 'niqe' if self.layout.variant.name in ('niqe', 'hr') else self.layout.variant.name
+        self.echo('  Ranker on the rank set\'s val split')
+        ranker_scores = measure_ranker(ranker['network_r'], ranker['checkpoint'],
+                                       osp.join(self.outputs('rank_dataset')['rank_dataset'], 'val'), histograms,
+                                       metric)
+        ranker_scores['best_logged_srocc'] = best_logged(ranker['experiment'], 'srocc')
+        self.echo('  RankSRGAN on the test sets')
+        generator = measure_generator(self.layout, gan['network_g'], gan['checkpoint'], self.show_bars)
+        return {'ranker': ranker_scores, 'generator': generator, 'generator_checkpoint': gan['checkpoint'],
+                'figures': {'ranker_histograms': histograms}}
+
+    def _stage_report(self, forced: bool) -> Dict[str, Any]:
+        report = write_report(self.layout, self.state, self.plan.notes)
+        table = osp.join(self.layout.output, 'table1.md')
+        self.echo(open(table, encoding='utf-8').read())
+        return {'table1_md': table, 'table1_json': osp.join(self.layout.output, 'table1.json'),
+                'figures': report['figures']}
+
+
+def best_logged(experiment: str, metric: str) -> Optional[float]:
+    """The best (highest) validation value of ``metric`` in a BasicSR experiment's logs, if any."""
+    try:
+        points = select(load_run(experiment), metric, None, experiment)
+    except (CurveError, OSError):
+        return None
+    return max(value for _, value in points) if points else None
