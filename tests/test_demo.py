@@ -25,7 +25,7 @@ def test_last_iteration_reads_basicsr_log_lines(tmp_path):
     log.write_text('INFO: [RankS..][epoch:  0, iter:      20, lr:(1.000e-04,)] l_g_pix: 1\n'
                    'INFO: [RankS..][epoch:  1, iter:   1,040, lr:(1.000e-04,)] l_g_pix: 1\n')
     assert last_logged_iteration(str(log)) == 1040
-    log.write_text('no iterations yet\n')
+    log.write_text('train:\n  total_iter: 400000\nno iterations yet\n')  # the options dump is not a log line
     assert last_logged_iteration(str(log)) == 0
 
 

@@ -8,7 +8,7 @@ import os
 import os.path as osp
 import shutil
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import torch
 from basicsr.archs import build_network
@@ -109,6 +109,13 @@ def find_vgg19(layout: RoadLayout) -> Optional[str]:
     return None
 
 
+def needs_vgg19(gan_options: Mapping[str, Any]) -> bool:
+    """Whether the RankSRGAN options' perceptual loss uses torchvision's ImageNet VGG weights."""
+    perceptual = gan_options['train'].get('perceptual_opt') or {}
+    return perceptual.get('type') in ('VGGPerceptualLoss', 'PerceptualLoss') and \
+        perceptual.get('vgg_weights', 'imagenet') == 'imagenet'
+
+
 def find_ma_model(layout: RoadLayout) -> Optional[str]:
     """Ma et al.'s ``model.mat``: ``ma_model``, ``$RANKSRGAN_MA_MODEL`` or the cache path."""
     from ..iqa.ma_model import _resolve_model_path
@@ -175,7 +182,7 @@ def check_road(layout: RoadLayout, rank_dataset_done: bool = False) -> List[Prob
     if not any(p.path == init for p in problems):
         problems += check_weights(SRRESNET_INIT, init, gan_options['network_g'],
                                   f'the generator initialisation ({layout.variant.ranksrgan} network_g)', layout)
-    if find_vgg19(layout) is None:
+    if needs_vgg19(gan_options) and find_vgg19(layout) is None:
         problems.append(Problem('missing', VGG19_FILE, osp.join(layout.pretrained, VGG19_FILE),
                                 _source(VGG19_FILE, layout),
                                 f"or {osp.join(torch.hub.get_dir(), 'checkpoints', VGG19_FILE)} (the perceptual loss)"))

@@ -154,7 +154,7 @@ class PaperRoad:
                                        metric)
         ranker_scores['best_logged_srocc'] = best_logged(ranker['experiment'], 'srocc')
         self.echo('  RankSRGAN on the test sets')
-        generator = measure_generator(self.layout, gan['network_g'], gan['checkpoint'], self.show_bars)
+        generator = measure_generator(self.layout, gan['network_g'], gan['checkpoint'], progress=False)
         return {'ranker': ranker_scores, 'generator': generator, 'generator_checkpoint': gan['checkpoint'],
                 'figures': {'ranker_histograms': histograms}}
 

@@ -23,7 +23,7 @@ from ..rank_dataset.options import config_fingerprint
 from ..utils.checkpoint import read_checkpoint
 from ..utils.logged_process import KILLED, last_logged_iteration, run_logged
 from .layout import SRRESNET_INIT, RoadLayout
-from .preflight import find_ma_model, find_vgg19, list_images
+from .preflight import find_ma_model, find_vgg19, list_images, needs_vgg19
 
 Outputs = Dict[str, Any]
 Echo = Callable[[str], None]
@@ -146,6 +146,7 @@ def train(layout: RoadLayout, stage: str, options: Dict[str, Any], values: Mappi
     yml = write_options(options, values, layout.options_as_run(stage),
                         f'{getattr(layout.variant, stage)} as tools/reproduce.py runs it (set: {", ".join(values)})')
     experiment = osp.join(layout.root, 'experiments', name)
+    os.makedirs(layout.root, exist_ok=True)
     log = layout.log_file(stage)
     if forced and osp.isfile(log):
         os.remove(log)
@@ -207,9 +208,10 @@ def run_ranksrgan(layout: RoadLayout, ranker_checkpoint: str, forced: bool, echo
     options = layout.read_options('ranksrgan')
     values = {'path.pretrain_network_g': convert_generator_init(layout),
               'path.pretrain_network_r': ranker_checkpoint,
-              'train.perceptual_opt.vgg_weights': find_vgg19(layout),
               'datasets.train.batch_size_per_gpu': layout.per_gpu_batch(
                   options['datasets']['train']['batch_size_per_gpu'], 'RankSRGAN')}
+    if needs_vgg19(options):
+        values['train.perceptual_opt.vgg_weights'] = find_vgg19(layout)
     for metric in ('ma', 'pi'):
         if metric in options['val']['metrics']:
             values[f'val.metrics.{metric}.model_path'] = find_ma_model(layout)

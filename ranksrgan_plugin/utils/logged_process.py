@@ -8,12 +8,12 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from tqdm import tqdm
 
-_ITER = re.compile(r'iter:\s*([\d,]+)')
+_ITER = re.compile(r'\[epoch:\s*\d+, iter:\s*([\d,]+)')  # a training log line, not `total_iter:`
 KILLED = -signal.SIGKILL
 
 
 def last_logged_iteration(log_path: str) -> int:
-    """The last ``iter:`` of a BasicSR training log (0 before the first log line)."""
+    """The iteration of the last training line (``[epoch: e, iter: i, ...``) of a BasicSR log (0 before the first)."""
     if not os.path.isfile(log_path):
         return 0
     with open(log_path, encoding='utf-8', errors='replace') as f:
