@@ -9,7 +9,7 @@ REQ := requirements
 CONSTRAINTS := -c $(REQ)/constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint clean-venv
+.PHONY: install test demo rehearsal lint clean-venv
 
 install: $(VENV)/.stamp-plugin
 
@@ -44,6 +44,11 @@ test: install
 
 demo: install
 	$(PY) tools/demo.py
+
+# The paper road's stages with the paper's option files on a small layout, CPU, a few minutes (from scratch).
+rehearsal: install
+	rm -rf results/rehearsal
+	$(PY) tools/reproduce.py --rehearsal
 
 lint: install
 	$(VENV)/bin/ruff check ranksrgan_plugin tools tests basicsr benchmarks

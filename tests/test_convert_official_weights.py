@@ -16,7 +16,12 @@ from tool_loader import load_tool
 from torch import nn
 
 from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
-from ranksrgan_plugin.archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint
+from ranksrgan_plugin.archs.official_weights import (
+    UnknownCheckpointLayout,
+    convert_official_checkpoint,
+    detect_layout,
+    to_release_layout,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'convert_official_weights.py')
@@ -462,3 +467,17 @@ def test_cli_converts_old_esrgan(tmp_path, cli_main, capsys):
     x = torch.rand(1, 3, 6, 5)
     with torch.no_grad():
         assert torch.equal(net.eval()(x), source(x))
+
+
+@pytest.mark.parametrize('layout', ['generator_model', 'rrdbnet_model'])
+def test_release_layout_writer_matches_the_independent_old_releases(layout):
+    """The stand-in writer's keys are the older releases' (written out independently above), and convert back."""
+    if layout == 'generator_model':
+        net, old = RankSRGANGenerator(num_feat=8, num_block=3), OldSRResNet(nf=8, nb=3)
+    else:
+        net, old = RRDBNet(3, 3, scale=4, num_feat=8, num_block=2, num_grow_ch=4), OldESRGAN(nf=8, nb=2, gc=4)
+    released = to_release_layout(scaled_random(net, 0).state_dict(), layout)
+    assert list(released) == list(old.state_dict())  # same names, same order
+    assert detect_layout(released) == layout
+    _, _, converted = convert_official_checkpoint(released)
+    assert all(torch.equal(converted.state_dict()[k], v) for k, v in net.state_dict().items())

@@ -3,23 +3,23 @@ outputs, a killed training stage resumes and ends where an uninterrupted one end
 skipped, --from / --until."""
 import json
 import os
-import re
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import yaml
+from tool_loader import load_tool
 
 from ranksrgan_plugin.archs.official_weights import to_release_layout
-from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
 from ranksrgan_plugin.archs.ranker_arch import RankerVGG
+from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
 from ranksrgan_plugin.reproduce import EXIT_MISSING_INPUTS, PaperRoad, RoadLayout, RoadPlan, Variant, check_road
 from ranksrgan_plugin.reproduce.preflight import PATCH_BYTES, check_disk, rank_dataset_bytes
 from ranksrgan_plugin.reproduce.rehearsal import make_rehearsal_data
 from ranksrgan_plugin.reproduce.variants import VARIANTS
-from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PAPER_INPUTS = ['DIV2K train HR', 'DIV2K train LR x4', 'Flickr2K HR', 'PIRM_test HR', 'PIRM_test LR',

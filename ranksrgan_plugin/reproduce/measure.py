@@ -47,7 +47,7 @@ def hr_matching_sr(hr_folder: str, sr_folder: str, cropped_folder: str) -> str:
     return cropped_folder
 
 
-def test_sets(layout: RoadLayout) -> Dict[str, tuple]:
+def present_test_sets(layout: RoadLayout) -> Dict[str, tuple]:
     """The test sets to run: PIRM test always (the original's validation set), the others when present."""
     present = {}
     for name in TEST_SETS:
@@ -64,7 +64,7 @@ def measure_generator(layout: RoadLayout, network_g: Mapping[str, Any], checkpoi
     upscaler = GeneratorUpscaler(net, options, weights=checkpoint)
     ma_model: Optional[str] = find_ma_model(layout) if layout.variant.needs_ma else None
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
-    for name, (hr, lr) in test_sets(layout).items():
+    for name, (hr, lr) in present_test_sets(layout).items():
         sr = osp.join(layout.output, 'sr', name)
         upscale_folder(lr, sr, upscaler, progress=progress)
         hr = hr_matching_sr(hr, sr, osp.join(layout.output, 'hr_cropped', name))

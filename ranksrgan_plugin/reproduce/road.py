@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from ..utils.training_logs import CurveError, load_run, select
-from .layout import RoadLayout
-from .measure import measure_generator, measure_ranker
+from .layout import TEST_SETS, RoadLayout
+from .measure import measure_generator, measure_ranker, present_test_sets
 from .preflight import check_road
 from .report import write_report
 from .stages import StageFailed, run_rank_dataset, run_ranker, run_ranksrgan
@@ -90,7 +90,10 @@ class PaperRoad:
                 self.echo('  ' + str(problem).replace('\n', '\n  '))
             return False
         self.stage('check').update(status='done', seconds=time.perf_counter() - started)
-        self.echo(f'[check] every input of the {self.layout.variant.name} road is in place')
+        tested = present_test_sets(self.layout)
+        untested = [name for name in TEST_SETS if name not in tested]
+        self.echo(f'[check] every input of the {self.layout.variant.name} road is in place; test sets: '
+                  + ', '.join(tested) + (f' ({", ".join(untested)} not found: not tested)' if untested else ''))
         return True
 
     def run(self, start: Optional[str] = None, until: str = 'report', check_only: bool = False) -> int:
