@@ -1,6 +1,7 @@
 """tools/reproduce.py, the paper road: the preflight names every missing input, the stages chain their
 outputs, a killed training stage resumes and ends where an uninterrupted one ends, finished stages are
 skipped, --from / --until."""
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -258,3 +259,18 @@ def test_until_stops_after_the_stage(tmp_path):
     assert PaperRoad(layout, echo=lambda line: None, show_bars=False).run(until='rank_dataset') == 0
     assert set(read_state(layout)['stages']) == {'check', 'rank_dataset'}
     assert osp.isfile(osp.join(layout.data, 'rank_DF2K_niqe', 'manifest.json'))
+
+
+def test_two_processes_per_stage_keep_the_total_batch(tmp_path):
+    """--gpus 2 on the CPU: torchrun (gloo) for the rank dataset and the Ranker, half the batch per process; the
+    Ranker's validation (rank 0 alone, BatchNorm buffers) does not stall the other process."""
+    layout = dataclasses.replace(tiny_layout(str(tmp_path)), gpus=2)
+    assert PaperRoad(layout, echo=lambda line: None, show_bars=False).run(until='ranker') == 0
+    with open(osp.join(layout.data, 'rank_DF2K_niqe', 'manifest.json'), encoding='utf-8') as f:
+        assert json.load(f)['processes'] == 2
+    with open(layout.options_as_run('ranker'), encoding='utf-8') as f:
+        assert yaml.safe_load(f)['datasets']['train']['batch_size_per_gpu'] == 2  # the tiny options' total 4
+    with open(layout.log_file('ranker'), encoding='utf-8') as f:
+        log = f.read()
+    assert 'World size (gpu number): 2' in log and '# srocc:' in log
+    assert osp.isfile(read_state(layout)['stages']['ranker']['outputs']['checkpoint'])

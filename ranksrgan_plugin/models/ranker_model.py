@@ -84,11 +84,16 @@ class RankerModel(BaseModel):
         self.log_dict = self.reduce_loss_dict(OrderedDict(l_rank=l_rank, pair_acc=pair_acc))
 
     def test(self) -> None:
-        """Scores of the fed validation batch, in eval mode, as ``self.scores`` (N,)."""
-        self.net_r.eval()
+        """Scores of the fed validation batch, in eval mode, as ``self.scores`` (N,).
+
+        Through the bare network: validation runs on rank 0 only, and a DistributedDataParallel forward
+        would broadcast the BatchNorm buffers, a collective the other ranks never join (a crash or a hang).
+        """
+        net = self.get_bare_model(self.net_r)
+        net.eval()
         with torch.no_grad():
-            self.scores = self.net_r(self.img).reshape(-1)
-        self.net_r.train()
+            self.scores = net(self.img).reshape(-1)
+        net.train()
 
     def dist_validation(self, dataloader, current_iter: int, tb_logger, save_img: bool) -> None:
         if self.opt['rank'] == 0:  # as SRModel: the whole split on rank 0
