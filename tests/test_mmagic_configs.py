@@ -144,9 +144,11 @@ def test_ranksrgan_config_inherits_mmagic_srgan():
     assert cfg.work_dir == './work_dirs/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe'
     # the generator is initialised through init_cfg, not load_from (which --resume would resume from)
     assert cfg.load_from is None
-    assert cfg.model.init_cfg == dict(
-        type='Pretrained',
-        checkpoint='experiments/pretrained_models/msrresnet_x4c64b16_1x16_300k_div2k_20200521-61556be5.pth')
+    assert 'init_cfg' not in cfg.model
+    assert cfg.model.generator.init_cfg == dict(
+        type='StrictPretrained',
+        checkpoint='experiments/pretrained_models/msrresnet_x4c64b16_1x16_300k_div2k_20200521-61556be5.pth',
+        prefix='generator.')
 
 
 def test_rankesrgan_config_inherits_mmagic_esrgan():

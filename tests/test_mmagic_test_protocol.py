@@ -54,7 +54,7 @@ def _sr_and_hr(folder, count=3, size=120):
 
 def test_test_configs_resolve_to_the_protocol():
     cfg = Config.fromfile(TEST_CONFIG)
-    assert cfg.model.type == 'BaseEditModel' and 'ranker' not in cfg.model
+    assert cfg.model.type == 'StrictEditModel' and 'ranker' not in cfg.model
     assert [d.dataset.data_root for d in cfg.test_dataloader] == ['data/Set5', 'data/Set14', 'data/PIRM_val']
     assert all(d.dataset.data_prefix == dict(img='LRbicx4', gt='GTmod12') for d in cfg.test_dataloader)
     metrics = cfg.test_evaluator[0].metrics

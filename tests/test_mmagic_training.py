@@ -35,7 +35,7 @@ RANKESRGAN_CONFIG = CONFIG_DIR / 'rankesrgan_x4c64b23g32_1xb8-500k_div2k-niqe.py
 RANKER_CONFIG = CONFIG_DIR / 'ranker_vgg12_1xb16-400k_rank-df2k-niqe.py'
 TINY_RANKER = dict(type='RankerVGG', depth=8, num_feat=8, stage_widths=[8, 8, 16, 16], num_hidden=8)
 TINY_GENERATORS = {
-    'RankSRGAN': dict(mid_channels=8, num_blocks=1),
+    'RankSRGAN': dict(mid_channels=8, num_blocks=1, init_cfg=None),
     'RankESRGAN': dict(mid_channels=8, num_blocks=1, growth_channels=4, init_cfg=None),
 }
 GT_CROP = 32
@@ -364,8 +364,7 @@ DDP_CONFIG = """
 _base_ = {base!r}
 work_dir = {work_dir!r}
 model = dict(
-    init_cfg=None,  # no generator init file (the shipped config's MSRResNet from MMagic's zoo)
-    generator=dict(mid_channels=8, num_blocks=1),
+    generator=dict(mid_channels=8, num_blocks=1, init_cfg=None),  # no init file (the shipped: MMagic's zoo MSRResNet)
     discriminator=dict(num_feat=8, input_size={crop}),
     perceptual_loss=None,
     ranker=dict(_delete_=True, **{ranker!r}),

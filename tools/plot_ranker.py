@@ -43,7 +43,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     results = {}
     for name, weights in (('Ranker', args.weights), ('regression Ranker', args.weights_regression)):
         if weights:
-            net = load_ranker(build_network(dict(network_opt)), weights)
+            net = load_ranker(build_network(dict(network_opt)), weights, option='--weights')
             results[name] = evaluate_ranker(net, args.dataroot, device=args.device)
             print(f"{name}: SROCC {results[name]['srocc']:.4f}, pair accuracy {results[name]['pair_accuracy']:.4f} "
                   f"({len(results[name]['scores'])} items)")

@@ -9,9 +9,10 @@
 # - Adam betas (0.9, 0.99); 500k iterations (MultiStepLR [50k, 100k, 200k, 300k] x0.5 as the base)
 # - validation: the base's MAE / PSNR / SSIM plus NIQE (Y channel, 4-pixel shave)
 # The generator is the base's MSRResNet, initialised from MMagic's PSNR-trained MSRResNet through the
-# model's init_cfg (MMagic's MSRResNet takes no init_cfg of its own; the file's generator.* keys load
-# into the model's generator). Not load_from: mmengine's --resume would resume from that file
-# instead of work_dir/last_checkpoint.
+# generator's init_cfg, as MMagic's ESRGAN config does (the file's generator.* keys; RankSRGAN sets it on
+# the generator, whose class takes no init_cfg argument). Strict: a file that does not hold every weight of
+# the generator is an error naming it, not a random generator with a warning. Not load_from: mmengine's
+# --resume would resume from that file instead of work_dir/last_checkpoint.
 #   python tools/mmagic_train.py options/mmagic/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py
 #   torchrun --nproc_per_node=4 tools/mmagic_train.py \
 #       options/mmagic/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py --launcher pytorch \
@@ -33,9 +34,11 @@ gt_crop_size = 296
 
 model = dict(
     type='RankSRGAN',
-    init_cfg=dict(
-        type='Pretrained',
-        checkpoint='experiments/pretrained_models/msrresnet_x4c64b16_1x16_300k_div2k_20200521-61556be5.pth'),
+    generator=dict(
+        init_cfg=dict(
+            type='StrictPretrained',
+            checkpoint='experiments/pretrained_models/msrresnet_x4c64b16_1x16_300k_div2k_20200521-61556be5.pth',
+            prefix='generator.')),
     discriminator=dict(
         _delete_=True, type='VGGStyleDiscriminatorAnySize', num_in_ch=3, num_feat=64, input_size=gt_crop_size),
     pixel_loss=dict(loss_weight=0.0),

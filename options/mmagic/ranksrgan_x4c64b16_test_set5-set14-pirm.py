@@ -1,6 +1,7 @@
 # RankSRGAN evaluation protocol (the paper's): NIQE (Y, 4-pixel shave), PSNR / SSIM on Y and on RGB
 # (4-pixel shave) on Set5, Set14 and PIRM, each a folder with LRbicx4/ (LR inputs) and GTmod12/ (HR).
-# Inference only: the model is MMagic's BaseEditModel with RankSRGAN's generator, so testing needs the
+# Inference only: the model is MMagic's BaseEditModel (the plugin's StrictEditModel: a checkpoint without the
+# whole generator is refused, naming the file) with RankSRGAN's generator, so testing needs the
 # generator weights alone (a RankSRGAN checkpoint, a generator-only file with generator.* keys, or
 # MMagic's MSRResNet); no Ranker, no VGG19, no discriminator is built. Any variant (-N/-M/-PI/-HR):
 #   python <mmagic>/.mim/tools/test.py options/mmagic/ranksrgan_x4c64b16_test_set5-set14-pirm.py CHECKPOINT
@@ -18,7 +19,7 @@ scale = 4
 
 model = dict(
     _delete_=True,
-    type='BaseEditModel',
+    type='StrictEditModel',   # MMagic's BaseEditModel refusing a checkpoint without the whole generator
     generator=dict(type='MSRResNet', in_channels=3, out_channels=3, mid_channels=64, num_blocks=16,
                    upscale_factor=scale),
     pixel_loss=dict(type='L1Loss', loss_weight=1.0, reduction='mean'),  # built, never used in testing

@@ -2,7 +2,7 @@
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -85,6 +85,9 @@ class RankerVGG(nn.Module):
         return self.classifier(feat)
 
 
+StateDict = Dict[str, torch.Tensor]
+
+
 def _layer_index(key: str) -> int:
     return int(key.split('.')[1])
 
@@ -134,9 +137,35 @@ def check_ranker_checkpoint(path: Optional[str], option: str, train_with: str) -
     return path
 
 
-def load_ranker(net: RankerVGG, path: str, param_key: Optional[str] = 'params', strict: bool = True) -> RankerVGG:
-    """Load a Ranker checkpoint (plugin, original mmsr or older ``features.N`` layout) into ``net``."""
-    net.load_state_dict(ranker_state_dict(read_checkpoint(path), net, param_key), strict=strict)
+def checked_ranker_weights(net: nn.Module, checkpoint: Any, path: str, option: str,
+                           extract: Callable[[], StateDict], strict: bool = True) -> StateDict:
+    """``extract()``: the Ranker weights of a loaded ``checkpoint``, checked to fit ``net`` (with ``strict``).
+
+    A file that is not a Ranker of ``net``'s architecture (another depth, a generator, a VGG19, ...)
+    raises ``CheckpointMismatchError`` naming ``path``, ``option`` (the option that named it) and what
+    the file holds.
+    """
+    from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
+
+    network = f'{type(net).__name__}(depth={getattr(net, "depth", "?")})'
+    try:
+        weights = extract()
+    except (KeyError, ValueError) as error:
+        raise CheckpointMismatchError(f'{path} (named by {option}) is not a Ranker for {network}: {error} The file '
+                                      f'is {describe_weights(checkpoint)}.') from None
+    if strict:
+        check_weights_fit(net.state_dict(), weights, path, option, checkpoint, network)
+    return weights
+
+
+def load_ranker(net: RankerVGG, path: str, param_key: Optional[str] = 'params', strict: bool = True,
+                option: str = 'the Ranker checkpoint') -> RankerVGG:
+    """Load a Ranker checkpoint (plugin, original mmsr or older ``features.N`` layout) into ``net``; a file
+    that does not fit is refused by name (:func:`checked_ranker_weights`)."""
+    checkpoint = read_checkpoint(path)
+    weights = checked_ranker_weights(net, checkpoint, path, option,
+                                     lambda: ranker_state_dict(checkpoint, net, param_key), strict)
+    net.load_state_dict(weights, strict=strict)
     return net
 
 

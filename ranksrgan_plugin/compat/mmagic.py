@@ -9,13 +9,14 @@ a no-op where upstream works.
 """
 import contextlib
 import copy
+import functools
 import importlib
 import logging
 import os.path as osp
 import sys
 import types
 from datetime import timedelta
-from typing import Any, ContextManager, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, Optional, Tuple
 
 import torch
 
@@ -29,13 +30,15 @@ def apply() -> None:
 
     ``mmagic.models`` is imported with the mmcv ops placeholders in place (:func:`mmcv_ops_placeholders`,
     removed again afterwards), mmengine's checkpoint loader gets its allowlist
-    (:func:`allow_mmengine_checkpoint_globals`) and numpy's error state is given back as it was before
+    (:func:`allow_mmengine_checkpoint_globals`), the Runner's checkpoint errors name their file
+    (:func:`name_checkpoint_in_mismatch_errors`) and numpy's error state is given back as it was before
     the plugin imported BasicSR (:func:`ranksrgan_plugin.compat.basicsr.undo_basicsr_seterr`).
     """
     with mmcv_ops_placeholders() as installed:
         if installed:
             importlib.import_module('mmagic.models')
     allow_mmengine_checkpoint_globals()
+    name_checkpoint_in_mismatch_errors()
     basicsr_compat.undo_basicsr_seterr()
 
 
@@ -315,3 +318,31 @@ def honour_perceptual_pretrained(perceptual_loss: Optional[Dict[str, Any]]
     perceptual_loss = copy.deepcopy(perceptual_loss)
     perceptual_loss['pretrained'] = f"torchvision://{perceptual_loss.get('vgg_type', 'vgg19')}"
     return perceptual_loss, mmagic_vgg_weights(weights)
+
+
+def name_checkpoint_in_mismatch_errors() -> None:
+    """Name the file in the plugin models' refusal of a checkpoint loaded by mmengine's Runner (mmengine 0.10.7).
+
+    ``Runner.load_checkpoint`` (``load_from``, MMagic's ``tools/test.py``) and ``Runner.resume`` load with
+    ``strict=False``: a checkpoint of another network leaves the generator random with a warning.
+    RankSRGAN / RankESRGAN refuse such a state_dict (``CheckpointMismatchError``) but do not see the
+    file's path; these wrappers put it at the head of the message. For a host user: the same methods;
+    only that error's message changes.
+    """
+    from mmengine.runner import Runner
+
+    from ..utils.checkpoint_fit import CheckpointMismatchError
+
+    def naming(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def load(self: Any, filename: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, filename, *args, **kwargs)
+            except CheckpointMismatchError as error:
+                raise CheckpointMismatchError(str(error).replace('The checkpoint', str(filename), 1)) from None
+        return load
+
+    for name in ('load_checkpoint', 'resume'):
+        if name not in _UPSTREAM:
+            _UPSTREAM[name] = getattr(Runner, name)
+            setattr(Runner, name, naming(_UPSTREAM[name]))

@@ -14,7 +14,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import nn
 
-from ..archs.ranker_arch import RankerVGG, ranker_state_dict
+from ..archs.ranker_arch import RankerVGG, checked_ranker_weights, ranker_state_dict
 from ..compat.mmagic import mmengine_checkpoint_globals
 from ..utils import checkpoint as checkpoint_io
 
@@ -47,9 +47,16 @@ def ranker_weights(checkpoint: Mapping[str, Any], net: nn.Module,
     return ranker_state_dict(weights, net, param_key=None)
 
 
-def load_ranker_checkpoint(net: nn.Module, path: str, prefix: str = MMENGINE_RANKER_PREFIX) -> nn.Module:
-    """Load a Ranker checkpoint of any supported layout into ``net`` (strict: every key must match)."""
-    net.load_state_dict(ranker_weights(read_checkpoint(path), net, prefix), strict=True)
+def load_ranker_checkpoint(net: nn.Module, path: str, prefix: str = MMENGINE_RANKER_PREFIX,
+                           option: str = 'model.ranker_checkpoint') -> nn.Module:
+    """Load a Ranker checkpoint of any supported layout into ``net`` (strict: every key must match).
+
+    A file that is not a Ranker of ``net``'s architecture raises ``CheckpointMismatchError`` naming
+    ``path``, ``option`` and what the file holds (:func:`~ranksrgan_plugin.archs.ranker_arch.checked_ranker_weights`).
+    """
+    checkpoint = read_checkpoint(path)
+    weights = checked_ranker_weights(net, checkpoint, path, option, lambda: ranker_weights(checkpoint, net, prefix))
+    net.load_state_dict(weights, strict=True)
     return net
 
 

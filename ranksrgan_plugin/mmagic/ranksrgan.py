@@ -7,11 +7,13 @@ from mmagic.models.editors.srgan import SRGAN
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import print_log
+from mmengine.model.weight_init import initialize
 from torch import nn
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker
 from ..compat.mmagic import honour_perceptual_pretrained
 from .checkpoints import load_ranker_checkpoint
+from .strict_init import StrictGeneratorLoading, check_model_init_file, strict_generator_init
 
 DEFAULT_RANK_LOSS = dict(type='RankContentLoss', loss_weight=0.03)
 
@@ -48,7 +50,7 @@ def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str]
     return FrozenNetwork(net, batchnorm)
 
 
-class RankContentMixin:
+class RankContentMixin(StrictGeneratorLoading):
     """Adds the frozen *Ranker* and the *rank-content loss* to an MMagic GAN editor (SRGAN, ESRGAN).
 
     The generator's step gets ``loss_rank`` = rank-content loss of the Ranker's scores of the
@@ -60,8 +62,13 @@ class RankContentMixin:
                  perceptual_loss: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
         frozen_ranker = build_frozen_ranker(ranker, ranker_checkpoint, ranker_batchnorm)
         perceptual_loss, vgg_weights = honour_perceptual_pretrained(perceptual_loss)
+        generator = dict(kwargs.pop('generator'))
+        generator_init = strict_generator_init(generator.pop('init_cfg', None))
         with vgg_weights:
-            super().__init__(perceptual_loss=perceptual_loss, **kwargs)
+            super().__init__(generator=generator, perceptual_loss=perceptual_loss, **kwargs)
+        # applied by init_weights after the generator's own: MMagic's MSRResNet takes no init_cfg (and its
+        # init_weights would ignore one)
+        self._generator_init = generator_init
         self._frozen_ranker = frozen_ranker
         self.rank_loss = MODELS.build(rank_loss or DEFAULT_RANK_LOSS)
         self._output_channel_order: Optional[str] = None
@@ -77,6 +84,14 @@ class RankContentMixin:
         if '_frozen_ranker' in self.__dict__:
             self._frozen_ranker.net._apply(fn)
         return self
+
+    def init_weights(self) -> None:
+        """mmengine's initialisation, a model-level ``Pretrained`` file checked first, then the generator's
+        ``init_cfg`` (``Pretrained`` made strict: see :mod:`.strict_init`)."""
+        check_model_init_file(self.generator, self.init_cfg)
+        super().init_weights()
+        if self._generator_init:
+            initialize(self.generator, self._generator_init)
 
     def train(self, mode: bool = True) -> 'RankContentMixin':
         """As ``nn.Module.train``; the Ranker keeps its frozen modes whatever ``mode`` is."""

@@ -52,7 +52,7 @@ class RankSRGANModel(SRGANModel):
                                        'options/train_Ranker_NIQE.yml')
         net_r = build_network(self.opt['network_r'])
         load_ranker(net_r, path, self.opt['path'].get('param_key_r', 'params'),
-                    self.opt['path'].get('strict_load_r', True))
+                    self.opt['path'].get('strict_load_r', True), 'path.pretrain_network_r')
         get_root_logger().info(f'Frozen Ranker {net_r.__class__.__name__} loaded from {path} '
                                f'(BatchNorm: {batchnorm} statistics).')
         return freeze_ranker(net_r.to(self.device), batchnorm)

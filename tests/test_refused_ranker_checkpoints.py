@@ -1,0 +1,51 @@
+"""A frozen Ranker checkpoint of the wrong kind (a VGG19, a Ranker of another depth, a generator, a discriminator) is
+refused naming the file, the option that named it and what the file holds, on both toolboxes."""
+import pytest
+import torch
+import torchvision
+from test_mmagic_training import _tiny_ranksrgan, sr_workspace  # noqa: F401  (fixture)
+from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  (fixture)
+
+from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
+from ranksrgan_plugin.archs.discriminator_arch import VGGStyleDiscriminatorAnySize
+from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
+
+WRONG_FILES = {
+    'vgg19': (lambda: torchvision.models.vgg19().state_dict(), "torchvision's VGG"),
+    'other_depth': (lambda: {'params': RankerVGG(depth=16, num_feat=8, stage_widths=(8, 8, 16, 16),
+                                                 num_hidden=8).state_dict()}, 'a Ranker'),
+    'generator': (lambda: {'params': RankSRGANGenerator(num_feat=8, num_block=1).state_dict()},
+                  'a RankSRGAN generator'),
+    'discriminator': (lambda: {'params': VGGStyleDiscriminatorAnySize(3, 8, input_size=32).state_dict()},
+                      'a VGG-style discriminator'),
+}
+
+
+@pytest.mark.parametrize('kind', WRONG_FILES)
+def test_basicsr_ranksrgan_refuses_a_wrong_ranker_file(workspace, kind):
+    make, described = WRONG_FILES[kind]
+    path = workspace / f'{kind}.pth'
+    torch.save(make(), path)
+    options = tiny_options(workspace, perceptual=False)
+    options['path']['pretrain_network_r'] = str(path)
+    with pytest.raises(CheckpointMismatchError) as error:
+        _build(options)
+    message = str(error.value)
+    assert str(path) in message and 'path.pretrain_network_r' in message and described in message
+
+
+@pytest.mark.parametrize('kind', WRONG_FILES)
+def test_mmagic_ranksrgan_refuses_a_wrong_ranker_file(sr_workspace, tmp_path, kind):
+    make, described = WRONG_FILES[kind]
+    path = tmp_path / f'{kind}.pth'
+    torch.save(make(), path)
+    with pytest.raises(CheckpointMismatchError) as error:
+        _tiny_ranksrgan(sr_workspace, path)
+    message = str(error.value)
+    assert str(path) in message and 'model.ranker_checkpoint' in message and described in message
+
+
+def test_a_fitting_ranker_still_loads(workspace):
+    model = _build(tiny_options(workspace, perceptual=False))
+    saved = torch.load(workspace / 'ranker.pth', weights_only=True)['params']
+    assert all(torch.equal(value, saved[key]) for key, value in model.net_r.state_dict().items())
