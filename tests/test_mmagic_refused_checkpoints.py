@@ -34,7 +34,7 @@ def write_mmagic_ranker(path: Path) -> None:
 
 
 @pytest.mark.parametrize('config', [RANKSRGAN_CONFIG, RANKESRGAN_CONFIG], ids=['ranksrgan', 'rankesrgan'])
-def test_generator_init_refuses_a_basicsr_file(sr_workspace, tmp_path, monkeypatch, config):
+def test_generator_init_refuses_a_basicsr_file(sr_workspace, tmp_path, monkeypatch, config):  # noqa: F811
     monkeypatch.chdir(tmp_path)
     cfg = tiny_sr_config(sr_workspace, config, tmp_path / 'work', keep_init=True)
     path, = _generator_init_files(cfg)
@@ -47,7 +47,7 @@ def test_generator_init_refuses_a_basicsr_file(sr_workspace, tmp_path, monkeypat
     assert "a BasicSR checkpoint (weights under 'params')" in message
 
 
-def test_model_level_pretrained_refuses_a_file_without_the_generator(sr_workspace, tmp_path):
+def test_model_level_pretrained_refuses_a_file_without_the_generator(sr_workspace, tmp_path):  # noqa: F811
     cfg = tiny_sr_config(sr_workspace, RANKSRGAN_CONFIG, tmp_path / 'work')
     ranker_file = tmp_path / 'ranker_mmagic.pth'
     write_mmagic_ranker(ranker_file)
@@ -57,7 +57,7 @@ def test_model_level_pretrained_refuses_a_file_without_the_generator(sr_workspac
     assert str(ranker_file) in str(error.value) and 'submodules ranker' in str(error.value)
 
 
-def test_fitting_generator_init_loads_without_key_mismatch_lines(sr_workspace, tmp_path, monkeypatch):
+def test_fitting_generator_init_loads_without_key_mismatch_lines(sr_workspace, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.chdir(tmp_path)
     cfg = tiny_sr_config(sr_workspace, RANKSRGAN_CONFIG, tmp_path / 'work', keep_init=True)
     state = _write_generator_only_checkpoints(cfg)

@@ -22,7 +22,7 @@ WRONG_FILES = {
 
 
 @pytest.mark.parametrize('kind', WRONG_FILES)
-def test_basicsr_ranksrgan_refuses_a_wrong_ranker_file(workspace, kind):
+def test_basicsr_ranksrgan_refuses_a_wrong_ranker_file(workspace, kind):  # noqa: F811
     make, described = WRONG_FILES[kind]
     path = workspace / f'{kind}.pth'
     torch.save(make(), path)
@@ -35,7 +35,7 @@ def test_basicsr_ranksrgan_refuses_a_wrong_ranker_file(workspace, kind):
 
 
 @pytest.mark.parametrize('kind', WRONG_FILES)
-def test_mmagic_ranksrgan_refuses_a_wrong_ranker_file(sr_workspace, tmp_path, kind):
+def test_mmagic_ranksrgan_refuses_a_wrong_ranker_file(sr_workspace, tmp_path, kind):  # noqa: F811
     make, described = WRONG_FILES[kind]
     path = tmp_path / f'{kind}.pth'
     torch.save(make(), path)
@@ -45,7 +45,7 @@ def test_mmagic_ranksrgan_refuses_a_wrong_ranker_file(sr_workspace, tmp_path, ki
     assert str(path) in message and 'model.ranker_checkpoint' in message and described in message
 
 
-def test_a_fitting_ranker_still_loads(workspace):
+def test_a_fitting_ranker_still_loads(workspace):  # noqa: F811
     model = _build(tiny_options(workspace, perceptual=False))
     saved = torch.load(workspace / 'ranker.pth', weights_only=True)['params']
     assert all(torch.equal(value, saved[key]) for key, value in model.net_r.state_dict().items())
