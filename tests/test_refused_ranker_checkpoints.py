@@ -1,5 +1,8 @@
 """A frozen Ranker checkpoint of the wrong kind (a VGG19, a Ranker of another depth, a generator, a discriminator) is
-refused naming the file, the option that named it and what the file holds, on both toolboxes."""
+refused naming the file, the option that named it and what the file holds, on both toolboxes; a batch of one image
+with the batch-statistics Ranker BatchNorm is warned about once."""
+import warnings
+
 import pytest
 import torch
 import torchvision
@@ -8,6 +11,7 @@ from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  
 
 from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
 from ranksrgan_plugin.archs.discriminator_arch import VGGStyleDiscriminatorAnySize
+from ranksrgan_plugin.archs.ranker_arch import SingleImageBatchNormWarning, freeze_ranker
 from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
 
 WRONG_FILES = {
@@ -49,3 +53,17 @@ def test_a_fitting_ranker_still_loads(workspace):  # noqa: F811
     model = _build(tiny_options(workspace, perceptual=False))
     saved = torch.load(workspace / 'ranker.pth', weights_only=True)['params']
     assert all(torch.equal(value, saved[key]) for key, value in model.net_r.state_dict().items())
+
+
+def test_single_image_batch_with_batch_statistics_warns_once():
+    ranker = freeze_ranker(RankerVGG(depth=8, num_feat=8, stage_widths=(8, 8, 16, 16), num_hidden=8), 'batch')
+    freeze_ranker(ranker, 'batch')  # refrozen by an owner's train(): still one warning
+    with pytest.warns(SingleImageBatchNormWarning, match='ranker_batchnorm: running') as record:
+        ranker(torch.rand(1, 3, 96, 96))
+        ranker(torch.rand(1, 3, 96, 96))
+    assert len(record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        ranker(torch.rand(2, 3, 96, 96))
+        freeze_ranker(RankerVGG(depth=8, num_feat=8, stage_widths=(8, 8, 16, 16), num_hidden=8), 'running')(
+            torch.rand(1, 3, 96, 96))  # running statistics: one image is fine

@@ -1,6 +1,7 @@
 """The Ranker of RankSRGAN: a VGG-style network that gives an image one scalar score."""
 import os.path as osp
 import re
+import warnings
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -205,4 +206,24 @@ def freeze_ranker(net: nn.Module, batchnorm: str = 'batch') -> nn.Module:
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.track_running_stats = batchnorm == 'running'
             module.train(batchnorm == 'batch')
+    if batchnorm == 'batch' and not hasattr(net, '_single_image_warning'):
+        net._single_image_warning = net.register_forward_pre_hook(_warn_once_on_single_image)
     return net
+
+
+class SingleImageBatchNormWarning(UserWarning):
+    """The frozen Ranker's batch-statistics BatchNorm was given a batch of one image."""
+
+
+def _warn_once_on_single_image(net: nn.Module, inputs: Tuple[torch.Tensor, ...]) -> None:
+    if inputs[0].shape[0] != 1 or not any(m.training for m in net.modules()
+                                          if isinstance(m, nn.modules.batchnorm._BatchNorm)):
+        return
+    net._single_image_warning.remove()
+    warnings.warn(
+        'The frozen Ranker normalises with the statistics of each generator batch (ranker_batchnorm: batch, the '
+        "original's) and this batch holds 1 image per process: every image is normalised by its own mean and "
+        'variance, so the score no longer compares it with the other images of the batch as in the original '
+        '(batch 8 on 2 GPUs: 4 per BatchNorm). Use more images per process, or the running statistics '
+        "learnt in Ranker training: BasicSR train.ranker_batchnorm: running, MMagic model.ranker_batchnorm='running'.",
+        SingleImageBatchNormWarning, stacklevel=2)
