@@ -170,7 +170,14 @@ class MaPI(_SampleWiseMetric):
                  collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(pred_key=key, collect_device=collect_device, prefix=prefix)
         self.key, self.crop_border = key, crop_border
-        self.model = load_ma_model(model_path)  # a missing model.mat fails when the metric is built
+        try:
+            self.model = load_ma_model(model_path)  # a missing model.mat fails when the metric is built
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"The MaPI metric needs Ma et al.'s model.mat: {error} To train without it, validate with PSNR and "
+                'NIQE only: a config that inherits this one and sets val_evaluator = dict(_delete_=True, '
+                "type='Evaluator', metrics=[dict(type='PSNR', crop_border=4), dict(type='BatchedNIQE', "
+                "crop_border=4, convert_to='y')]) (the -N config's, without MAE / SSIM).") from None
 
     def process(self, data_batch: Any, data_samples: Sequence[Dict[str, Any]]) -> None:
         for sample in data_samples:

@@ -11,6 +11,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
 from ..compat.basicsr import check_perceptual_weights
+from .validation_metrics import check_validation_metrics
 
 
 @MODEL_REGISTRY.register()
@@ -34,6 +35,10 @@ class RankSRGANModel(SRGANModel):
     """
 
     frozen_networks = ('network_r',)
+
+    def __init__(self, opt: Dict[str, Any]) -> None:
+        check_validation_metrics(opt)
+        super().__init__(opt)
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']

@@ -1,6 +1,8 @@
-"""A frozen Ranker checkpoint of the wrong kind (a VGG19, a Ranker of another depth, a generator, a discriminator) is
-refused naming the file, the option that named it and what the file holds, on both toolboxes; a batch of one image
-with the batch-statistics Ranker BatchNorm is warned about once."""
+"""No silent wrong results: bad inputs are refused with a message naming the file and the option (or warned about).
+
+A frozen Ranker checkpoint of the wrong kind (a VGG19, a Ranker of another depth, a generator, a discriminator)
+on both toolboxes; a batch of one image with the batch-statistics Ranker BatchNorm (a warning, once); Ma / PI
+validation without model.mat (at build time, saying how to validate with NIQE only)."""
 import warnings
 
 import pytest
@@ -67,3 +69,27 @@ def test_single_image_batch_with_batch_statistics_warns_once():
         ranker(torch.rand(2, 3, 96, 96))
         freeze_ranker(RankerVGG(depth=8, num_feat=8, stage_widths=(8, 8, 16, 16), num_hidden=8), 'running')(
             torch.rand(1, 3, 96, 96))  # running statistics: one image is fine
+
+
+@pytest.fixture
+def no_ma_model(tmp_path, monkeypatch):
+    monkeypatch.delenv('RANKSRGAN_MA_MODEL', raising=False)
+    monkeypatch.setattr('ranksrgan_plugin.iqa.ma_model.DEFAULT_MODEL_PATH', tmp_path / 'absent' / 'model.mat')
+
+
+def test_ma_validation_without_model_mat_fails_at_build_saying_how_to_validate_with_niqe(workspace, no_ma_model):  # noqa: F811
+    options = tiny_options(workspace, perceptual=False)
+    options['val'] = {'val_freq': 2000, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4},
+                                                    'ma': {'type': 'calculate_ma', 'crop_border': 4}}}
+    with pytest.raises(FileNotFoundError, match=r'val\.metrics\.ma .*--force_yml val:metrics:ma=~'):
+        _build(options)
+    options['val']['metrics']['ma'] = None  # what --force_yml val:metrics:ma=~ sets
+    model = _build(options)
+    assert list(model.opt['val']['metrics']) == ['psnr']
+
+
+def test_mmagic_ma_pi_metric_without_model_mat_says_how_to_validate_with_niqe(no_ma_model):
+    from ranksrgan_plugin.mmagic.metrics import MaPI
+
+    with pytest.raises(FileNotFoundError, match="chaoma99/sr-metric.*val_evaluator = dict"):
+        MaPI()
