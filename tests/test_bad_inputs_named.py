@@ -2,18 +2,21 @@
 
 A frozen Ranker checkpoint of the wrong kind (a VGG19, a Ranker of another depth, a generator, a discriminator)
 on both toolboxes; a batch of one image with the batch-statistics Ranker BatchNorm (a warning, once); Ma / PI
-validation without model.mat (at build time, saying how to validate with NIQE only)."""
+validation without model.mat (at build time, saying how to validate with NIQE only); a rank dataset that keeps
+nothing (which filter, which option)."""
 import warnings
 
 import pytest
 import torch
 import torchvision
+from test_make_rank_dataset import build, one_image, photos  # noqa: F401  (fixtures)
 from test_mmagic_training import _tiny_ranksrgan, sr_workspace  # noqa: F401  (fixture)
 from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  (fixture)
 
 from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
 from ranksrgan_plugin.archs.discriminator_arch import VGGStyleDiscriminatorAnySize
 from ranksrgan_plugin.archs.ranker_arch import SingleImageBatchNormWarning, freeze_ranker
+from ranksrgan_plugin.rank_dataset import RankDatasetBuildError
 from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
 
 WRONG_FILES = {
@@ -93,3 +96,13 @@ def test_mmagic_ma_pi_metric_without_model_mat_says_how_to_validate_with_niqe(no
 
     with pytest.raises(FileNotFoundError, match="chaoma99/sr-metric.*val_evaluator = dict"):
         MaPI()
+
+
+def test_rank_dataset_keeping_nothing_says_which_filter_and_option(tmp_path, one_image):  # noqa: F811
+    with pytest.raises(RankDatasetBuildError) as error:
+        build(tmp_path, one_image, patch_size=128, sharpness_threshold=40, sharpness_level='hr')
+    message = str(error.value)
+    assert 'sharpness_threshold 40' in message and '296-pixel patches' in message
+    assert 'a 128-pixel patch sums 4' in message and '--sharpness-threshold' in message
+    with pytest.raises(RankDatasetBuildError, match='gap filter kept none.*--min-gap'):
+        build(tmp_path / 'gap', one_image, min_gap=1000, gap_levels=['bicubic', 'hr'])

@@ -16,6 +16,7 @@ interrupted build ends byte-identical (labels) to an uninterrupted one. ``num_sh
 """
 import json
 import logging
+import math
 import os
 import os.path as osp
 import platform
@@ -169,8 +170,8 @@ class RankDatasetBuilder:
                         split_manifest)
             split_summaries[split] = {'num_keys': len(rows) // len(level_names), 'num_images': len(split_records)}
         if not split_summaries and self.cfg['num_shards'] == 1:
-            raise RankDatasetBuildError(f'No patch of {len(records)} images passed the filters (see the counts in '
-                                        f'{self.work}/images); nothing to write.')
+            raise RankDatasetBuildError(f'No patch of {len(records)} images passed the filters; nothing to write. '
+                                        + why_nothing_kept(sum_counts(records), self.cfg))
         manifest = self._build_manifest(records, levels, metric, split_summaries)
         manifest['timings_s']['pack'] = round(time.perf_counter() - started, 3)  # the LMDB / folder writing
         atomic_write(osp.join(self.output, MANIFEST_FILE), json.dumps(manifest, indent=2) + '\n')
@@ -256,6 +257,24 @@ def sum_dicts(dicts: Iterable[Mapping[str, float]]) -> Dict[str, float]:
         for key, value in d.items():
             total[key] = total.get(key, 0) + value
     return total
+
+
+def why_nothing_kept(counts: Mapping[str, int], cfg: Mapping[str, Any]) -> str:
+    """Which filter kept nothing, why, and which option changes it."""
+    grid, sharp = counts.get('grid', 0), counts.get('sharp', 0)
+    if not grid:
+        return (f"The images hold no {cfg['patch_size']}-pixel grid location (grid: {cfg['grid']}, stride "
+                f"{cfg['stride']}): use smaller --patch-size or larger images.")
+    if not sharp:
+        blocks = math.ceil(cfg['patch_size'] / cfg['sharpness_block']) ** 2
+        return (f"The sharpness filter kept none of the {grid} grid locations: sharpness_threshold "
+                f"{cfg['sharpness_threshold']} is the original's for 296-pixel patches, whose measure sums 16 "
+                f"{cfg['sharpness_block']}-pixel block means; a {cfg['patch_size']}-pixel patch sums {blocks}. Lower "
+                f"it (--sharpness-threshold, e.g. {cfg['sharpness_threshold'] * blocks / 16:g}) or turn the filter "
+                'off (--no-sharpness-filter).')
+    return (f"The gap filter kept none of the {sharp} sharp locations: |{' - '.join(cfg['gap_levels'])}| of "
+            f"{cfg['gap_metric']['type']} must exceed min_gap {cfg['min_gap']}: lower it (--min-gap, 0 turns the "
+            'filter off).')
 
 
 def sum_counts(records: Sequence[Mapping[str, Any]]) -> Dict[str, int]:
