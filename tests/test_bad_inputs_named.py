@@ -3,12 +3,14 @@
 A frozen Ranker checkpoint of the wrong kind (a VGG19, a Ranker of another depth, a generator, a discriminator)
 on both toolboxes; a batch of one image with the batch-statistics Ranker BatchNorm (a warning, once); Ma / PI
 validation without model.mat (at build time, saying how to validate with NIQE only); a rank dataset that keeps
-nothing (which filter, which option)."""
+nothing (which filter, which option); rank-set roots that are missing, a build's top folder, or stored otherwise
+than io_backend says."""
 import warnings
 
 import pytest
 import torch
 import torchvision
+from rank_set_factory import make_rank_set
 from test_make_rank_dataset import build, one_image, photos  # noqa: F401  (fixtures)
 from test_mmagic_training import _tiny_ranksrgan, sr_workspace  # noqa: F401  (fixture)
 from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  (fixture)
@@ -16,6 +18,8 @@ from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  
 from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
 from ranksrgan_plugin.archs.discriminator_arch import VGGStyleDiscriminatorAnySize
 from ranksrgan_plugin.archs.ranker_arch import SingleImageBatchNormWarning, freeze_ranker
+from ranksrgan_plugin.data.rank_dataset_format import RankDatasetError
+from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
 from ranksrgan_plugin.rank_dataset import RankDatasetBuildError
 from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
 
@@ -106,3 +110,21 @@ def test_rank_dataset_keeping_nothing_says_which_filter_and_option(tmp_path, one
     assert 'a 128-pixel patch sums 4' in message and '--sharpness-threshold' in message
     with pytest.raises(RankDatasetBuildError, match='gap filter kept none.*--min-gap'):
         build(tmp_path / 'gap', one_image, min_gap=1000, gap_levels=['bicubic', 'hr'])
+
+
+def test_rank_pair_dataset_roots_name_what_to_set(tmp_path):
+    missing = tmp_path / 'rank_DF2K_niqe' / 'train'
+    with pytest.raises(RankDatasetError, match=f"'rank_train': dataroot {missing} does not exist"):
+        RankPairDataset({'name': 'rank_train', 'dataroot': str(missing), 'phase': 'train'})
+    build_root = tmp_path / 'build'
+    for split in ('train', 'val'):
+        make_rank_set(build_root / split, storage='folder', split=split)
+    (build_root / 'manifest.json').write_text('{"format": "ranksrgan_rank_dataset_build"}')
+    with pytest.raises(RankDatasetError, match=f"a rank-dataset build, not one of its splits: set dataroot to "
+                                               f"{build_root / 'train'} or {build_root / 'val'}"):
+        RankPairDataset({'name': 'rank_train', 'dataroot': str(build_root), 'phase': 'train'})
+    with pytest.raises(RankDatasetError, match=r"stored as folder .* io_backend type is 'lmdb': set io_backend: "
+                                               r'\{type: disk\}'):
+        RankPairDataset({'name': 'rank_train', 'dataroot': str(build_root / 'train'), 'phase': 'train',
+                         'io_backend': {'type': 'lmdb'}})
+    assert len(RankPairDataset({'name': 'rank_train', 'dataroot': str(build_root / 'train'), 'phase': 'train'})) > 0

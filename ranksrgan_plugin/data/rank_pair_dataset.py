@@ -11,6 +11,7 @@ from torch.utils import data
 
 from .rank_dataset_format import (
     LABELS_FILE,
+    MANIFEST_FILE,
     LabelTable,
     RankDatasetError,
     level_path,
@@ -53,6 +54,7 @@ class RankPairDataset(data.Dataset):
         super().__init__()
         self.opt = opt
         self.root = opt['dataroot']
+        check_split_root(self.root, opt.get('name', 'RankPairDataset'))
         manifest = read_manifest(self.root) or {}
         self.is_train = opt.get('phase') == 'train'
         self.io_backend_opt = deepcopy(opt.get('io_backend') or {'type': _storage_backend(manifest, self.root)})
@@ -140,6 +142,17 @@ class RankPairDataset(data.Dataset):
         return imfrombytes(img_bytes, float32=True)
 
 
+def check_split_root(root: str, name: str) -> None:
+    """``root`` must be an existing split folder (not a missing path, not a build's top folder)."""
+    if not osp.isdir(root):
+        raise RankDatasetError(f'Dataset {name!r}: dataroot {root} does not exist. It is one split of a rank dataset '
+                               '(tools/make_rank_dataset.py writes <output>/train and <output>/val).')
+    splits = [split for split in ('train', 'val') if osp.isfile(osp.join(root, split, MANIFEST_FILE))]
+    if splits and not osp.isfile(osp.join(root, LABELS_FILE)):
+        raise RankDatasetError(f'Dataset {name!r}: dataroot {root} is a rank-dataset build, not one of its splits: '
+                               'set dataroot to ' + ' or '.join(osp.join(root, split) for split in splits) + '.')
+
+
 def _storage_backend(manifest: Dict[str, Any], root: str) -> str:
     storage = manifest.get('storage')
     if storage is None:
@@ -153,12 +166,17 @@ def _storage_backend(manifest: Dict[str, Any], root: str) -> str:
 
 def _index_level(path: str, level: str, storage: str):
     """``({key: (h, w, c)}, {key: file path})`` of one level's image store."""
-    if storage == 'lmdb':
-        if not osp.isdir(path):
-            raise RankDatasetError(f'Level {level!r} is missing: no LMDB at {path}.')
-        return read_lmdb_meta_info(path), {}
     if not osp.isdir(path):
-        raise RankDatasetError(f'Level {level!r} is missing: no folder at {path}.')
+        other = 'folder' if storage == 'lmdb' else 'lmdb'
+        other_path = level_path(osp.dirname(path), level, other)
+        if osp.isdir(other_path):
+            backend = _STORAGE_BACKEND[other]
+            raise RankDatasetError(f'Level {level!r} is stored as {other} ({other_path}), but io_backend type is '
+                                   f'{_STORAGE_BACKEND[storage]!r}: set io_backend: {{type: {backend}}} (or leave '
+                                   "io_backend out: the split's manifest.json names its storage).")
+        raise RankDatasetError(f'Level {level!r} is missing: no {"LMDB" if storage == "lmdb" else "folder"} at {path}.')
+    if storage == 'lmdb':
+        return read_lmdb_meta_info(path), {}
     files = list_folder_images(path)
     return {key: read_image_shape(file) for key, file in files.items()}, files
 

@@ -95,10 +95,15 @@ def run_rank_dataset(layout: RoadLayout, forced: bool, echo: Echo, show_bars: bo
                             f'{layout.variant.rank_dataset} as tools/reproduce.py runs it (paths relocated)')
         command = python_command(layout, [osp.join(layout.repo, 'tools', 'make_rank_dataset.py'), '-opt', yml,
                                           '--no-progress'] + (['--overwrite'] if forced else []))
-        records = osp.join(output, WORK_DIR, 'images')
-        done = lambda: len(os.listdir(records)) if osp.isdir(records) else 0  # noqa: E731
-        status = run_logged(command, layout.repo, layout.log_file('rank_dataset'), '  rank dataset',
-                            len(list_images(options['hr'])), done, unit='image', show_bar=show_bars)
+        records, total = osp.join(output, WORK_DIR, 'images'), len(list_images(options['hr']))
+
+        def done() -> int:  # the builder's per-image records, removed once the manifest is written
+            if osp.isfile(osp.join(output, MANIFEST_FILE)):
+                return total
+            return len(os.listdir(records)) if osp.isdir(records) else 0
+
+        status = run_logged(command, layout.repo, layout.log_file('rank_dataset'), '  rank dataset', total, done,
+                            unit='image', show_bar=show_bars)
         if status:
             raise StageFailed(f'the rank-dataset build failed (exit status {status}); see '
                               f"{layout.log_file('rank_dataset')}")
