@@ -295,9 +295,10 @@ def perceptual_vgg_weights(perceptual_loss: Dict[str, Any]) -> Optional[str]:
                   logger='current', level=logging.WARNING)
         return None
     if pretrained.startswith('torchvision://'):
-        return find_imagenet_vgg_weights(pretrained[len('torchvision://'):])
+        return find_imagenet_vgg_weights(pretrained[len('torchvision://'):], 'model.perceptual_loss.pretrained')
     if not osp.isfile(pretrained):
-        raise FileNotFoundError(f'PerceptualLoss: pretrained VGG weights file {pretrained} does not exist.')
+        raise FileNotFoundError(f'PerceptualLoss: pretrained VGG weights file {pretrained} (model.perceptual_loss.'
+                                'pretrained) does not exist.')
     return pretrained
 
 

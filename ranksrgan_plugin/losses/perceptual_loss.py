@@ -23,12 +23,13 @@ def _weights_url(vgg_type: str) -> str:
     return torchvision.models.get_model_weights(vgg_type).IMAGENET1K_V1.url
 
 
-def find_imagenet_vgg_weights(vgg_type: str = 'vgg19') -> str:
+def find_imagenet_vgg_weights(vgg_type: str = 'vgg19', option: str = '`vgg_weights` in perceptual_opt') -> str:
     """Path of torchvision's ImageNet weights for ``vgg_type``, downloading them if possible.
 
     Looks in BasicSR's place (``experiments/pretrained_models/``, relative to the working
     directory) and in torch's hub cache (``$TORCH_HOME/hub/checkpoints``); else tries torchvision's
-    download. Raises :class:`MissingVGGWeightsError` saying where to put the file.
+    download. Raises :class:`MissingVGGWeightsError` saying where to put the file, or which ``option``
+    (as the toolbox names it) to set to its path.
     """
     file_name = osp.basename(_weights_url(vgg_type))
     hub_path = osp.join(torch.hub.get_dir(), 'checkpoints', file_name)
@@ -42,7 +43,7 @@ def find_imagenet_vgg_weights(vgg_type: str = 'vgg19') -> str:
         raise MissingVGGWeightsError(
             f'The perceptual loss needs the ImageNet {vgg_type} weights ({file_name}), which are not on disk and '
             f'could not be downloaded ({type(error).__name__}: {error}). Put {file_name} at '
-            f'{osp.abspath(candidates[0])} or {hub_path}, or set `vgg_weights` in perceptual_opt to its path.'
+            f'{osp.abspath(candidates[0])} or {hub_path}, or set {option} to its path.'
         ) from None
     return hub_path
 
