@@ -4,14 +4,16 @@ A frozen Ranker checkpoint of the wrong kind (a VGG19, a Ranker of another depth
 on both toolboxes; a batch of one image with the batch-statistics Ranker BatchNorm (a warning, once); Ma / PI
 validation without model.mat (at build time, saying how to validate with NIQE only); a rank dataset that keeps
 nothing (which filter, which option); rank-set roots that are missing, a build's top folder, or stored otherwise
-than io_backend says."""
+than io_backend says; images that are not BGR uint8 given to the upscalers (BasicSR and MMagic side)."""
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 from rank_set_factory import make_rank_set
 from test_make_rank_dataset import build, one_image, photos  # noqa: F401  (fixtures)
+from test_mmagic_test_protocol import TEST_CONFIG, _tiny
 from test_mmagic_training import _tiny_ranksrgan, sr_workspace  # noqa: F401  (fixture)
 from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  (fixture)
 
@@ -20,8 +22,11 @@ from ranksrgan_plugin.archs.discriminator_arch import VGGStyleDiscriminatorAnySi
 from ranksrgan_plugin.archs.ranker_arch import SingleImageBatchNormWarning, freeze_ranker
 from ranksrgan_plugin.data.rank_dataset_format import RankDatasetError
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
+from ranksrgan_plugin.inference import GeneratorUpscaler
+from ranksrgan_plugin.mmagic.inference import init_model, upscale_image
 from ranksrgan_plugin.rank_dataset import RankDatasetBuildError
 from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
+from ranksrgan_plugin.utils.upscaler import BadImageError
 
 WRONG_FILES = {
     'vgg19': (lambda: torchvision.models.vgg19().state_dict(), "torchvision's VGG"),
@@ -128,3 +133,23 @@ def test_rank_pair_dataset_roots_name_what_to_set(tmp_path):
         RankPairDataset({'name': 'rank_train', 'dataroot': str(build_root / 'train'), 'phase': 'train',
                          'io_backend': {'type': 'lmdb'}})
     assert len(RankPairDataset({'name': 'rank_train', 'dataroot': str(build_root / 'train'), 'phase': 'train'})) > 0
+
+
+BAD_IMAGES = {
+    'none': (None, 'is None: cv2.imread returns None'),
+    'gray': (np.zeros((16, 16), np.uint8), r'cv2.cvtColor\(img, cv2.COLOR_GRAY2BGR\)'),
+    'gray_hw1': (np.zeros((16, 16, 1), np.uint8), r'cv2.cvtColor\(img, cv2.COLOR_GRAY2BGR\)'),
+    'bgra': (np.zeros((16, 16, 4), np.uint8), r'cv2.cvtColor\(img, cv2.COLOR_BGRA2BGR\)'),
+    'float01': (np.full((16, 16, 3), 0.5, np.float32), r'dtype float32.*\(img \* 255\)'),
+    'uint16': (np.zeros((16, 16, 3), np.uint16), 'dtype uint16'),
+}
+
+
+@pytest.mark.parametrize('kind', BAD_IMAGES)
+def test_upscalers_refuse_what_is_not_bgr_uint8(kind):
+    image, message = BAD_IMAGES[kind]
+    net = RankSRGANGenerator(num_feat=8, num_block=1).eval()
+    with pytest.raises(BadImageError, match=message):
+        GeneratorUpscaler(net, {'type': 'RankSRGANGenerator'}, device='cpu')(image)
+    with pytest.raises(BadImageError, match=message):
+        upscale_image(init_model(_tiny(TEST_CONFIG)), image)

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..compat.mmagic import mmengine_checkpoint_globals
 from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
+from ..utils.upscaler import check_bgr_uint8
 
 GENERATOR_PREFIX = 'generator.'
 
@@ -74,12 +75,14 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
 
 @torch.no_grad()
 def upscale_image(model: nn.Module, image: np.ndarray) -> np.ndarray:
-    """Super-resolve one BGR uint8 HWC image (as ``cv2.imread`` reads it); returns BGR uint8.
+    """Super-resolve one BGR uint8 HWC image (as ``cv2.imread`` reads it); returns BGR uint8. ``None``, a gray,
+    BGRA or non-uint8 image raises :class:`~ranksrgan_plugin.utils.upscaler.BadImageError` saying what to do.
 
     The generator takes RGB through the model's data preprocessor (MMagic's SR pipelines load RGB);
     the output is clamped to [0, 255] and rounded, as BasicSR's ``tensor2img`` and MMagic's
     ``tools/test.py`` image saving do.
     """
+    check_bgr_uint8(image)
     device = next(model.parameters()).device
     preprocessor = model.data_preprocessor
     rgb = torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1))).float()[None].to(device)

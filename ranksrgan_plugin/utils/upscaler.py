@@ -14,6 +14,34 @@ def default_device(device: Union[str, torch.device, None] = None) -> torch.devic
     return torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 
 
+class BadImageError(ValueError):
+    """An image given to an upscaler is not BGR uint8 HWC (the message says what it is and how to convert it)."""
+
+
+def check_bgr_uint8(img: object, channels: int = 3, what: str = 'The image') -> np.ndarray:
+    """``img`` when it is a BGR uint8 HWC array of ``channels`` channels (as ``cv2.imread`` reads a colour file).
+
+    Raises :class:`BadImageError` for ``None`` (what ``cv2.imread`` returns for a missing or unreadable
+    file), a gray or 4-channel image, and any other dtype: a float image in [0, 1] would come out
+    nearly black, not as an error.
+    """
+    if img is None:
+        raise BadImageError(f'{what} is None: cv2.imread returns None for a missing or unreadable file.')
+    if not isinstance(img, np.ndarray):
+        raise BadImageError(f'{what} is a {type(img).__name__}, not a numpy array (BGR uint8, H x W x 3).')
+    if img.dtype != np.uint8:
+        hint = (' (a float image in [0, 1]: (img * 255).round().astype(np.uint8))'
+                if np.issubdtype(img.dtype, np.floating) else '')
+        raise BadImageError(f'{what} has dtype {img.dtype}; the network takes BGR uint8 in [0, 255]{hint}.')
+    conversions = {(2, None): 'cv2.COLOR_GRAY2BGR', (3, 1): 'cv2.COLOR_GRAY2BGR', (3, 4): 'cv2.COLOR_BGRA2BGR'}
+    shape = (img.ndim, img.shape[2] if img.ndim == 3 else None)
+    if shape != (3, channels):
+        convert = conversions.get(shape) if channels == 3 else None
+        raise BadImageError(f'{what} has shape {img.shape}; the network takes H x W x {channels} (BGR)'
+                            + (f': convert it with cv2.cvtColor(img, {convert}).' if convert else '.'))
+    return img
+
+
 def image_to_tensor(img: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A BGR uint8 HWC image as an RGB (1, C, H, W) tensor in [0, 1] of ``dtype``."""
     return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).to(dtype).div(255)[None]
@@ -43,8 +71,15 @@ class TiledUpscaler:
 
     @torch.no_grad()
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        """The SR image (BGR uint8) of ``img`` (BGR uint8)."""
+        """The SR image (BGR uint8) of ``img`` (BGR uint8; anything else: :class:`BadImageError`)."""
+        check_bgr_uint8(img, self.in_channels)
         return tensor_to_image(self.forward(image_to_tensor(img, self.dtype)))
+
+    @property
+    def in_channels(self) -> int:
+        """The channels the network's first convolution takes (3 when it has none)."""
+        conv = next((m for m in self.net.modules() if isinstance(m, nn.Conv2d)), None)
+        return conv.in_channels if conv is not None else 3
 
     @property
     def dtype(self) -> torch.dtype:
