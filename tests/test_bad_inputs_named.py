@@ -4,9 +4,11 @@ A frozen Ranker checkpoint of the wrong kind (a VGG19, a Ranker of another depth
 on both toolboxes; a batch of one image with the batch-statistics Ranker BatchNorm (a warning, once); Ma / PI
 validation without model.mat (at build time, saying how to validate with NIQE only); a rank dataset that keeps
 nothing (which filter, which option); rank-set roots that are missing, a build's top folder, or stored otherwise
-than io_backend says; images that are not BGR uint8 given to the upscalers (BasicSR and MMagic side)."""
+than io_backend says; images that are not BGR uint8 given to the upscalers (BasicSR and MMagic side); corrupt
+images in rank sets and training sets (both toolboxes)."""
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -153,3 +155,44 @@ def test_upscalers_refuse_what_is_not_bgr_uint8(kind):
         GeneratorUpscaler(net, {'type': 'RankSRGANGenerator'}, device='cpu')(image)
     with pytest.raises(BadImageError, match=message):
         upscale_image(init_model(_tiny(TEST_CONFIG)), image)
+
+
+@pytest.mark.parametrize('storage', ['folder', 'lmdb'])
+def test_corrupt_rank_set_patch_is_named(tmp_path, storage):
+    root = make_rank_set(tmp_path / 'train', storage=storage, split='train')
+    if storage == 'folder':  # truncated: the header (read when the dataset is built) is intact
+        patch = tmp_path / 'train' / 'srgan' / 'k001.png'
+        patch.write_bytes(patch.read_bytes()[:60])
+    else:
+        import lmdb
+
+        with lmdb.open(str(tmp_path / 'train' / 'srgan.lmdb'), map_size=2 ** 24) as env, env.begin(write=True) as txn:
+            txn.put(b'k001', b'not a png')
+    dataset = RankPairDataset({'name': 'rank_val', 'dataroot': root, 'phase': 'val'})
+    index = dataset.keys.index('k001') * len(dataset.levels) + dataset.levels.index('srgan')
+    with pytest.raises(RankDatasetError, match=r"'rank_val': key 'k001' of level 'srgan' \(.*srgan.*\) is not a "
+                                               'decodable image'):
+        dataset[index]
+
+
+def test_corrupt_training_images_are_named_on_both_toolboxes(tmp_path):
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+    from mmagic.datasets.transforms import LoadImageFromFile
+
+    from ranksrgan_plugin.compat import basicsr as basicsr_compat
+    from ranksrgan_plugin.compat import mmagic as mmagic_compat
+
+    for kind, size in (('gt', 64), ('lq', 16)):
+        (tmp_path / kind).mkdir()
+        cv2.imwrite(str(tmp_path / kind / '0001.png'), np.zeros((size, size, 3), np.uint8))
+    corrupt = tmp_path / 'lq' / '0001.png'
+    corrupt.write_bytes(corrupt.read_bytes()[:60])  # truncated
+    loader = LoadImageFromFile(key='img', color_type='color', channel_order='rgb')
+    with pytest.raises(mmagic_compat.UnreadableImageError, match=f"{corrupt} \\(LoadImageFromFile key 'img'\\)"):
+        loader.transform({'img_path': str(corrupt)})
+    basicsr_compat.name_unreadable_training_images()  # what the plugin's train / test entry points install
+    dataset = PairedImageDataset({'name': 'DIV2K', 'dataroot_gt': str(tmp_path / 'gt'),
+                                  'dataroot_lq': str(corrupt.parent), 'filename_tmpl': '{}',
+                                  'io_backend': {'type': 'disk'}, 'phase': 'val', 'scale': 4})
+    with pytest.raises(basicsr_compat.UnreadableImageError, match=f"'DIV2K': cannot decode {corrupt}"):
+        dataset[0]

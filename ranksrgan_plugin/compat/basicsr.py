@@ -244,6 +244,44 @@ def resume_aware_message_logger() -> type:
     return ResumeAwareMessageLogger
 
 
+class UnreadableImageError(ValueError):
+    """A training image that cannot be decoded (the message names the file and the dataset)."""
+
+
+def name_unreadable_training_images() -> None:
+    """Name the file when BasicSR's ``PairedImageDataset`` meets an image it cannot decode (basicsr 1.4.2).
+
+    Upstream's ``imfrombytes`` calls ``.astype`` on ``cv2.imdecode``'s ``None``: ``AttributeError:
+    'NoneType' object has no attribute 'astype'``, naming no file, possibly hours into a run. For a
+    host user: the same dataset; such an item raises :class:`UnreadableImageError` naming the
+    dataset and the file(s) of the item that do not decode.
+    """
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+
+    if 'paired_getitem' in _UPSTREAM:
+        return
+    upstream = _UPSTREAM['paired_getitem'] = PairedImageDataset.__getitem__
+
+    def __getitem__(self: Any, index: int) -> Dict[str, Any]:
+        try:
+            return upstream(self, index)
+        except AttributeError as error:
+            paths = [path for path in self.paths[index].values() if isinstance(path, str) and osp.isfile(path)]
+            bad = [path for path in paths if _undecodable(path)]
+            if not bad:
+                raise
+            raise UnreadableImageError(f"Dataset {self.opt.get('name')!r}: cannot decode {', '.join(bad)} (a "
+                                       'corrupt, truncated or non-image file).') from error
+
+    PairedImageDataset.__getitem__ = __getitem__
+
+
+def _undecodable(path: str) -> bool:
+    import cv2
+
+    return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) is None
+
+
 _UPSTREAM: Dict[str, Any] = {}
 
 
@@ -254,8 +292,9 @@ def patch_basicsr_train() -> None:
     host user of those entry points, process-wide: ``basicsr.train.load_resume_state`` is
     :func:`load_resume_state_any_device`, ``basicsr.utils.options.init_dist`` is
     :func:`init_dist_any_device`, ``BaseModel.model_to_device`` is :func:`model_to_device_any_device`,
-    ``basicsr.train.create_train_val_dataloader`` is :func:`create_train_val_dataloader_checked` and
-    ``basicsr.train.MessageLogger`` is :func:`resume_aware_message_logger`'s class.
+    ``basicsr.train.create_train_val_dataloader`` is :func:`create_train_val_dataloader_checked`,
+    ``basicsr.train.MessageLogger`` is :func:`resume_aware_message_logger`'s class and
+    ``PairedImageDataset.__getitem__`` names undecodable files (:func:`name_unreadable_training_images`).
     """
     import basicsr.train
     import basicsr.utils.options
@@ -263,6 +302,7 @@ def patch_basicsr_train() -> None:
 
     basicsr.train.load_resume_state = load_resume_state_any_device
     basicsr.utils.options.init_dist = init_dist_any_device
+    name_unreadable_training_images()
     if 'create_train_val_dataloader' not in _UPSTREAM:
         _UPSTREAM['create_train_val_dataloader'] = basicsr.train.create_train_val_dataloader
         basicsr.train.create_train_val_dataloader = create_train_val_dataloader_checked

@@ -30,15 +30,17 @@ def apply() -> None:
 
     ``mmagic.models`` is imported with the mmcv ops placeholders in place (:func:`mmcv_ops_placeholders`,
     removed again afterwards), mmengine's checkpoint loader gets its allowlist
-    (:func:`allow_mmengine_checkpoint_globals`), the Runner's checkpoint errors name their file
-    (:func:`name_checkpoint_in_mismatch_errors`) and numpy's error state is given back as it was before
-    the plugin imported BasicSR (:func:`ranksrgan_plugin.compat.basicsr.undo_basicsr_seterr`).
+    (:func:`allow_mmengine_checkpoint_globals`), the Runner's checkpoint errors and undecodable images
+    name their file (:func:`name_checkpoint_in_mismatch_errors`, :func:`name_unreadable_images`) and
+    numpy's error state is given back as it was before the plugin imported BasicSR
+    (:func:`ranksrgan_plugin.compat.basicsr.undo_basicsr_seterr`).
     """
     with mmcv_ops_placeholders() as installed:
         if installed:
             importlib.import_module('mmagic.models')
     allow_mmengine_checkpoint_globals()
     name_checkpoint_in_mismatch_errors()
+    name_unreadable_images()
     basicsr_compat.undo_basicsr_seterr()
 
 
@@ -347,3 +349,35 @@ def name_checkpoint_in_mismatch_errors() -> None:
         if name not in _UPSTREAM:
             _UPSTREAM[name] = getattr(Runner, name)
             setattr(Runner, name, naming(_UPSTREAM[name]))
+
+
+class UnreadableImageError(ValueError):
+    """An image file that cannot be decoded (the message names the file and the pipeline key)."""
+
+
+def name_unreadable_images() -> None:
+    """Name the file when MMagic's ``LoadImageFromFile`` cannot decode it (mmagic 1.2.0).
+
+    Upstream hands ``mmcv.imfrombytes`` the bytes of a corrupt or truncated file and fails inside
+    OpenCV (``!_src.empty()`` in ``cvtColor``) or returns ``None``, naming no file. For a host user: the
+    same transform; such a file raises :class:`UnreadableImageError` naming it and the pipeline key.
+    """
+    from mmagic.datasets.transforms.loading import LoadImageFromFile
+
+    if 'load_image' in _UPSTREAM:
+        return
+    upstream = _UPSTREAM['load_image'] = LoadImageFromFile._load_image
+
+    @functools.wraps(upstream)
+    def _load_image(self: Any, filename: str) -> Any:
+        try:
+            img = upstream(self, filename)
+        except Exception as error:  # OpenCV's cv2.error and whatever a backend raises on bad bytes
+            raise UnreadableImageError(f'Cannot decode image {filename} (LoadImageFromFile key {self.key!r}): '
+                                       f'{type(error).__name__}: {str(error).strip()[:200]}') from error
+        if img is None:
+            raise UnreadableImageError(f'Cannot decode image {filename} (LoadImageFromFile key {self.key!r}): a '
+                                       'corrupt, truncated or non-image file.')
+        return img
+
+    LoadImageFromFile._load_image = _load_image

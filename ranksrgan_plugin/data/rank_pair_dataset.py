@@ -134,12 +134,20 @@ class RankPairDataset(data.Dataset):
     def _load(self, key: str, level: str):
         """One patch as BGR HWC float32 in [0, 1]."""
         if self.storage == 'lmdb':
+            where = level_path(self.root, level, 'lmdb')
             img_bytes = self.file_client.get(key, level)
         else:
-            img_bytes = self.file_client.get(self.paths[level][key])
+            where = self.paths[level][key]
+            img_bytes = self.file_client.get(where)
         if img_bytes is None:
             raise RankDatasetError(f'Key {key!r} of level {level!r} could not be read from {self.root}.')
-        return imfrombytes(img_bytes, float32=True)
+        try:
+            return imfrombytes(img_bytes, float32=True)
+        except AttributeError:  # BasicSR's imfrombytes: cv2.imdecode gave None
+            raise RankDatasetError(
+                f"Dataset {self.opt.get('name')!r}: key {key!r} of level {level!r} ({where}) is not a decodable "
+                'image (a corrupt or truncated file): rebuild the rank dataset, or remove the key from '
+                f'{self.labels_file}.') from None
 
 
 def check_split_root(root: str, name: str) -> None:
