@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # ranksrgan_plugin/mmagic/__init__.py's docstring: what the plugin registers into mmagic.registry
 ANNOUNCED_MMAGIC = {
     'MODELS': {'RankerVGG', 'RankSRGANGenerator', 'VGGStyleDiscriminatorAnySize', 'RankLoss', 'RankRegressionLoss',
-               'RankContentLoss', 'RankSRGAN', 'RankESRGAN', 'RankerModel'},
+               'RankContentLoss', 'RankSRGAN', 'RankESRGAN', 'RankerModel', 'StrictEditModel'},
     'DATASETS': {'RankPairDataset'},
     'METRICS': {'SROCC', 'PairAccuracy', 'BatchedNIQE', 'MaPI'},
+    'MMENGINE_WEIGHT_INITIALIZERS': {'StrictPretrained'},
 }
 
 PROBE = r'''

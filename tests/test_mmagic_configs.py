@@ -116,8 +116,10 @@ def test_ranksrgan_config_inherits_mmagic_srgan():
     cfg = Config.fromfile(str(RANKSRGAN_CONFIG))
     # set only by the MMagic base configs (srgan_x4c64b16, msrresnet_x4c64b16, default_runtime)
     assert cfg.default_scope == 'mmagic'
-    assert cfg.model.generator == dict(type='MSRResNet', in_channels=3, out_channels=3, mid_channels=64,
-                                       num_blocks=16, upscale_factor=4)
+    generator = cfg.model.generator.to_dict()
+    generator.pop('init_cfg')  # the plugin's (checked below)
+    assert generator == dict(type='MSRResNet', in_channels=3, out_channels=3, mid_channels=64, num_blocks=16,
+                             upscale_factor=4)
     assert cfg.model.perceptual_loss.layer_weights == {'34': 1.0}
     assert cfg.model.gan_loss.loss_weight == 5e-3 and cfg.model.gan_loss.gan_type == 'vanilla'
     assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'

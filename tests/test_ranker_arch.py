@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ranksrgan_plugin.archs.ranker_arch import RankerVGG, convert_features_state_dict, load_ranker, ranker_state_dict
+from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
 
 # a narrow Ranker for checkpoint round trips (the layer names do not depend on the widths)
 SMALL = {'num_feat': 8, 'stage_widths': (8, 16, 16, 16), 'num_hidden': 6}
@@ -221,7 +222,8 @@ def test_wrong_depth_old_features_checkpoint_is_a_clear_error(tmp_path):
 def test_wrong_depth_mmsr_checkpoint_is_a_clear_error(tmp_path, saved_depth, net_depth):
     path = tmp_path / f'vgg{saved_depth}.pth'
     torch.save(RankerVGG(depth=saved_depth, **SMALL).state_dict(), path)
-    with pytest.raises(RuntimeError, match=r'RankerVGG'):
+    with pytest.raises(CheckpointMismatchError, match=rf'{path} \(named by the Ranker checkpoint\) does not fit '
+                                                      rf'RankerVGG\(depth={net_depth}\)'):
         load_ranker(RankerVGG(depth=net_depth, **SMALL), str(path))
 
 
@@ -230,7 +232,7 @@ def test_non_strict_load_of_partial_checkpoint(tmp_path):
     partial = OrderedDict((k, v) for k, v in source.state_dict().items() if not k.startswith('classifier.'))
     path = tmp_path / 'partial.pth'
     torch.save(partial, path)
-    with pytest.raises(RuntimeError, match='classifier'):
+    with pytest.raises(CheckpointMismatchError, match='classifier'):
         load_ranker(RankerVGG(depth=8, **SMALL), str(path))
     net = load_ranker(RankerVGG(depth=8, **SMALL), str(path), strict=False)
     assert torch.equal(net.conv0_0.weight, source.conv0_0.weight)

@@ -9,8 +9,9 @@ placeholders touch nothing.
 Registered (``mmagic.registry``):
     MODELS: ``RankerVGG``, ``RankSRGANGenerator``, ``VGGStyleDiscriminatorAnySize``, ``RankLoss``,
     ``RankRegressionLoss``, ``RankContentLoss`` (the BasicSR side's own classes), ``RankSRGAN``, ``RankESRGAN``,
-    ``RankerModel``;
-    DATASETS: ``RankPairDataset``; METRICS: ``SROCC``, ``PairAccuracy``, ``BatchedNIQE``, ``MaPI``.
+    ``RankerModel``, ``StrictEditModel``;
+    DATASETS: ``RankPairDataset``; METRICS: ``SROCC``, ``PairAccuracy``, ``BatchedNIQE``, ``MaPI``;
+    mmengine's WEIGHT_INITIALIZERS (which ``init_cfg`` builds from): ``StrictPretrained``.
 """
 from ..compat import mmagic as mmagic_compat
 

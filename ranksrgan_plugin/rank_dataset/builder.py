@@ -272,9 +272,9 @@ def why_nothing_kept(counts: Mapping[str, int], cfg: Mapping[str, Any]) -> str:
                 f"{cfg['sharpness_block']}-pixel block means; a {cfg['patch_size']}-pixel patch sums {blocks}. Lower "
                 f"it (--sharpness-threshold, e.g. {cfg['sharpness_threshold'] * blocks / 16:g}) or turn the filter "
                 'off (--no-sharpness-filter).')
+    metric = (cfg['gap_metric'] or cfg['metric'])['type']
     return (f"The gap filter kept none of the {sharp} sharp locations: |{' - '.join(cfg['gap_levels'])}| of "
-            f"{cfg['gap_metric']['type']} must exceed min_gap {cfg['min_gap']}: lower it (--min-gap, 0 turns the "
-            'filter off).')
+            f"{metric} must exceed min_gap {cfg['min_gap']}: lower it (--min-gap, 0 turns the filter off).")
 
 
 def sum_counts(records: Sequence[Mapping[str, Any]]) -> Dict[str, int]:

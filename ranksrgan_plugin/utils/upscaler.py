@@ -68,18 +68,13 @@ class TiledUpscaler:
     tile_pad: int = 0
     batch_size: int = 4
     receptive_radius: int = 0
+    in_channels: int = 3
 
     @torch.no_grad()
     def __call__(self, img: np.ndarray) -> np.ndarray:
         """The SR image (BGR uint8) of ``img`` (BGR uint8; anything else: :class:`BadImageError`)."""
         check_bgr_uint8(img, self.in_channels)
         return tensor_to_image(self.forward(image_to_tensor(img, self.dtype)))
-
-    @property
-    def in_channels(self) -> int:
-        """The channels the network's first convolution takes (3 when it has none)."""
-        conv = next((m for m in self.net.modules() if isinstance(m, nn.Conv2d)), None)
-        return conv.in_channels if conv is not None else 3
 
     @property
     def dtype(self) -> torch.dtype:
@@ -108,7 +103,7 @@ def build_upscaler(net: nn.Module, scale: int, tile: int, tile_pad: Union[int, s
     net = net.eval().to(device)
     tiling = resolve_tiling(net, tile, tile_pad, name, on_small_pad, num_in_ch)
     return TiledUpscaler(net, scale, device, tiling.tile, tiling.tile_pad, max(1, batch_size),
-                         tiling.receptive_radius)
+                         tiling.receptive_radius, num_in_ch)
 
 
 class HoldsUpscaler:
