@@ -196,3 +196,13 @@ def test_corrupt_training_images_are_named_on_both_toolboxes(tmp_path):
                                   'io_backend': {'type': 'disk'}, 'phase': 'val', 'scale': 4})
     with pytest.raises(basicsr_compat.UnreadableImageError, match=f"'DIV2K': cannot decode {corrupt}"):
         dataset[0]
+
+
+def test_basicsr_generator_init_of_another_network_is_refused_by_name(workspace):  # noqa: F811
+    options = tiny_options(workspace, perceptual=False)
+    options['path']['pretrain_network_g'] = str(workspace / 'ranker.pth')  # a Ranker where the generator goes
+    with pytest.raises(CheckpointMismatchError) as error:
+        _build(options)
+    message = str(error.value)
+    assert str(workspace / 'ranker.pth') in message and 'path.pretrain_network_g' in message
+    assert 'does not fit RankSRGANGenerator' in message and 'a Ranker' in message

@@ -20,6 +20,7 @@ from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
 from ranksrgan_plugin.reproduce import EXIT_MISSING_INPUTS, PaperRoad, RoadLayout, RoadPlan, Variant, check_road
 from ranksrgan_plugin.reproduce.preflight import PATCH_BYTES, check_disk, rank_dataset_bytes
 from ranksrgan_plugin.reproduce.rehearsal import make_rehearsal_data
+from ranksrgan_plugin.reproduce.stages import StageFailed, finished_rank_dataset
 from ranksrgan_plugin.reproduce.variants import VARIANTS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -274,3 +275,20 @@ def test_two_processes_per_stage_keep_the_total_batch(tmp_path):
         log = f.read()
     assert 'World size (gpu number): 2' in log and '# srocc:' in log
     assert osp.isfile(read_state(layout)['stages']['ranker']['outputs']['checkpoint'])
+
+
+def test_gpus_must_keep_the_original_total_batch(tmp_path):
+    layout = layout_for(tmp_path, gpus=3)
+    with pytest.raises(ValueError, match="--gpus 3 does not divide the RankSRGAN total batch 8"):
+        layout.per_gpu_batch(8, 'RankSRGAN')
+    assert layout_for(tmp_path, gpus=4).per_gpu_batch(8, 'RankSRGAN') == 2
+
+
+def test_a_rank_dataset_built_with_other_options_is_not_taken_for_this_one(tmp_path):
+    layout = tiny_layout(str(tmp_path))
+    assert PaperRoad(layout, echo=lambda line: None, show_bars=False).run(until='rank_dataset') == 0
+    os.remove(layout.state_file)  # as if the folder came from elsewhere
+    options = layout.read_options('rank_dataset')
+    options['seed'] = 1
+    with pytest.raises(StageFailed, match='built with other options; rerun with --from rank_dataset'):
+        finished_rank_dataset(options)

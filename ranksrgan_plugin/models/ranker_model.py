@@ -13,10 +13,11 @@ from tqdm import tqdm
 
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
 from ..metrics.rank_metrics import batch_pair_accuracy
+from .checkpoint_loading import NamedCheckpointLoading
 
 
 @MODEL_REGISTRY.register()
-class RankerModel(BaseModel):
+class RankerModel(NamedCheckpointLoading, BaseModel):
     """Trains the *Ranker* (``network_r``) on pairs of SR levels with a rank or regression loss.
 
     Options beyond BasicSR's usual ones:

@@ -11,11 +11,12 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
 from ..compat.basicsr import check_perceptual_weights
+from .checkpoint_loading import NamedCheckpointLoading
 from .validation_metrics import check_validation_metrics
 
 
 @MODEL_REGISTRY.register()
-class RankSRGANModel(SRGANModel):
+class RankSRGANModel(NamedCheckpointLoading, SRGANModel):
     """RankSRGAN (Zhang et al., ICCV 2019): an SRGAN whose generator also minimises the *rank-content loss*.
 
     Everything of BasicSR's SRGANModel is kept (pixel / perceptual / GAN losses, ``net_d_iters``,

@@ -1,0 +1,41 @@
+"""BasicSR's ``load_network`` with the checkpoint checked against the network first, for the plugin's models."""
+from typing import Any, Mapping, Optional
+
+from torch import nn
+
+from ..utils.checkpoint import read_checkpoint, strip_module_prefix
+from ..utils.checkpoint_fit import check_weights_fit
+
+NETWORK_ATTRIBUTES = ('net_g', 'net_d', 'net_r', 'net_g_ema')
+
+
+class NamedCheckpointLoading:
+    """Mixin for a BasicSR model: a strictly loaded checkpoint that does not fit its network is refused by name.
+
+    Upstream's ``BaseModel.load_network`` ends in torch's raw key lists, naming neither the file nor
+    the option. Here ``CheckpointMismatchError`` names the file, ``path.pretrain_network_<x>`` and what
+    the file holds (e.g. "a BasicSR checkpoint ... of a Ranker") before upstream's loading runs.
+    """
+
+    def load_network(self, net: nn.Module, load_path: str, strict: bool = True,
+                     param_key: Optional[str] = 'params') -> None:
+        if strict:
+            bare = self.get_bare_model(net)
+            checkpoint = read_checkpoint(load_path)
+            check_weights_fit(bare.state_dict(), basicsr_weights(checkpoint, param_key), load_path,
+                              self._option_naming(net), checkpoint, type(bare).__name__)
+        super().load_network(net, load_path, strict, param_key)
+
+    def _option_naming(self, net: nn.Module) -> str:
+        name = next((attr for attr in NETWORK_ATTRIBUTES if getattr(self, attr, None) is net), 'net_g')
+        return f"path.pretrain_network_{name[len('net_'):].replace('_ema', '')}"
+
+
+def basicsr_weights(checkpoint: Any, param_key: Optional[str]) -> Mapping[str, Any]:
+    """What BasicSR's ``load_network`` takes from a checkpoint: ``param_key`` (else ``params``), ``module.`` removed."""
+    if not isinstance(checkpoint, Mapping):
+        return {}
+    if param_key is not None:
+        key = param_key if param_key in checkpoint else 'params'
+        checkpoint = checkpoint.get(key) if isinstance(checkpoint.get(key), Mapping) else {}
+    return strip_module_prefix(checkpoint)
