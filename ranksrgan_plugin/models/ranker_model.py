@@ -14,10 +14,11 @@ from tqdm import tqdm
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
 from ..metrics.rank_metrics import batch_pair_accuracy
 from .checkpoint_loading import NamedCheckpointLoading
+from .training_precision import TrainingPrecision
 
 
 @MODEL_REGISTRY.register()
-class RankerModel(NamedCheckpointLoading, BaseModel):
+class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
     """Trains the *Ranker* (``network_r``) on pairs of SR levels with a rank or regression loss.
 
     Options beyond BasicSR's usual ones:
@@ -27,6 +28,7 @@ class RankerModel(NamedCheckpointLoading, BaseModel):
         train.pair_forward: ``separate`` (default, the original's: one forward pass per side of the
             pairs, BatchNorm statistics per side) or ``joint`` (one pass over both sides).
         train.optim_r, train.scheduler: as for any BasicSR model.
+        train.precision / channels_last / nonfinite_limit: see :mod:`.training_precision` (default fp32).
         val.metrics: whole-split metrics (``calculate_srocc``, ``calculate_pair_accuracy``);
         val.best_metric: the metric whose best value saves ``net_r_best.pth``
         (default: the first ``calculate_srocc`` metric).
@@ -57,6 +59,7 @@ class RankerModel(NamedCheckpointLoading, BaseModel):
             raise ValueError(f'train.pair_forward must be one of {PAIR_FORWARDS}, got {self.pair_forward!r}.')
         self.setup_optimizers()
         self.setup_schedulers()
+        self.setup_precision(train_opt, [self.net_r], ('r',))
 
     def setup_optimizers(self) -> None:
         optim_opt = dict(self.opt['train']['optim_r'])
@@ -77,12 +80,17 @@ class RankerModel(NamedCheckpointLoading, BaseModel):
 
     def optimize_parameters(self, current_iter: int) -> None:
         self.optimizer_r.zero_grad()
-        score_a, score_b = score_pairs(self.net_r, self.img_a, self.img_b, self.pair_forward)
+        with self.autocast():
+            score_a, score_b = score_pairs(self.net_r, self.memory_format(self.img_a),
+                                           self.memory_format(self.img_b), self.pair_forward)
+        score_a, score_b = score_a.float(), score_b.float()  # the loss on fp32 values
         l_rank = self.cri_rank(score_a, score_b, self.label_a, self.label_b)
-        l_rank.backward()
-        self.optimizer_r.step()
+        self.backward(l_rank, 'r')
+        self.count_nonfinite(self.optimizer_step(self.optimizer_r, 'r'), {'l_rank': l_rank}, current_iter)
         pair_acc = batch_pair_accuracy(score_a, score_b, self.label_a, self.label_b)
         self.log_dict = self.reduce_loss_dict(OrderedDict(l_rank=l_rank, pair_acc=pair_acc))
+        if self.nonfinite_steps:
+            self.log_dict['nonfinite_steps'] = float(self.nonfinite_steps)
 
     def test(self) -> None:
         """Scores of the fed validation batch, in eval mode, as ``self.scores`` (N,).

@@ -12,11 +12,12 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
 from ..compat.basicsr import check_perceptual_weights
 from .checkpoint_loading import NamedCheckpointLoading
+from .training_precision import TrainingPrecision
 from .validation_metrics import check_validation_metrics
 
 
 @MODEL_REGISTRY.register()
-class RankSRGANModel(NamedCheckpointLoading, SRGANModel):
+class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
     """RankSRGAN (Zhang et al., ICCV 2019): an SRGAN whose generator also minimises the *rank-content loss*.
 
     Everything of BasicSR's SRGANModel is kept (pixel / perceptual / GAN losses, ``net_d_iters``,
@@ -32,7 +33,9 @@ class RankSRGANModel(NamedCheckpointLoading, SRGANModel):
       ``l_g_rank`` with the batch's mean Ranker score ``out_r``;
     - ``train.relativistic``: ``true`` for the original's ``gan_type: ragan`` (RankESRGAN): the
       relativistic average GAN of ESRGAN, with the discriminator's two terms in one graph as the
-      original (BasicSR's ESRGANModel detaches the other side's mean). Default: false (vanilla).
+      original (BasicSR's ESRGANModel detaches the other side's mean). Default: false (vanilla);
+    - ``train.precision`` / ``channels_last`` / ``nonfinite_limit``: see :mod:`.training_precision`
+      (default fp32, as the original).
     """
 
     frozen_networks = ('network_r',)
@@ -50,6 +53,8 @@ class RankSRGANModel(NamedCheckpointLoading, SRGANModel):
         self.relativistic = bool(train_opt.get('relativistic', False))
         super().init_training_settings()
         self.cri_rank = build_loss(train_opt['rank_opt']).to(self.device)
+        networks = [self.net_g, self.net_d, self.net_r] + ([self.cri_perceptual] if self.cri_perceptual else [])
+        self.setup_precision(train_opt, networks, ('g', 'd'))
 
     def _load_frozen_ranker(self, batchnorm: str) -> torch.nn.Module:
         if 'network_r' not in self.opt:
@@ -67,21 +72,29 @@ class RankSRGANModel(NamedCheckpointLoading, SRGANModel):
         loss_dict: Dict[str, torch.Tensor] = OrderedDict()
         self.net_d.requires_grad_(False)
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
+        with self.autocast():
+            self.output = self.net_g(self.memory_format(self.lq))
+        finite = True
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-            self.generator_losses(loss_dict).backward()
-            self.optimizer_g.step()
+            with self.autocast():
+                l_g_total = self.generator_losses(loss_dict)
+            self.backward(l_g_total, 'g')
+            finite = self.optimizer_step(self.optimizer_g, 'g')
         self.net_d.requires_grad_(True)
-        self.discriminator_step(loss_dict)
+        finite = self.discriminator_step(loss_dict) and finite
+        self.count_nonfinite(finite, loss_dict, current_iter)
         self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.nonfinite_steps:
+            self.log_dict['nonfinite_steps'] = float(self.nonfinite_steps)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
     def generator_losses(self, loss_dict: Dict[str, Any]) -> torch.Tensor:
         """SRGAN's generator losses plus the rank-content loss; fills ``loss_dict``, returns the total."""
         l_g_total = 0
+        output = self.output.float()  # the losses on fp32 values (bf16 / fp16 forward passes)
         if self.cri_pix:
-            loss_dict['l_g_pix'] = self.cri_pix(self.output, self.gt)
+            loss_dict['l_g_pix'] = self.cri_pix(output, self.gt)
             l_g_total += loss_dict['l_g_pix']
         if self.cri_perceptual:
             l_g_percep, l_g_style = self.cri_perceptual(self.output, self.gt)
@@ -90,44 +103,47 @@ class RankSRGANModel(NamedCheckpointLoading, SRGANModel):
                     loss_dict[name] = value
                     l_g_total += value
         loss_dict['l_g_gan'] = self.generator_gan_loss()
-        rank_scores = self.net_r(self.output)
+        rank_scores = self.net_r(self.output).float()
         loss_dict['l_g_rank'] = self.cri_rank(rank_scores)
         loss_dict['out_r'] = rank_scores.detach().mean()
         return l_g_total + loss_dict['l_g_gan'] + loss_dict['l_g_rank']
 
     def generator_gan_loss(self) -> torch.Tensor:
         """The generator's GAN loss: vanilla, or relativistic average (the original's ``ragan``)."""
-        fake_pred = self.net_d(self.output)
+        fake_pred = self.net_d(self.output).float()
         if not self.relativistic:
             return self.cri_gan(fake_pred, True, is_disc=False)
-        real_pred = self.net_d(self.gt).detach()
+        real_pred = self.net_d(self.memory_format(self.gt)).detach().float()
         return (self.cri_gan(real_pred - fake_pred.mean(), False, is_disc=False)
                 + self.cri_gan(fake_pred - real_pred.mean(), True, is_disc=False)) / 2
 
-    def discriminator_step(self, loss_dict: Dict[str, Any]) -> None:
-        """SRGAN's discriminator update on real GT and detached generator output."""
+    def discriminator_step(self, loss_dict: Dict[str, Any]) -> bool:
+        """SRGAN's discriminator update on real GT and detached generator output; False when it was skipped
+        (non-finite gradients)."""
         self.optimizer_d.zero_grad()
         if self.relativistic:
-            self.relativistic_discriminator_step(loss_dict)
-            return
-        real_d_pred = self.net_d(self.gt)
+            return self.relativistic_discriminator_step(loss_dict)
+        gt = self.memory_format(self.gt)
+        with self.autocast():
+            real_d_pred = self.net_d(gt).float()
         loss_dict['l_d_real'] = self.cri_gan(real_d_pred, True, is_disc=True)
         loss_dict['out_d_real'] = real_d_pred.detach().mean()
-        loss_dict['l_d_real'].backward()
-        fake_d_pred = self.net_d(self.output.detach())
+        self.backward(loss_dict['l_d_real'], 'd')
+        with self.autocast():
+            fake_d_pred = self.net_d(self.output.detach()).float()
         loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
         loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
-        loss_dict['l_d_fake'].backward()
-        self.optimizer_d.step()
+        self.backward(loss_dict['l_d_fake'], 'd')
+        return self.optimizer_step(self.optimizer_d, 'd')
 
-    def relativistic_discriminator_step(self, loss_dict: Dict[str, Any]) -> None:
+    def relativistic_discriminator_step(self, loss_dict: Dict[str, Any]) -> bool:
         """The original's ``ragan`` discriminator update: both terms, each through both predictions."""
-        real_d_pred = self.net_d(self.gt)
-        fake_d_pred = self.net_d(self.output.detach())
+        with self.autocast():
+            real_d_pred = self.net_d(self.memory_format(self.gt)).float()
+            fake_d_pred = self.net_d(self.output.detach()).float()
         loss_dict['l_d_real'] = self.cri_gan(real_d_pred - fake_d_pred.mean(), True, is_disc=True)
         loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred - real_d_pred.mean(), False, is_disc=True)
         loss_dict['out_d_real'] = real_d_pred.detach().mean()
         loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
-        ((loss_dict['l_d_real'] + loss_dict['l_d_fake']) / 2).backward()
-        self.optimizer_d.step()
-
+        self.backward((loss_dict['l_d_real'] + loss_dict['l_d_fake']) / 2, 'd')
+        return self.optimizer_step(self.optimizer_d, 'd')

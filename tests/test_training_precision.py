@@ -1,0 +1,112 @@
+"""train.precision (bf16, fp16 + scaler), train.channels_last and the non-finite guard of the BasicSR models."""
+import copy
+import re
+import shutil
+
+import pytest
+import torch
+from rank_set_factory import make_rank_set
+from test_ranksrgan_model import _build, _tiny_batch, tiny_options, workspace  # noqa: F401  (fixture)
+from test_train_ranker import REPO_ROOT, _run_train, _tiny_ranker_options
+
+from ranksrgan_plugin.compat.basicsr import read_training_state
+from ranksrgan_plugin.models.training_precision import NonFiniteTrainingError
+
+LOSSES = ('l_g_pix', 'l_g_gan', 'l_g_rank', 'l_d_real', 'l_d_fake')
+
+
+def one_step(options, batch=None, seed=0):
+    torch.manual_seed(seed)
+    model = _build(options)
+    model.feed_data(batch or _tiny_batch())
+    model.optimize_parameters(1)
+    return model
+
+
+def with_train(options, **values):
+    options = copy.deepcopy(options)
+    options['train'].update(values)
+    return options
+
+
+@pytest.mark.parametrize('precision', ['bf16', 'fp16'])
+def test_reduced_precision_step_is_finite_and_close_to_fp32(workspace, precision):  # noqa: F811
+    options = tiny_options(workspace, perceptual=False)
+    reference = one_step(options).log_dict
+    reduced = one_step(with_train(options, precision=precision)).log_dict
+    for name in LOSSES:
+        # bf16 keeps 8 mantissa bits (~0.4% per rounding), fp16 11: a few % after a forward pass of the
+        # tiny networks; the losses themselves are computed on fp32 values
+        assert torch.isfinite(torch.tensor(reduced[name])), name
+        assert reduced[name] == pytest.approx(reference[name], rel=0.05, abs=1e-3), name
+    if precision == 'bf16':  # fp16's scaler starts at 2**16 and skips its first overflowing steps (counted)
+        assert 'nonfinite_steps' not in reduced
+
+
+def test_fp16_scalers_are_saved_and_restored(workspace, tmp_path):  # noqa: F811
+    options = with_train(tiny_options(workspace, perceptual=False), precision='fp16')
+    options['path']['training_states'] = str(tmp_path)
+    model = one_step(options)
+    assert set(model.scalers) == {'g', 'd'}
+    model.scalers['g'].update(1024.0)  # a scale a run reached
+    model.save_training_state(epoch=0, current_iter=1)
+    state = read_training_state(str(tmp_path / '1.state'))
+    assert state['scalers']['g']['scale'] == 1024.0
+    resumed = _build(options)
+    resumed.resume_training(state)
+    assert resumed.scalers['g'].get_scale() == 1024.0
+
+
+def test_channels_last_gives_the_same_step(workspace):  # noqa: F811
+    options = tiny_options(workspace, perceptual=False)
+    reference = one_step(options)
+    channels_last = one_step(with_train(options, channels_last=True))
+    assert channels_last.net_g.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    for name in LOSSES:
+        assert channels_last.log_dict[name] == pytest.approx(reference.log_dict[name], rel=1e-4, abs=1e-6), name
+    for (key, value), other in zip(reference.net_g.state_dict().items(), channels_last.net_g.state_dict().values()):
+        torch.testing.assert_close(other, value, rtol=1e-4, atol=1e-6, msg=key)
+
+
+def test_nonfinite_step_is_skipped_logged_and_a_run_of_them_stops_training(workspace):  # noqa: F811
+    options = with_train(tiny_options(workspace, perceptual=False), nonfinite_limit=3)
+    torch.manual_seed(0)
+    model = _build(options)
+    before = copy.deepcopy(model.net_g.state_dict())
+    poisoned = _tiny_batch()
+    poisoned['lq'][0, 0, 0, 0] = float('nan')
+    model.feed_data(poisoned)
+    model.optimize_parameters(1)
+    assert model.log_dict['nonfinite_steps'] == 1.0
+    assert all(torch.equal(value, model.net_g.state_dict()[key]) for key, value in before.items())  # no step
+    model.feed_data(_tiny_batch(1))
+    model.optimize_parameters(2)  # a finite step ends the run of skipped ones
+    assert model.nonfinite_steps == 1 and model._nonfinite_run == 0
+    model.feed_data(poisoned)
+    model.optimize_parameters(3)
+    model.optimize_parameters(4)
+    with pytest.raises(NonFiniteTrainingError, match=r'Iteration 5: non-finite gradients for 3 iterations in a row '
+                                                     r'\(train.nonfinite_limit 3, precision fp32\); losses: .*l_g_pix'):
+        model.optimize_parameters(5)
+
+
+def test_unknown_precision_is_an_error(workspace):  # noqa: F811
+    with pytest.raises(ValueError, match="train.precision must be one of"):
+        _build(with_train(tiny_options(workspace, perceptual=False), precision='int8'))
+
+
+def test_ranker_trains_and_resumes_in_fp16_with_channels_last(tmp_path):
+    """BasicSR's own pipeline: 2 Ranker iterations in fp16 + channels_last, then --auto_resume to 4 (scaler
+    restored)."""
+    (tmp_path / 'basicsr').mkdir()
+    shutil.copy(REPO_ROOT / 'basicsr' / 'train.py', tmp_path / 'basicsr' / 'train.py')
+    train_root = str(make_rank_set(tmp_path / 'rank' / 'train', storage='lmdb', keys=[f'k{i:03d}' for i in range(6)]))
+    val_root = str(make_rank_set(tmp_path / 'rank' / 'val', storage='folder', keys=['v000', 'v001'], seed=1))
+    options = _tiny_ranker_options(train_root, val_root, total_iter=2)
+    options['train'].update(precision='fp16', channels_last=True)
+    _run_train(tmp_path, options)
+    state = read_training_state(str(tmp_path / 'experiments' / 'tiny_ranker' / 'training_states' / '2.state'))
+    assert set(state['scalers']) == {'r'}
+    options['train']['total_iter'] = 4
+    log = _run_train(tmp_path, options, '--auto_resume')
+    assert 'Resuming training from epoch' in log and re.search(r'iter:\s+4, .*l_rank: [0-9.e+-]+', log)
