@@ -110,3 +110,18 @@ def test_ranker_trains_and_resumes_in_fp16_with_channels_last(tmp_path):
     options['train']['total_iter'] = 4
     log = _run_train(tmp_path, options, '--auto_resume')
     assert 'Resuming training from epoch' in log and re.search(r'iter:\s+4, .*l_rank: [0-9.e+-]+', log)
+
+
+def test_compiled_networks_train_and_keep_their_checkpoint_keys(workspace, tmp_path):  # noqa: F811
+    # the eager backend runs TorchDynamo's capture without a C++ build (a GPU run uses the default, inductor)
+    options = with_train(tiny_options(workspace, perceptual=False), compile={'backend': 'eager'},
+                         fused_optimizers=True)
+    options['path']['models'] = str(tmp_path)
+    model = one_step(options)
+    assert all(torch.isfinite(torch.tensor(model.log_dict[name])) for name in LOSSES)
+    assert model.optimizer_g.defaults['foreach'] is True  # fused=True on CUDA
+    model.save_network(model.net_g, 'net_g', 1)
+    saved = torch.load(tmp_path / 'net_g_1.pth', weights_only=True)['params']
+    assert list(saved) == list(_build(tiny_options(workspace, perceptual=False)).net_g.state_dict())
+    with pytest.raises(ValueError, match='train.compile must be'):
+        _build(with_train(tiny_options(workspace, perceptual=False), compile=3))

@@ -7,7 +7,12 @@ Options (defaults: the original's fp32 training, unchanged):
     train.channels_last: ``true`` puts the step's networks and inputs in channels-last memory format.
     train.nonfinite_limit: a step whose gradients are not finite is skipped (no optimiser step; fp16:
         the scaler backs off), counted in the log as ``nonfinite_steps``; after this many skipped
-        iterations in a row (default 10) training stops with :class:`NonFiniteTrainingError`.
+        iterations in a row (default 10) training stops with :class:`NonFiniteTrainingError`. fp16's
+        scaler starts at 2**16 and skips its first overflowing steps while it finds its scale: counted too.
+    train.compile: ``false`` | ``true`` | a ``torch.compile`` mode (e.g. ``max-autotune``) | a dict of its
+        arguments: the forward of every network of the step is compiled (the modules are not wrapped, so
+        checkpoints, EMA and resume keep their keys).
+    train.fused_optimizers: ``true`` gives Adam / AdamW ``fused=True`` on CUDA, ``foreach=True`` elsewhere.
 """
 import contextlib
 import os.path as osp
@@ -37,9 +42,20 @@ class TrainingPrecision:
         self.scalers: Dict[str, Any] = {}
         if self.precision == 'fp16':
             self.scalers = {name: torch.amp.GradScaler(self.device.type) for name in optimizer_names}
+        networks = [self.get_bare_model(net) for net in networks]
         if self.channels_last:
             for net in networks:
                 net.to(memory_format=torch.channels_last)
+        compile_options = compile_arguments(train_opt.get('compile', False))
+        if compile_options is not None:
+            for net in networks:
+                net.forward = torch.compile(net.forward, **compile_options)
+
+    def get_optimizer(self, optim_type: str, params: Any, lr: float, **kwargs: Any) -> torch.optim.Optimizer:
+        """BasicSR's optimiser, fused (CUDA) or foreach (elsewhere) with ``train.fused_optimizers``."""
+        if self.opt['train'].get('fused_optimizers') and optim_type in ('Adam', 'AdamW'):
+            kwargs.setdefault('fused' if self.device.type == 'cuda' else 'foreach', True)
+        return super().get_optimizer(optim_type, params, lr, **kwargs)
 
     def autocast(self) -> ContextManager:
         """The step's autocast context (nothing in fp32)."""
@@ -104,3 +120,17 @@ class TrainingPrecision:
         for name, state in (resume_state.get('scalers') or {}).items():
             if name in getattr(self, 'scalers', {}):
                 self.scalers[name].load_state_dict(state)
+
+
+def compile_arguments(option: Any) -> Any:
+    """``torch.compile`` keyword arguments of ``train.compile`` (None: no compilation)."""
+    if option in (False, None, 'false'):
+        return None
+    if option is True:
+        return {}
+    if isinstance(option, str):
+        return {'mode': option}
+    if isinstance(option, Mapping):
+        return dict(option)
+    raise ValueError(f'train.compile must be false, true, a torch.compile mode or a dict of its arguments, got '
+                     f'{option!r}.')
