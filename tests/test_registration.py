@@ -11,7 +11,7 @@ from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from ranksrgan_plugin.archs import RankerVGG
-from ranksrgan_plugin.data import RankPairDataset
+from ranksrgan_plugin.data import RankPairDataset, RawPairedImageDataset
 from ranksrgan_plugin.losses import RankLoss, RankRegressionLoss
 from ranksrgan_plugin.metrics import calculate_pair_accuracy, calculate_srocc
 from ranksrgan_plugin.models import RankerModel
@@ -21,6 +21,7 @@ PLUGIN_ENTRIES = [
     (LOSS_REGISTRY, 'RankLoss', RankLoss),
     (LOSS_REGISTRY, 'RankRegressionLoss', RankRegressionLoss),
     (DATASET_REGISTRY, 'RankPairDataset', RankPairDataset),
+    (DATASET_REGISTRY, 'RawPairedImageDataset', RawPairedImageDataset),
     (MODEL_REGISTRY, 'RankerModel', RankerModel),
     (METRIC_REGISTRY, 'calculate_srocc', calculate_srocc),
     (METRIC_REGISTRY, 'calculate_pair_accuracy', calculate_pair_accuracy),
