@@ -6,6 +6,12 @@ on CPU: the Ranker should cost about one extra discriminator pass). The perceptu
 random weights here (timing only, no download).
 
     python benchmarks/train_step.py [--gt-size 128] [--batch 4] [--steps 7] [--device cpu|cuda]
+
+With ``--precision`` (and ``--channels-last`` / ``--compile``): one RankSRGANModel and one RankerModel step per
+configuration instead (``train.precision``, ``channels_last``, ``compile``), seconds per step and the ratio vs
+fp32, same run; the Ranker step is the paper's (pairs of ``--ranker-batch`` patches of GT size, one pass per side):
+
+    python benchmarks/train_step.py --precision fp32 bf16 --channels-last [--compile] --batch 8 --gt-size 296
 """
 import argparse
 import copy
@@ -61,14 +67,73 @@ def time_steps(model, batch: Dict[str, torch.Tensor], steps: int, device: str) -
     return times[2:]  # the first two steps warm up allocators and kernels
 
 
+def ranker_options(device: str, values: Dict[str, Any]) -> Dict[str, Any]:
+    return {'model_type': 'RankerModel', 'num_gpu': 1 if device == 'cuda' else 0, 'is_train': True, 'dist': False,
+            'rank': 0, 'world_size': 1, 'datasets': {}, 'network_r': {'type': 'RankerVGG', 'depth': 12},
+            'path': {'pretrain_network_r': None},
+            'train': {'rank_opt': {'type': 'RankLoss', 'margin': 0.5, 'clamp': 5},
+                      'optim_r': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 1e-4},
+                      'scheduler': {'type': 'MultiStepLR', 'milestones': [100000], 'gamma': 0.5}, **values}}
+
+
+def configurations(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
+    """``{row name: train.* values}``: each precision, then channels_last and compile on the last one."""
+    rows = {precision: {'precision': precision} for precision in args.precision}
+    last = args.precision[-1]
+    if args.channels_last:
+        rows[f'{last} + channels_last'] = {'precision': last, 'channels_last': True}
+    if args.compile:
+        rows[f'{last}{" + channels_last" if args.channels_last else ""} + compile'] = {
+            'precision': last, 'channels_last': args.channels_last, 'compile': True}
+    return rows
+
+
+def precision_table(args: argparse.Namespace, ranker_path: str) -> None:
+    gan_batch = {'lq': torch.rand(args.batch, 3, args.gt_size // 4, args.gt_size // 4),
+                 'gt': torch.rand(args.batch, 3, args.gt_size, args.gt_size)}
+    pairs = {'img_a': torch.rand(args.ranker_batch, 3, args.gt_size, args.gt_size),
+             'img_b': torch.rand(args.ranker_batch, 3, args.gt_size, args.gt_size),
+             'label_a': torch.rand(args.ranker_batch), 'label_b': torch.rand(args.ranker_batch)}
+    seconds: Dict[str, Dict[str, float]] = {}
+    for row, values in configurations(args).items():
+        seconds[row] = {}
+        for name, options, batch in (
+                ('RankSRGAN', model_options('RankSRGANModel', args.gt_size, args.device, ranker_path), gan_batch),
+                ('Ranker', ranker_options(args.device, {}), pairs)):
+            options['train'].update(values)
+            torch.manual_seed(0)
+            model = build_model(copy.deepcopy(options))
+            seconds[row][name] = statistics.median(time_steps(model, batch, args.steps, args.device))
+    reference = seconds[args.precision[0]]
+    print(f'\ndevice {args.device}, GT {args.gt_size}, RankSRGAN batch {args.batch}, Ranker {args.ranker_batch} '
+          f'pairs, median of {args.steps - 2} steps')
+    print(f'| configuration | RankSRGAN s / step | ratio vs {args.precision[0]} | Ranker s / step | ratio |')
+    print('|---|---:|---:|---:|---:|')
+    for row, values in seconds.items():
+        print(f"| {row} | {values['RankSRGAN']:.3f} | {reference['RankSRGAN'] / values['RankSRGAN']:.2f}x | "
+              f"{values['Ranker']:.3f} | {reference['Ranker'] / values['Ranker']:.2f}x |")
+    print('(ratio: how many times faster than the first row)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--gt-size', type=int, default=128)
     parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--ranker-batch', type=int, default=16)
     parser.add_argument('--steps', type=int, default=7)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--precision', nargs='+', choices=['fp32', 'bf16', 'fp16'],
+                        help='the precision table instead of the Ranker-cost table')
+    parser.add_argument('--channels-last', action='store_true', help='a row with channels_last')
+    parser.add_argument('--compile', action='store_true', help='a row with torch.compile')
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.precision:
+        with tempfile.TemporaryDirectory() as tmp:
+            ranker_path = os.path.join(tmp, 'ranker.pth')
+            torch.save({'params': RankerVGG(depth=12).state_dict()}, ranker_path)
+            precision_table(args, ranker_path)
+        return
     batch = {'lq': torch.rand(args.batch, 3, args.gt_size // 4, args.gt_size // 4),
              'gt': torch.rand(args.batch, 3, args.gt_size, args.gt_size)}
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,7 @@ from rank_set_factory import make_rank_set
 from test_ranksrgan_model import _build, _tiny_batch, tiny_options, workspace  # noqa: F401  (fixture)
 from test_train_ranker import REPO_ROOT, _run_train, _tiny_ranker_options
 
+from ranksrgan_plugin.archs.discriminator_arch import VGGStyleDiscriminatorAnySize
 from ranksrgan_plugin.compat.basicsr import read_training_state
 from ranksrgan_plugin.models.training_precision import NonFiniteTrainingError
 
@@ -125,3 +126,13 @@ def test_compiled_networks_train_and_keep_their_checkpoint_keys(workspace, tmp_p
     assert list(saved) == list(_build(tiny_options(workspace, perceptual=False)).net_g.state_dict())
     with pytest.raises(ValueError, match='train.compile must be'):
         _build(with_train(tiny_options(workspace, perceptual=False), compile=3))
+
+
+def test_discriminator_takes_channels_last_inputs():
+    """BasicSR's forward flattens with .view, which channels_last features (> 1x1) would break."""
+    torch.manual_seed(0)
+    net = VGGStyleDiscriminatorAnySize(3, 8, input_size=96).eval()
+    x = torch.rand(2, 3, 96, 96)
+    expected = net(x)
+    net.to(memory_format=torch.channels_last)
+    torch.testing.assert_close(net(x.contiguous(memory_format=torch.channels_last)), expected, rtol=1e-4, atol=1e-6)

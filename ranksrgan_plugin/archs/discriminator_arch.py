@@ -1,4 +1,5 @@
 """A VGG-style discriminator for any input size (the paper trains on 296x296 GT patches)."""
+import torch
 from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
@@ -27,3 +28,9 @@ class VGGStyleDiscriminatorAnySize(VGGStyleDiscriminator):
         for _ in range(5):  # each 4x4 stride-2 conv with padding 1 halves (floor) the size
             final_size //= 2
         self.linear1 = nn.Linear(num_feat * 8 * final_size * final_size, 100)
+        # BasicSR's forward flattens with .view: channels_last features (train.channels_last) need NCHW order
+        self.bn4_1.register_forward_hook(_contiguous_output)
+
+
+def _contiguous_output(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    return output.contiguous()
