@@ -27,6 +27,7 @@ ANNOUNCED_MMAGIC = {
     'DATASETS': {'RankPairDataset'},
     'METRICS': {'SROCC', 'PairAccuracy', 'BatchedNIQE', 'MaPI'},
     'MMENGINE_WEIGHT_INITIALIZERS': {'StrictPretrained'},
+    'OPTIM_WRAPPERS': {'AnyDeviceAmpOptimWrapper'},
 }
 
 PROBE = r'''

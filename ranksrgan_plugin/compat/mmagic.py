@@ -381,3 +381,25 @@ def name_unreadable_images() -> None:
         return img
 
     LoadImageFromFile._load_image = _load_image
+
+
+def any_device_amp_optim_wrapper() -> type:
+    """mmengine's ``AmpOptimWrapper`` that also builds on the CPU (mmengine 0.10.7 asserts a GPU, NPU, MLU or MUSA).
+
+    Upstream's mixed-precision context is already device-agnostic (``mmengine.runner.amp.autocast`` runs
+    bf16 on the CPU); only its constructor refuses. The subclass builds it with that check passed; on the
+    CPU its CUDA gradient scaler disables itself (a warning from torch): meant for bf16, which needs no
+    scaler. For a host user: a new optimiser-wrapper type, ``AnyDeviceAmpOptimWrapper``; with an
+    accelerator it is upstream's class unchanged.
+    """
+    from unittest import mock
+
+    from mmengine.optim import AmpOptimWrapper
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+
+    class AnyDeviceAmpOptimWrapper(AmpOptimWrapper):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            with mock.patch.object(amp_optimizer_wrapper, 'is_cuda_available', lambda: True):
+                super().__init__(*args, **kwargs)
+
+    return AnyDeviceAmpOptimWrapper

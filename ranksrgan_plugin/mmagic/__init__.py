@@ -11,7 +11,8 @@ Registered (``mmagic.registry``):
     ``RankRegressionLoss``, ``RankContentLoss`` (the BasicSR side's own classes), ``RankSRGAN``, ``RankESRGAN``,
     ``RankerModel``, ``StrictEditModel``;
     DATASETS: ``RankPairDataset``; METRICS: ``SROCC``, ``PairAccuracy``, ``BatchedNIQE``, ``MaPI``;
-    mmengine's WEIGHT_INITIALIZERS (which ``init_cfg`` builds from): ``StrictPretrained``.
+    OPTIM_WRAPPERS: ``AnyDeviceAmpOptimWrapper``; mmengine's WEIGHT_INITIALIZERS (which ``init_cfg`` builds
+    from): ``StrictPretrained``.
 """
 from ..compat import mmagic as mmagic_compat
 

@@ -125,7 +125,7 @@ class RankContentMixin(StrictGeneratorLoading):
     def g_step(self, batch_outputs: torch.Tensor, batch_gt_data: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Upstream's generator losses plus ``loss_rank`` (and ``rank_score``, logged, not a loss)."""
         losses = super().g_step(batch_outputs, batch_gt_data)
-        scores = self._frozen_ranker(self.ranker_inputs(batch_outputs))
+        scores = self._frozen_ranker(self.ranker_inputs(batch_outputs)).float()  # the loss on fp32 values (AMP)
         losses['loss_rank'] = self.rank_loss(scores)
         losses['rank_score'] = scores.detach().mean()
         return losses
