@@ -15,6 +15,14 @@ python3 -c "import torch, ranksrgan_plugin; print('torch', torch.__version__, to
 
 # Sections run in priority order, each under its own timeout, so one device call (<= 600 s) covers the first ones
 # even when a later one is slow.
+echo '== Training at the paper sizes on CUDA: fp32 (TF32), bf16, + channels_last, + compile; hours implied'
+timeout 200 python3 benchmarks/train_step.py --device cuda --precision fp32 bf16 --channels-last --compile \
+  --batch 8 --ranker-batch 16 --gt-size 296 --steps 8 2>&1 | tail -9 | tee "$OUT/train_precision.txt"
+echo '== The paper loader (2K PNG per crop) vs the raw cache, per worker, with this machine'"'"'s cores'
+nproc
+timeout 90 python3 benchmarks/data_loader.py --images 4 --samples 40 --step-seconds 0.05 0.1 2>&1 | tail -6 \
+  | tee "$OUT/data_loader.txt"
+
 echo '== NIQE: batched torch (CPU, CUDA) vs basicsr process pool (target: CUDA >= 50x the pool)'
 timeout 100 python3 benchmarks/niqe.py --num-patches 512 --repeats 2 2>&1 | tee "$OUT/niqe.txt"
 

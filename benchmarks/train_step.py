@@ -107,12 +107,15 @@ def precision_table(args: argparse.Namespace, ranker_path: str) -> None:
     reference = seconds[args.precision[0]]
     print(f'\ndevice {args.device}, GT {args.gt_size}, RankSRGAN batch {args.batch}, Ranker {args.ranker_batch} '
           f'pairs, median of {args.steps - 2} steps')
-    print(f'| configuration | RankSRGAN s / step | ratio vs {args.precision[0]} | Ranker s / step | ratio |')
-    print('|---|---:|---:|---:|---:|')
+    print(f'| configuration | RankSRGAN s / step | ratio vs {args.precision[0]} | h for 500k | Ranker s / step | ratio '
+          '| h for 400k |')
+    print('|---|---:|---:|---:|---:|---:|---:|')
     for row, values in seconds.items():
         print(f"| {row} | {values['RankSRGAN']:.3f} | {reference['RankSRGAN'] / values['RankSRGAN']:.2f}x | "
-              f"{values['Ranker']:.3f} | {reference['Ranker'] / values['Ranker']:.2f}x |")
-    print('(ratio: how many times faster than the first row)')
+              f"{values['RankSRGAN'] * 500_000 / 3600:.1f} | {values['Ranker']:.3f} | "
+              f"{reference['Ranker'] / values['Ranker']:.2f}x | {values['Ranker'] * 400_000 / 3600:.1f} |")
+    print('(ratio: how many times faster than the first row; hours: the paper\'s iterations at this step time, '
+          'training steps only)')
 
 
 def main() -> None:
