@@ -5,7 +5,9 @@
 Prints four tables, each the original's behaviour side by side with the alternative option:
 1. rank-dataset locations kept on the demo photos by each grid / sharpness / gap-metric rule (D3-D5);
 2. the demo Ranker's validation SROCC and pair accuracy when trained with one forward pass per
-   pair side (the original) or one joint pass, with and without the [-5, 5] score clamp (R1-R2);
+   pair side (the original) or one joint pass, with and without the [-5, 5] score clamp (R1-R2), and
+   with the original's pair order (better level first) or a random one (R5); ``--variants 0 1`` runs
+   only the first two trainings;
 3. the rank-content loss of the same Ranker scores under the original's sum and a mean (S1);
 4. the frozen Ranker's scores with batch-statistics BatchNorm (the original) and eval mode (S3).
 Tables 2-4 train the demo Ranker (options/train_Ranker_demo.yml) through basicsr/train.py, a few
@@ -45,7 +47,10 @@ DATAROOT = 'datasets/demo/rank_niqe_builtin'
 DATASET_OPTIONS = osp.join(REPO_ROOT, 'options', 'rank_dataset_demo.yml')
 RANKER_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_Ranker_demo.yml')
 RANKER_VARIANTS = {  # name: --force_yml entries
-    'separate pass + clamp 5 (the original)': ['train:pair_forward=separate', 'train:rank_opt:clamp=5'],
+    'separate pass + clamp 5, better level first (the original)': [
+        'train:pair_forward=separate', 'train:rank_opt:clamp=5', 'datasets:train:pair_order=better_first'],
+    'separate pass + clamp 5, random pair order': [
+        'train:pair_forward=separate', 'train:rank_opt:clamp=5', 'datasets:train:pair_order=random'],
     'separate pass, no clamp': ['train:pair_forward=separate', 'train:rank_opt:clamp=~'],
     'joint pass + clamp 5': ['train:pair_forward=joint', 'train:rank_opt:clamp=5'],
     'joint pass, no clamp (the demo)': ['train:pair_forward=joint', 'train:rank_opt:clamp=~'],
@@ -147,6 +152,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--skip-ranker', action='store_true')
+    parser.add_argument('--variants', type=int, nargs='+', help='indices of the Ranker trainings to run (default all)')
     args = parser.parse_args(argv)
     cfg = demo_config()
     for stride in (cfg['stride'], 148):
@@ -160,6 +166,8 @@ def main(argv=None) -> None:
     print('| Ranker training | SROCC mean | SROCC std | pair accuracy mean |\n|---|---|---|---|')
     last = None
     for index, (variant, force) in enumerate(RANKER_VARIANTS.items()):
+        if args.variants is not None and index not in args.variants:
+            continue
         results = [evaluate_ranker(load_demo_ranker(last := train_ranker(index, force, seed)), val_root)
                    for seed in args.seeds]
         srocc = [r['srocc'] for r in results]

@@ -81,6 +81,7 @@ def test_ranker_options_are_the_originals(path):
     assert opt['train']['rank_opt']['clamp'] == 5 and opt['train']['rank_opt']['margin'] == 0.5
     assert opt['train']['pair_forward'] == 'separate'
     assert opt['datasets']['train']['use_hflip'] is False and opt['datasets']['train']['use_rot'] is False
+    assert opt['datasets']['train']['pair_order'] == 'better_first'
 
 
 def test_nothing_in_the_repository_points_outside_it():

@@ -91,7 +91,7 @@ def test_train_item_structure(rank_set):
 
 
 def test_train_pairs_cover_every_level_pair_in_both_orders(rank_set):
-    dataset = RankPairDataset(options(rank_set))
+    dataset = RankPairDataset(options(rank_set, pair_order='random'))
     items = [dataset[i % len(dataset)] for i in range(80)]
     ordered = {(item['level_a'], item['level_b']) for item in items}
     assert all(a != b for a, b in ordered)
@@ -416,3 +416,20 @@ def test_error_all_levels_empty(tmp_path):
 
 def test_every_error_is_a_value_error():
     assert issubclass(RankDatasetError, ValueError)
+
+
+def test_pair_order_better_first_is_the_originals_and_random_draws_both(rank_set):
+    """better_first (default): each unordered level pair about equally often, the later-listed (better) level
+    as side A, as the original's Rank_IMIM_Pair_dataset.py; random: both orders."""
+    better_first = RankPairDataset(options(rank_set))
+    random.seed(0)
+    drawn = [(item['level_a'], item['level_b']) for item in (better_first[i % len(better_first)] for i in range(600))]
+    assert all(level_index(a) > level_index(b) for a, b in drawn)
+    counts = {pair: drawn.count(pair) for pair in set(drawn)}
+    assert len(counts) == 3 and min(counts.values()) > 150  # 200 expected each
+    random.seed(0)
+    either = RankPairDataset(options(rank_set, pair_order='random'))
+    orders = {level_index(item['level_a']) > level_index(item['level_b']) for item in (either[0] for _ in range(50))}
+    assert orders == {True, False}
+    with pytest.raises(RankDatasetError, match="pair_order must be one of"):
+        RankPairDataset(options(rank_set, pair_order='worse_first'))

@@ -42,6 +42,11 @@ def test_reduced_precision_step_is_finite_and_close_to_fp32(workspace, precision
         assert reduced[name] == pytest.approx(reference[name], rel=0.05, abs=1e-3), name
     if precision == 'bf16':  # fp16's scaler starts at 2**16 and skips its first overflowing steps (counted)
         assert 'nonfinite_steps' not in reduced
+    model = one_step(with_train(options, precision=precision))
+    for step in (2, 3):  # a few more iterations stay finite
+        model.feed_data(_tiny_batch(step))
+        model.optimize_parameters(step)
+        assert all(torch.isfinite(torch.tensor(model.log_dict[name])) for name in LOSSES), step
 
 
 def test_fp16_scalers_are_saved_and_restored(workspace, tmp_path):  # noqa: F811

@@ -39,7 +39,8 @@ train_dataloader = dict(
         data_root=data_root + '/train',
         io_backend=dict(type='lmdb'),
         use_hflip=False,  # the original's dataset never reads its flip/rotation flags
-        use_rot=False))
+        use_rot=False,
+        pair_order='better_first'))  # the original: one of the level pairs, the better level as side A
 val_dataloader = dict(
     num_workers=4,
     batch_size=16,

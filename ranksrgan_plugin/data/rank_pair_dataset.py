@@ -26,6 +26,9 @@ _BACKEND_STORAGE = {'lmdb': 'lmdb', 'disk': 'folder'}
 _STORAGE_BACKEND = {storage: backend for backend, storage in _BACKEND_STORAGE.items()}
 
 
+PAIR_ORDERS = ('better_first', 'random')
+
+
 @DATASET_REGISTRY.register()
 class RankPairDataset(data.Dataset):
     """The paper's *rank dataset*: aligned patches of N >= 2 SR *levels* with perceptual labels.
@@ -47,6 +50,11 @@ class RankPairDataset(data.Dataset):
         higher_is_better (bool): Default: the manifest's value, else False.
         gt_size (int): Training crop size. Default: None (whole patches).
         use_hflip (bool), use_rot (bool): Training augmentation. Default: False.
+        pair_order (str): ``better_first`` (default, the original's ``Rank_IMIM_Pair_dataset.py``: one of the
+            level pairs uniformly, side A the better level, i.e. the one listed later, the levels being
+            listed worst first as the builder writes them: SRResNet, SRGAN, ESRGAN) or ``random`` (either
+            order). With one forward pass per side (``pair_forward: separate``) each side's BatchNorm sees
+            another mix of levels, so the order changes the training.
         phase (str): Set by BasicSR: 'train' gives pairs, anything else single items.
     """
 
@@ -57,6 +65,10 @@ class RankPairDataset(data.Dataset):
         check_split_root(self.root, opt.get('name', 'RankPairDataset'))
         manifest = read_manifest(self.root) or {}
         self.is_train = opt.get('phase') == 'train'
+        self.pair_order = opt.get('pair_order') or 'better_first'
+        if self.pair_order not in PAIR_ORDERS:
+            raise RankDatasetError(f"Dataset {opt.get('name')!r}: pair_order must be one of {PAIR_ORDERS}, got "
+                                   f'{self.pair_order!r}.')
         self.io_backend_opt = deepcopy(opt.get('io_backend') or {'type': _storage_backend(manifest, self.root)})
         self.storage = _BACKEND_STORAGE.get(self.io_backend_opt['type'])
         if self.storage is None:
@@ -112,7 +124,11 @@ class RankPairDataset(data.Dataset):
         return {'img': img, 'label': self.labels[(key, level)], 'key': key, 'level': level}
 
     def _pair_item(self, key: str) -> Dict[str, Any]:
-        level_a, level_b = random.sample(self.levels, 2)
+        if self.pair_order == 'random':
+            level_a, level_b = random.sample(self.levels, 2)
+        else:  # the original's: an unordered pair uniformly, the better (later-listed) level first
+            worse, better = sorted(random.sample(range(len(self.levels)), 2))
+            level_a, level_b = self.levels[better], self.levels[worse]
         img_a, img_b = self._load(key, level_a), self._load(key, level_b)
         if self.opt.get('gt_size'):
             img_a, img_b = paired_random_crop(img_a, img_b, self.opt['gt_size'], 1, key)

@@ -30,18 +30,19 @@ class RankPairDataset(Dataset):
         gt_size (int, optional): Training crop, the same for both patches of a pair. Default: whole patches.
         use_hflip (bool): Random flips in training. Default: False.
         use_rot (bool): Random 90-degree rotations in training. Default: False.
+        pair_order (str): ``better_first`` (the original's) or ``random``; see the BasicSR side's class.
     """
 
     def __init__(self, data_root: str, test_mode: bool = False, io_backend: Optional[Dict[str, Any]] = None,
                  levels: Optional[Sequence[str]] = None, labels_file: Optional[str] = None,
                  higher_is_better: Optional[bool] = None, gt_size: Optional[int] = None, use_hflip: bool = False,
-                 use_rot: bool = False) -> None:
+                 use_rot: bool = False, pair_order: str = 'better_first') -> None:
         super().__init__()
         self.data_root = data_root
         self.test_mode = test_mode
         opt = {'dataroot': data_root, 'phase': 'val' if test_mode else 'train', 'io_backend': io_backend,
                'levels': list(levels) if levels else None, 'labels_file': labels_file, 'gt_size': gt_size,
-               'use_hflip': use_hflip, 'use_rot': use_rot}
+               'use_hflip': use_hflip, 'use_rot': use_rot, 'pair_order': pair_order}
         if higher_is_better is not None:
             opt['higher_is_better'] = higher_is_better
         self.split = BasicSRRankPairDataset(opt)
