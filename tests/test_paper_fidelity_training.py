@@ -14,6 +14,7 @@ import ranksrgan_plugin  # noqa: F401,I001  (first: spawned DDP workers import t
 import pytest
 import torch
 import yaml
+from basicsr.archs import build_network
 from test_ranksrgan_model import _build, _tiny_batch, tiny_options, workspace  # noqa: F401  (fixture)
 from torch import distributed as dist
 from torch import multiprocessing as mp
@@ -24,7 +25,9 @@ from ranksrgan_plugin.losses import RankContentLoss, RankLoss
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = REPO_ROOT / 'options'
-RANKSRGAN_OPTIONS = sorted(OPTIONS.glob('train_RankSRGAN_[!d]*.yml')) + [OPTIONS / 'train_RankESRGAN_NIQE.yml']
+FIRST_RELEASE_OPTIONS = OPTIONS / 'train_RankSRGAN_NIQE_first_release.yml'
+RANKSRGAN_OPTIONS = [path for path in sorted(OPTIONS.glob('train_RankSRGAN_[!d]*.yml')) if path != FIRST_RELEASE_OPTIONS
+                     ] + [OPTIONS / 'train_RankESRGAN_NIQE.yml']
 RANKER_OPTIONS = [OPTIONS / f'train_Ranker_{metric}.yml' for metric in ('NIQE', 'Ma', 'PI')]
 
 
@@ -292,3 +295,38 @@ def test_rank_dataset_options_are_the_originals(path):
     if 'basicsr_zoo' not in path.stem:
         assert [level['network']['type'] for level in cfg['levels'] if level['type'] == 'network'][:2] == [
             'RankSRGANGenerator', 'RankSRGANGenerator']
+
+
+def _flat(options: dict, prefix: str = '') -> dict:
+    flat = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
+def test_first_release_options_differ_only_where_the_first_release_did():
+    mmsr, first = _flat(_yaml(OPTIONS / 'train_RankSRGAN_NIQE.yml')), _flat(_yaml(FIRST_RELEASE_OPTIONS))
+    differing = {key for key in mmsr.keys() | first.keys() if mmsr.get(key) != first.get(key)}
+    assert differing == {'name', 'manual_seed', 'network_d.conv_bias', 'network_d.init', 'train.optim_g.betas',
+                         'train.optim_d.betas'}
+    assert first['manual_seed'] == 0 and first['network_d.conv_bias'] is True and first['network_d.init'] == 'kaiming'
+    assert first['train.optim_g.betas'] == first['train.optim_d.betas'] == [0.9, 0.999]
+
+
+def test_first_release_discriminator_convolutions_and_initialisation():
+    torch.manual_seed(0)
+    mmsr = build_network({'type': 'VGGStyleDiscriminatorAnySize', 'num_feat': 16, 'input_size': 64})
+    first = build_network({'type': 'VGGStyleDiscriminatorAnySize', 'num_feat': 16, 'input_size': 64,
+                           'conv_bias': True, 'init': 'kaiming'})
+    convs = [name for name, module in first.named_children() if isinstance(module, torch.nn.Conv2d)]
+    assert all(getattr(first, name).bias is not None for name in convs)
+    assert [name for name in convs if getattr(mmsr, name).bias is None] == convs[1:]  # only conv0_0 has one
+    weight = first.conv1_0.weight  # kaiming normal, fan-in: std sqrt(2 / fan_in)
+    assert weight.std().item() == pytest.approx((2 / weight[0].numel()) ** 0.5, rel=0.1)
+    assert all(float(getattr(first, name).bias.abs().sum()) == 0 for name in convs)
+    assert float(first.bn1_0.weight.min()) == 1.0 and first(torch.rand(2, 3, 64, 64)).shape == (2, 1)
+    with pytest.raises(ValueError, match="init must be 'pytorch' or 'kaiming'"):
+        build_network({'type': 'VGGStyleDiscriminatorAnySize', 'input_size': 64, 'init': 'xavier'})
