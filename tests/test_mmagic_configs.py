@@ -183,6 +183,7 @@ def test_ranker_config_inherits_mmagic_runtime():
     assert cfg.model.pair_forward == 'separate'
     assert cfg.train_dataloader.dataset.use_hflip is False and cfg.train_dataloader.dataset.use_rot is False
     assert cfg.train_dataloader.dataset.pair_order == 'better_first'  # the original's
+    assert cfg.randomness.seed == 10  # the original's manual_seed
     assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4)
     assert cfg.param_scheduler.milestones == [100_000, 200_000] and cfg.train_cfg.max_iters == 400_000
     assert cfg.train_dataloader.dataset.data_root == 'datasets/rank_DF2K_niqe/train'

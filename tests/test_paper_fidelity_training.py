@@ -85,6 +85,7 @@ def test_ranker_options_are_the_originals(path):
     assert opt['train']['pair_forward'] == 'separate'
     assert opt['datasets']['train']['use_hflip'] is False and opt['datasets']['train']['use_rot'] is False
     assert opt['datasets']['train']['pair_order'] == 'better_first'
+    assert opt['manual_seed'] == 10  # train_Ranker.yml l. 61
 
 
 def test_nothing_in_the_repository_points_outside_it():

@@ -67,3 +67,5 @@ param_scheduler = dict(type='MultiStepLR', by_epoch=False, milestones=[100_000, 
 # validation scalars by iteration (MMagic's runtime logs them by epoch: every validation at step 0)
 default_hooks = dict(checkpoint=dict(save_best='SROCC', rule='greater'), logger=dict(log_metric_by_epoch=False))
 custom_hooks = []  # MMagic's image visualisation hook has no images to show for a Ranker
+
+randomness = dict(seed=10)  # the original's manual_seed (train_Ranker.yml l. 61)

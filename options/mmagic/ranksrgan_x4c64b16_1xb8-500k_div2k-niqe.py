@@ -76,3 +76,5 @@ train_cfg = dict(max_iters=500_000)
 
 # validation scalars by iteration (MMagic's runtime logs them by epoch: every validation at step 0)
 default_hooks = dict(logger=dict(log_metric_by_epoch=False))
+
+randomness = dict(seed=10)  # the original's manual_seed (train_RankSRGAN.yml l. 89)
