@@ -23,7 +23,7 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
 from ..compat.mmagic import mmengine_checkpoint_globals
-from ..utils.checkpoint import read_checkpoint
+from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
 from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit
 
 GENERATOR_PREFIX = 'generator.'
@@ -31,10 +31,13 @@ GENERATOR_INIT_OPTION = 'model.generator.init_cfg.checkpoint'
 
 
 def weights_under(checkpoint: Mapping[str, Any], prefix: Optional[str]) -> Mapping[str, Any]:
-    """The state_dict of an mmengine checkpoint (or a bare one), only the ``prefix`` keys with it stripped."""
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, Mapping) else {}
+    """The ``prefix`` keys (stripped) of an mmengine checkpoint's state_dict; without a prefix, the weights of
+    any checkpoint (mmengine's ``state_dict``, BasicSR's ``params``, a bare state_dict)."""
+    if not isinstance(checkpoint, Mapping):
+        return {}
     if not prefix:
-        return state
+        return unwrap_state_dict(checkpoint, wrappers=('state_dict', 'params', 'params_ema'))
+    state = checkpoint.get('state_dict', checkpoint)
     return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
 
 
