@@ -129,6 +129,10 @@ def test_compiled_networks_train_and_keep_their_checkpoint_keys(workspace, tmp_p
     model.save_network(model.net_g, 'net_g', 1)
     saved = torch.load(tmp_path / 'net_g_1.pth', weights_only=True)['params']
     assert list(saved) == list(_build(tiny_options(workspace, perceptual=False)).net_g.state_dict())
+    resumed_options = copy.deepcopy(options)  # what a resume does: the saved weights back into a compiled model
+    resumed_options['path']['pretrain_network_g'] = str(tmp_path / 'net_g_1.pth')
+    resumed = _build(resumed_options)
+    assert all(torch.equal(value, saved[key]) for key, value in resumed.net_g.state_dict().items())
     with pytest.raises(ValueError, match='train.compile must be'):
         _build(with_train(tiny_options(workspace, perceptual=False), compile=3))
 
