@@ -12,6 +12,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
 from ..compat.basicsr import check_perceptual_weights
 from .checkpoint_loading import NamedCheckpointLoading
+from .frozen_rankers import ranker_specs
 from .training_precision import TrainingPrecision
 from .validation_metrics import check_validation_metrics
 
@@ -35,7 +36,9 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
       relativistic average GAN of ESRGAN, with the discriminator's two terms in one graph as the
       original (BasicSR's ESRGANModel detaches the other side's mean). Default: false (vanilla);
     - ``train.precision`` / ``channels_last`` / ``nonfinite_limit``: see :mod:`.training_precision`
-      (default fp32, as the original).
+      (default fp32, as the original);
+    - ``rankers``: several frozen Rankers instead of ``network_r`` (each its own rank-content loss, logged
+      as ``l_g_rank_<name>`` / ``out_r_<name>``): see :mod:`.frozen_rankers`.
     """
 
     frozen_networks = ('network_r',)
@@ -46,27 +49,26 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
-        if not train_opt.get('rank_opt'):
-            raise ValueError('RankSRGANModel needs train.rank_opt (e.g. type: RankContentLoss, loss_weight: 0.03).')
+        specs = ranker_specs(self.opt)
         check_perceptual_weights(train_opt.get('perceptual_opt'))
-        self.net_r = self._load_frozen_ranker(train_opt.get('ranker_batchnorm', 'batch'))
+        self.rankers = {spec['name']: self._load_frozen_ranker(spec) for spec in specs}
+        if '' in self.rankers:  # the paper's single Ranker, under today's names
+            self.net_r = self.rankers['']
         self.relativistic = bool(train_opt.get('relativistic', False))
         super().init_training_settings()
-        self.cri_rank = build_loss(train_opt['rank_opt']).to(self.device)
-        networks = [self.net_g, self.net_d, self.net_r] + ([self.cri_perceptual] if self.cri_perceptual else [])
-        self.setup_precision(train_opt, networks, ('g', 'd'))
+        self.rank_losses = {spec['name']: build_loss(dict(spec['rank_opt'])).to(self.device) for spec in specs}
+        if '' in self.rank_losses:
+            self.cri_rank = self.rank_losses['']
+        networks = [self.net_g, self.net_d, *self.rankers.values()]
+        self.setup_precision(train_opt, networks + ([self.cri_perceptual] if self.cri_perceptual else []), ('g', 'd'))
 
-    def _load_frozen_ranker(self, batchnorm: str) -> torch.nn.Module:
-        if 'network_r' not in self.opt:
-            raise ValueError('RankSRGANModel needs network_r: the Ranker architecture (e.g. type: RankerVGG).')
-        path = check_ranker_checkpoint(self.opt['path'].get('pretrain_network_r'), 'path.pretrain_network_r',
-                                       'options/train_Ranker_NIQE.yml')
-        net_r = build_network(self.opt['network_r'])
-        load_ranker(net_r, path, self.opt['path'].get('param_key_r', 'params'),
-                    self.opt['path'].get('strict_load_r', True), 'path.pretrain_network_r')
-        get_root_logger().info(f'Frozen Ranker {net_r.__class__.__name__} loaded from {path} '
-                               f'(BatchNorm: {batchnorm} statistics).')
-        return freeze_ranker(net_r.to(self.device), batchnorm)
+    def _load_frozen_ranker(self, spec: Dict[str, Any]) -> torch.nn.Module:
+        path = check_ranker_checkpoint(spec['path'], spec['option'], 'options/train_Ranker_NIQE.yml')
+        net_r = build_network(dict(spec['network']))
+        load_ranker(net_r, path, spec['param_key'], spec['strict'], spec['option'])
+        get_root_logger().info(f"Frozen Ranker {spec['name'] or net_r.__class__.__name__} loaded from {path} "
+                               f"(BatchNorm: {spec['batchnorm']} statistics).")
+        return freeze_ranker(net_r.to(self.device), spec['batchnorm'])
 
     def optimize_parameters(self, current_iter: int) -> None:
         loss_dict: Dict[str, torch.Tensor] = OrderedDict()
@@ -103,10 +105,14 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
                     loss_dict[name] = value
                     l_g_total += value
         loss_dict['l_g_gan'] = self.generator_gan_loss()
-        rank_scores = self.net_r(self.output).float()
-        loss_dict['l_g_rank'] = self.cri_rank(rank_scores)
-        loss_dict['out_r'] = rank_scores.detach().mean()
-        return l_g_total + loss_dict['l_g_gan'] + loss_dict['l_g_rank']
+        l_g_total = l_g_total + loss_dict['l_g_gan']
+        for name, net_r in self.rankers.items():  # one Ranker (the paper's), or several (rankers: list)
+            suffix = f'_{name}' if name else ''
+            rank_scores = net_r(self.output).float()
+            loss_dict[f'l_g_rank{suffix}'] = self.rank_losses[name](rank_scores)
+            loss_dict[f'out_r{suffix}'] = rank_scores.detach().mean()
+            l_g_total = l_g_total + loss_dict[f'l_g_rank{suffix}']
+        return l_g_total
 
     def generator_gan_loss(self) -> torch.Tensor:
         """The generator's GAN loss: vanilla, or relativistic average (the original's ``ragan``)."""

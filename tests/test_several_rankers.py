@@ -1,0 +1,82 @@
+"""Several frozen Rankers in one RankSRGAN (``rankers:``, the journal version's idea), BasicSR side."""
+import copy
+
+import pytest
+import torch
+from basicsr.utils import check_resume
+from test_ranksrgan_model import RANKER_OPT, _build, _tiny_batch, tiny_options, workspace  # noqa: F401  (fixture)
+
+from ranksrgan_plugin.archs import RankerVGG
+
+
+def two_ranker_options(root, second_weight=0.05):
+    options = tiny_options(root, perceptual=False)
+    torch.manual_seed(1)
+    torch.save({'params': RankerVGG(**{k: v for k, v in RANKER_OPT.items() if k != 'type'}).state_dict()},
+               root / 'ranker_ma.pth')
+    del options['network_r'], options['path']['pretrain_network_r'], options['train']['rank_opt']
+    options['rankers'] = [
+        {'name': 'niqe', 'network': dict(RANKER_OPT), 'path': str(root / 'ranker.pth'),
+         'rank_opt': {'type': 'RankContentLoss', 'loss_weight': 0.03}},
+        {'name': 'ma', 'network': dict(RANKER_OPT), 'path': str(root / 'ranker_ma.pth'), 'batchnorm': 'running',
+         'rank_opt': {'type': 'RankContentLoss', 'loss_weight': second_weight, 'reduction': 'mean'}}]
+    return options
+
+
+def test_two_rankers_each_logged_and_summed_into_the_generator_loss(workspace):  # noqa: F811
+    torch.manual_seed(0)
+    model = _build(two_ranker_options(workspace))
+    assert set(model.rankers) == {'niqe', 'ma'} and not hasattr(model, 'net_r')
+    assert model.rankers['ma'].bn1_0.training is False and model.rankers['niqe'].bn1_0.training is True
+    for step in (1, 2, 3):
+        model.feed_data(_tiny_batch(step))
+        model.optimize_parameters(step)
+        assert {'l_g_rank_niqe', 'out_r_niqe', 'l_g_rank_ma', 'out_r_ma'} <= set(model.log_dict)
+    model.output = model.net_g(model.lq)
+    parts = {}
+    total = model.generator_losses(parts)
+    expected = parts['l_g_pix'] + parts['l_g_gan'] + parts['l_g_rank_niqe'] + parts['l_g_rank_ma']
+    torch.testing.assert_close(total, expected, rtol=0, atol=0)
+    ma_scores = model.rankers['ma'](model.output).reshape(-1)  # its own weight and reduction (mean)
+    torch.testing.assert_close(parts['l_g_rank_ma'], 0.05 * torch.sigmoid(ma_scores).mean())
+
+
+def test_one_ranker_in_a_list_gives_exactly_todays_losses(workspace):  # noqa: F811
+    single = tiny_options(workspace, perceptual=False)
+    listed = copy.deepcopy(single)
+    del listed['network_r'], listed['path']['pretrain_network_r'], listed['train']['rank_opt']
+    listed['rankers'] = [{'name': 'niqe', 'network': dict(RANKER_OPT), 'path': str(workspace / 'ranker.pth'),
+                          'rank_opt': dict(single['train']['rank_opt'])}]
+    logs = []
+    for options in (single, listed):
+        torch.manual_seed(0)
+        model = _build(options)
+        for step in (1, 2):
+            model.feed_data(_tiny_batch(step))
+            model.optimize_parameters(step)
+        logs.append(model.log_dict)
+    today, as_list = logs
+    assert as_list['l_g_rank_niqe'] == today['l_g_rank'] and as_list['out_r_niqe'] == today['out_r']
+    for name in ('l_g_pix', 'l_g_gan', 'l_d_real', 'l_d_fake'):
+        assert as_list[name] == today[name], name
+
+
+def test_resume_keeps_every_rankers_path(workspace):  # noqa: F811
+    options = two_ranker_options(workspace)
+    options['path']['models'] = str(workspace / 'models')
+    resumed = copy.deepcopy(options)
+    check_resume(resumed, 2)  # what BasicSR does to the options on --auto_resume
+    assert [item['path'] for item in resumed['rankers']] == [item['path'] for item in options['rankers']]
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda o: o.update(network_r=dict(RANKER_OPT)), 'not both'),
+    (lambda o: o['rankers'][1].update(name='niqe'), 'names must differ'),
+    (lambda o: o['rankers'][1].pop('path'), r'rankers\[1\] needs path'),
+    (lambda o: o['rankers'][0].update(weight=2), r"rankers\[0\]: unknown option\(s\) \['weight'\]"),
+])
+def test_bad_ranker_lists_are_refused(workspace, change, message):  # noqa: F811
+    options = two_ranker_options(workspace)
+    change(options)
+    with pytest.raises(ValueError, match=message):
+        _build(options)
