@@ -1,9 +1,12 @@
-"""Several frozen Rankers in one RankSRGAN (``rankers:``, the journal version's idea), BasicSR side."""
+"""Several frozen Rankers in one RankSRGAN (``rankers``, the journal version's idea), BasicSR and MMagic."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 from basicsr.utils import check_resume
+from mmengine.runner import Runner
+from test_mmagic_training import RANKSRGAN_CONFIG, TINY_RANKER, sr_workspace, tiny_ranker, tiny_sr_config  # noqa: F401
 from test_ranksrgan_model import RANKER_OPT, _build, _tiny_batch, tiny_options, workspace  # noqa: F401  (fixture)
 
 from ranksrgan_plugin.archs import RankerVGG
@@ -80,3 +83,32 @@ def test_bad_ranker_lists_are_refused(workspace, change, message):  # noqa: F811
     change(options)
     with pytest.raises(ValueError, match=message):
         _build(options)
+
+
+def test_mmagic_ranksrgan_trains_with_two_rankers_and_resumes(sr_workspace, tmp_path):  # noqa: F811
+    torch.manual_seed(1)
+    torch.save({'params': tiny_ranker().state_dict()}, tmp_path / 'ranker_ma.pth')
+
+    def config(max_iters):
+        cfg = tiny_sr_config(sr_workspace, RANKSRGAN_CONFIG, tmp_path / 'work', max_iters=max_iters)
+        single = cfg.model.pop('ranker'), cfg.model.pop('ranker_checkpoint')
+        cfg.model.rankers = [
+            dict(name='niqe', ranker=single[0], ranker_checkpoint=single[1],
+                 rank_loss=dict(type='RankContentLoss', loss_weight=0.03, reduction='sum')),
+            dict(name='ma', ranker=dict(TINY_RANKER), ranker_checkpoint=str(tmp_path / 'ranker_ma.pth'),
+                 rank_loss=dict(type='RankContentLoss', loss_weight=0.05, reduction='mean'),
+                 ranker_batchnorm='running')]
+        return cfg
+
+    runner = Runner.from_cfg(config(2))
+    runner.train()
+    for name in ('train/loss_rank_niqe', 'train/loss_rank_ma', 'train/rank_score_niqe', 'train/rank_score_ma'):
+        assert np.isfinite(float(runner.message_hub.get_scalar(name).current())), name
+    assert set(runner.model.rankers) == {'niqe', 'ma'}
+    cfg = config(3)
+    cfg.resume = True
+    resumed = Runner.from_cfg(cfg)
+    resumed.train()
+    assert resumed.iter == 3
+    ma = torch.load(tmp_path / 'ranker_ma.pth', weights_only=True)['params']
+    assert all(torch.equal(value.cpu(), ma[key]) for key, value in resumed.model.rankers['ma'].state_dict().items())

@@ -1,5 +1,5 @@
 """RankSRGAN and RankESRGAN for MMagic: its SRGAN / ESRGAN plus a frozen Ranker and the rank-content loss."""
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from mmagic.models.editors.esrgan import ESRGAN
@@ -12,6 +12,7 @@ from torch import nn
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker
 from ..compat.mmagic import honour_perceptual_pretrained
+from ..models.frozen_rankers import check_unique_names
 from .checkpoints import load_ranker_checkpoint
 from .strict_init import StrictGeneratorLoading, check_model_init_file, strict_generator_init
 
@@ -39,28 +40,54 @@ class FrozenNetwork:
 
 
 def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str],
-                        batchnorm: str = 'batch') -> FrozenNetwork:
-    """Build the Ranker from its config and load a trained checkpoint (required)."""
-    check_ranker_checkpoint(ranker_checkpoint, 'ranker_checkpoint',
-                            'options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py')
+                        batchnorm: str = 'batch', option: str = 'model.ranker_checkpoint') -> FrozenNetwork:
+    """Build the Ranker from its config and load a trained checkpoint (required; ``option`` names it in errors)."""
+    check_ranker_checkpoint(ranker_checkpoint, option, 'options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py')
     net = MODELS.build(ranker)
-    load_ranker_checkpoint(net, ranker_checkpoint)
+    load_ranker_checkpoint(net, ranker_checkpoint, option=option)
     print_log(f'Frozen Ranker {type(net).__name__} loaded from {ranker_checkpoint} '
               f'(BatchNorm: {batchnorm} statistics).', logger='current')
     return FrozenNetwork(net, batchnorm)
+
+
+def build_frozen_rankers(ranker: Optional[Dict[str, Any]], ranker_checkpoint: Optional[str],
+                         rank_loss: Optional[Dict[str, Any]], ranker_batchnorm: str,
+                         rankers: Optional[List[Dict[str, Any]]]) -> Dict[str, tuple]:
+    """``{name: (FrozenNetwork, rank-loss config)}``: ``''`` for the single ``ranker``, else one per ``rankers`` item
+    (``dict(name, ranker, ranker_checkpoint, rank_loss, ranker_batchnorm)``)."""
+    if rankers and ranker:
+        raise ValueError('RankSRGAN takes ranker (one Ranker) or rankers (a list), not both.')
+    if not rankers:
+        if ranker is None:
+            raise ValueError('RankSRGAN needs ranker=dict(type=\'RankerVGG\', ...) and ranker_checkpoint, or rankers.')
+        return {'': (build_frozen_ranker(ranker, ranker_checkpoint, ranker_batchnorm), rank_loss)}
+    check_unique_names(rankers)
+    built = {}
+    for index, item in enumerate(rankers):
+        unknown = sorted(set(item) - {'name', 'ranker', 'ranker_checkpoint', 'rank_loss', 'ranker_batchnorm'})
+        if unknown or not str(item.get('name', '')).isidentifier() or 'ranker' not in item:
+            raise ValueError(f'model.rankers[{index}] needs name (letters, digits, _) and ranker, and takes '
+                             f'ranker_checkpoint, rank_loss, ranker_batchnorm; got {sorted(item)}.')
+        built[item['name']] = (build_frozen_ranker(item['ranker'], item.get('ranker_checkpoint'),
+                                                   item.get('ranker_batchnorm', 'batch'),
+                                                   f'model.rankers[{index}].ranker_checkpoint'), item.get('rank_loss'))
+    return built
 
 
 class RankContentMixin(StrictGeneratorLoading):
     """Adds the frozen *Ranker* and the *rank-content loss* to an MMagic GAN editor (SRGAN, ESRGAN).
 
     The generator's step gets ``loss_rank`` = rank-content loss of the Ranker's scores of the
-    generator's output; the log also shows ``rank_score``, the batch's mean Ranker score.
+    generator's output; the log also shows ``rank_score``, the batch's mean Ranker score. With
+    ``rankers`` (several Rankers, the journal version's idea): ``loss_rank_<name>`` and
+    ``rank_score_<name>`` for each.
     """
 
-    def __init__(self, *, ranker: Dict[str, Any], ranker_checkpoint: Optional[str] = None,
+    def __init__(self, *, ranker: Optional[Dict[str, Any]] = None, ranker_checkpoint: Optional[str] = None,
                  rank_loss: Optional[Dict[str, Any]] = None, ranker_batchnorm: str = 'batch',
-                 perceptual_loss: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
-        frozen_ranker = build_frozen_ranker(ranker, ranker_checkpoint, ranker_batchnorm)
+                 rankers: Optional[List[Dict[str, Any]]] = None, perceptual_loss: Optional[Dict[str, Any]] = None,
+                 **kwargs: Any) -> None:
+        frozen = build_frozen_rankers(ranker, ranker_checkpoint, rank_loss, ranker_batchnorm, rankers)
         perceptual_loss, vgg_weights = honour_perceptual_pretrained(perceptual_loss)
         generator = dict(kwargs.pop('generator'))
         generator_init = strict_generator_init(generator.pop('init_cfg', None))
@@ -69,20 +96,29 @@ class RankContentMixin(StrictGeneratorLoading):
         # applied by init_weights after the generator's own: MMagic's MSRResNet takes no init_cfg (and its
         # init_weights would ignore one)
         self._generator_init = generator_init
-        self._frozen_ranker = frozen_ranker
-        self.rank_loss = MODELS.build(rank_loss or DEFAULT_RANK_LOSS)
+        self._frozen_rankers = {name: net for name, (net, _) in frozen.items()}
+        self._rank_losses = {name: MODELS.build(loss or DEFAULT_RANK_LOSS) for name, (_, loss) in frozen.items()}
+        if '' in frozen:  # the paper's single Ranker, under today's name
+            self.rank_loss = self._rank_losses['']
         self._output_channel_order: Optional[str] = None
 
     @property
     def ranker(self) -> nn.Module:
-        """The frozen Ranker (not a submodule: see :class:`FrozenNetwork`)."""
-        return self._frozen_ranker.net
+        """The frozen Ranker (not a submodule: see :class:`FrozenNetwork`); with ``rankers``, see :attr:`rankers`."""
+        if '' not in self._frozen_rankers:
+            raise AttributeError('This model has several Rankers: use .rankers[name].')
+        return self._frozen_rankers[''].net
+
+    @property
+    def rankers(self) -> Dict[str, nn.Module]:
+        """``{name: frozen Ranker}`` (``''`` for the single one)."""
+        return {name: frozen.net for name, frozen in self._frozen_rankers.items()}
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> 'RankContentMixin':
         # .to() / .cuda() / .half() of the model move the Ranker too (once it is set: not during __init__)
         super()._apply(fn, *args, **kwargs)
-        if '_frozen_ranker' in self.__dict__:
-            self._frozen_ranker.net._apply(fn)
+        for frozen in self.__dict__.get('_frozen_rankers', {}).values():
+            frozen.net._apply(fn)
         return self
 
     def init_weights(self) -> None:
@@ -96,7 +132,8 @@ class RankContentMixin(StrictGeneratorLoading):
     def train(self, mode: bool = True) -> 'RankContentMixin':
         """As ``nn.Module.train``; the Ranker keeps its frozen modes whatever ``mode`` is."""
         super().train(mode)
-        self._frozen_ranker.refreeze()
+        for frozen in self._frozen_rankers.values():
+            frozen.refreeze()
         return self
 
     def extract_gt_data(self, data_samples: DataSample) -> torch.Tensor:
@@ -125,9 +162,12 @@ class RankContentMixin(StrictGeneratorLoading):
     def g_step(self, batch_outputs: torch.Tensor, batch_gt_data: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Upstream's generator losses plus ``loss_rank`` (and ``rank_score``, logged, not a loss)."""
         losses = super().g_step(batch_outputs, batch_gt_data)
-        scores = self._frozen_ranker(self.ranker_inputs(batch_outputs)).float()  # the loss on fp32 values (AMP)
-        losses['loss_rank'] = self.rank_loss(scores)
-        losses['rank_score'] = scores.detach().mean()
+        inputs = self.ranker_inputs(batch_outputs)
+        for name, frozen in self._frozen_rankers.items():
+            suffix = f'_{name}' if name else ''
+            scores = frozen(inputs).float()  # the loss on fp32 values (AMP)
+            losses[f'loss_rank{suffix}'] = self._rank_losses[name](scores)
+            losses[f'rank_score{suffix}'] = scores.detach().mean()
         return losses
 
 
