@@ -26,8 +26,10 @@ from ranksrgan_plugin.losses import RankContentLoss, RankLoss
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = REPO_ROOT / 'options'
 FIRST_RELEASE_OPTIONS = OPTIONS / 'train_RankSRGAN_NIQE_first_release.yml'
-RANKSRGAN_OPTIONS = [path for path in sorted(OPTIONS.glob('train_RankSRGAN_[!d]*.yml')) if path != FIRST_RELEASE_OPTIONS
-                     ] + [OPTIONS / 'train_RankESRGAN_NIQE.yml']
+TWO_RANKER_OPTIONS = OPTIONS / 'train_RankSRGAN_NIQE_Ma.yml'  # a construction (tests/test_several_rankers.py)
+RANKSRGAN_OPTIONS = [path for path in sorted(OPTIONS.glob('train_RankSRGAN_[!d]*.yml'))
+                     if path not in (FIRST_RELEASE_OPTIONS, TWO_RANKER_OPTIONS)]
+RANKSRGAN_OPTIONS.append(OPTIONS / 'train_RankESRGAN_NIQE.yml')
 RANKER_OPTIONS = [OPTIONS / f'train_Ranker_{metric}.yml' for metric in ('NIQE', 'Ma', 'PI')]
 
 

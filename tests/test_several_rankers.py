@@ -1,15 +1,18 @@
 """Several frozen Rankers in one RankSRGAN (``rankers``, the journal version's idea), BasicSR and MMagic."""
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from basicsr.utils import check_resume
 from mmengine.runner import Runner
 from test_mmagic_training import RANKSRGAN_CONFIG, TINY_RANKER, sr_workspace, tiny_ranker, tiny_sr_config  # noqa: F401
 from test_ranksrgan_model import RANKER_OPT, _build, _tiny_batch, tiny_options, workspace  # noqa: F401  (fixture)
 
 from ranksrgan_plugin.archs import RankerVGG
+from ranksrgan_plugin.models.frozen_rankers import ranker_specs
 
 
 def two_ranker_options(root, second_weight=0.05):
@@ -112,3 +115,19 @@ def test_mmagic_ranksrgan_trains_with_two_rankers_and_resumes(sr_workspace, tmp_
     assert resumed.iter == 3
     ma = torch.load(tmp_path / 'ranker_ma.pth', weights_only=True)['params']
     assert all(torch.equal(value.cpu(), ma[key]) for key, value in resumed.model.rankers['ma'].state_dict().items())
+
+
+def test_niqe_ma_option_file_is_the_ma_file_with_two_rankers():
+    root = Path(__file__).resolve().parents[1] / 'options'
+    two = yaml.safe_load((root / 'train_RankSRGAN_NIQE_Ma.yml').read_text())
+    ma = yaml.safe_load((root / 'train_RankSRGAN_Ma.yml').read_text())
+    specs = ranker_specs(two)
+    assert [spec['name'] for spec in specs] == ['niqe', 'ma']
+    for spec, ranker_file in zip(specs, ('Ranker_NIQE_basicsr.pth', 'Ranker_Ma_basicsr.pth')):
+        assert spec['path'].endswith(ranker_file) and spec['batchnorm'] == 'batch'
+        assert spec['rank_opt'] == ma['train']['rank_opt'] and spec['network'] == ma['network_r']  # the paper's each
+    for options in (two, ma):
+        options.pop('name'), options.pop('rankers', None), options.pop('network_r', None)
+        options['path'].pop('pretrain_network_r', None), options['path'].pop('strict_load_r', None)
+        options['train'].pop('rank_opt', None), options['train'].pop('ranker_batchnorm', None)
+    assert two == ma
