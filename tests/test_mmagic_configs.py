@@ -39,12 +39,14 @@ RANKER_VARIANTS = {  # data root, higher_is_better
 TEST_CONFIGS = (  # tests/test_mmagic_test_protocol.py
     'ranksrgan_x4c64b16_test_set5-set14-pirm.py', 'ranksrgan_x4c64b16_test_set5-set14-pirm-ma-pi.py')
 PAPER_CONFIGS = tuple(f'ranksrgan-paper_x4c64b16_1xb8-500k_div2k-pirm-{v}.py' for v in ('niqe', 'ma', 'pi', 'hr'))
+TWO_RANKER_CONFIG = 'ranksrgan-paper_x4c64b16_1xb8-500k_div2k-pirm-niqe-ma.py'  # tests/test_several_rankers.py
 
 
 def test_every_config_is_tested():
     assert sorted(CONFIG_DIR.glob('*.py')) == sorted(
         [RANKER_CONFIG, RANKSRGAN_CONFIG, RANKESRGAN_CONFIG]
-        + [CONFIG_DIR / name for name in [*VARIANT_CONFIGS, *RANKER_VARIANTS, *TEST_CONFIGS, *PAPER_CONFIGS]])
+        + [CONFIG_DIR / name
+           for name in [*VARIANT_CONFIGS, *RANKER_VARIANTS, *TEST_CONFIGS, *PAPER_CONFIGS, TWO_RANKER_CONFIG]])
 
 
 @pytest.mark.parametrize('name', sorted(VARIANT_CONFIGS))

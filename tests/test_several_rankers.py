@@ -131,3 +131,19 @@ def test_niqe_ma_option_file_is_the_ma_file_with_two_rankers():
         options['path'].pop('pretrain_network_r', None), options['path'].pop('strict_load_r', None)
         options['train'].pop('rank_opt', None), options['train'].pop('ranker_batchnorm', None)
     assert two == ma
+
+
+def test_mmagic_niqe_ma_config_is_the_ma_paper_config_with_two_rankers():
+    from mmengine.config import Config
+    from test_mmagic_configs import CONFIG_DIR, PAPER_CONFIGS, TWO_RANKER_CONFIG
+
+    two, ma = Config.fromfile(str(CONFIG_DIR / TWO_RANKER_CONFIG)), Config.fromfile(str(CONFIG_DIR / PAPER_CONFIGS[1]))
+    assert [item['name'] for item in two.model.rankers] == ['niqe', 'ma']
+    assert two.model.ranker is None and two.model.ranker_checkpoint is None
+    for item in two.model.rankers:
+        assert item['rank_loss'] == ma.model.rank_loss and item['ranker'] == ma.model.ranker
+    assert two.model.rankers[1]['ranker_checkpoint'] == ma.model.ranker_checkpoint
+    for key in ('generator', 'discriminator', 'perceptual_loss', 'gan_loss', 'pixel_loss'):
+        assert two.model[key] == ma.model[key], key
+    for key in ('train_dataloader', 'val_dataloader', 'val_evaluator', 'optim_wrapper', 'train_cfg', 'randomness'):
+        assert two.get(key) == ma.get(key), key
