@@ -1,4 +1,5 @@
-"""Cost of RankSRGAN's frozen Ranker: one training step of RankSRGANModel vs BasicSR's SRGANModel.
+"""Cost of RankSRGAN's frozen Ranker: one training step of RankSRGANModel (one Ranker, and two: ``rankers:``) vs
+BasicSR's SRGANModel.
 
 Same generator, discriminator, perceptual/GAN losses, batch and GT size, same machine, one run;
 prints the median seconds per ``optimize_parameters`` and their ratio (target: <= 1.25 at GT 128
@@ -50,6 +51,16 @@ def model_options(model_type: str, gt_size: int, device: str, ranker_path: str) 
         opt['network_r'] = {'type': 'RankerVGG', 'depth': 12}
         opt['path']['pretrain_network_r'] = ranker_path
         opt['train']['rank_opt'] = {'type': 'RankContentLoss', 'loss_weight': 0.03}
+    return opt
+
+
+def two_ranker_options(gt_size: int, device: str, ranker_path: str) -> Dict[str, Any]:
+    """RankSRGANModel with two frozen VGG-12 Rankers (``rankers:``) instead of one."""
+    opt = model_options('RankSRGANModel', gt_size, device, ranker_path)
+    del opt['network_r'], opt['path']['pretrain_network_r']
+    opt['rankers'] = [{'name': name, 'network': {'type': 'RankerVGG', 'depth': 12}, 'path': ranker_path,
+                       'rank_opt': opt['train']['rank_opt']} for name in ('niqe', 'ma')]
+    del opt['train']['rank_opt']
     return opt
 
 
@@ -143,10 +154,13 @@ def main() -> None:
         ranker_path = os.path.join(tmp, 'ranker.pth')
         torch.save({'params': RankerVGG(depth=12).state_dict()}, ranker_path)
         results = {}
-        for model_type in ('SRGANModel', 'RankSRGANModel'):
+        runs = {model_type: model_options(model_type, args.gt_size, args.device, ranker_path)
+                for model_type in ('SRGANModel', 'RankSRGANModel')}
+        runs['two Rankers'] = two_ranker_options(args.gt_size, args.device, ranker_path)
+        for name, options in runs.items():
             torch.manual_seed(0)
-            model = build_model(copy.deepcopy(model_options(model_type, args.gt_size, args.device, ranker_path)))
-            results[model_type] = statistics.median(time_steps(model, batch, args.steps, args.device))
+            model = build_model(copy.deepcopy(options))
+            results[name] = statistics.median(time_steps(model, batch, args.steps, args.device))
     ratio = results['RankSRGANModel'] / results['SRGANModel']
     threads = torch.get_num_threads() if args.device == 'cpu' else '-'
     print(f'\ndevice {args.device} (torch threads: {threads}), GT {args.gt_size}, batch {args.batch}, '
@@ -154,6 +168,9 @@ def main() -> None:
     print('| model | s / optimize_parameters | ratio vs SRGANModel |\n|---|---|---|')
     print(f"| SRGANModel (BasicSR) | {results['SRGANModel']:.3f} | 1.00 |")
     print(f"| RankSRGANModel (ours) | {results['RankSRGANModel']:.3f} | {ratio:.2f} |")
+    two = results['two Rankers']
+    print(f"| RankSRGANModel, two Rankers (`rankers:`) | {two:.3f} | {two / results['SRGANModel']:.2f} "
+          f"({two / results['RankSRGANModel']:.2f} x one Ranker) |")
 
 
 if __name__ == '__main__':
