@@ -27,7 +27,7 @@ from .data.rank_dataset_format import IMAGE_EXTENSIONS
 from .rank_dataset.levels import LevelError, arch_state_dict, read_image
 from .utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
 from .utils.tiling import TilingError
-from .utils.upscaler import HoldsUpscaler, build_upscaler
+from .utils.upscaler import HoldsUpscaler, build_upscaler, infer_scale
 
 
 class InferenceError(ValueError):
@@ -102,15 +102,6 @@ def _build_generator(checkpoint: str, state_dict: Mapping[str, Any],
         origin = f' (an official {layout} checkpoint: {read})' if layout else ''
         raise InferenceError(f'{checkpoint}{origin} does not fit the network {options}: {err}') from err
     return net.eval(), options
-
-
-def infer_scale(net: torch.nn.Module, num_in_ch: int = 3) -> int:
-    """The upscaling factor of ``net``, measured on a 16x16 input."""
-    param = next(net.parameters(), None)
-    device, dtype = (param.device, param.dtype) if param is not None else (torch.device('cpu'), torch.float32)
-    with torch.no_grad():
-        out = net(torch.zeros(1, num_in_ch, 16, 16, device=device, dtype=dtype))
-    return out.shape[-1] // 16
 
 
 class GeneratorUpscaler(HoldsUpscaler):

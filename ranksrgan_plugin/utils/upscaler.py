@@ -134,3 +134,12 @@ class HoldsUpscaler:
     def receptive_radius(self) -> int:
         """The network's receptive-field radius in LR pixels (0 when unbounded and untiled)."""
         return self.upscaler.receptive_radius
+
+
+def infer_scale(net: torch.nn.Module, num_in_ch: int = 3) -> int:
+    """The upscaling factor of ``net``, measured on a 16x16 input."""
+    param = next(net.parameters(), None)
+    device, dtype = (param.device, param.dtype) if param is not None else (torch.device('cpu'), torch.float32)
+    with torch.no_grad():
+        out = net(torch.zeros(1, num_in_ch, 16, 16, device=device, dtype=dtype))
+    return out.shape[-1] // 16

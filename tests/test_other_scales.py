@@ -1,0 +1,76 @@
+"""x2 and x3 end to end: a rank dataset at that scale, a Ranker and a RankSRGAN trained on it, and level networks of
+another scale refused by name."""
+import copy
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from basicsr.models import build_model
+from test_make_rank_dataset import photos  # noqa: F401  (fixture)
+from test_ranksrgan_model import RANKER_OPT, _build, tiny_options
+
+from ranksrgan_plugin.archs import RankSRGANGenerator
+from ranksrgan_plugin.data import RankPairDataset
+from ranksrgan_plugin.rank_dataset import RankDatasetBuilder, load_config
+from ranksrgan_plugin.rank_dataset.levels import LevelError, NetworkLevel, matlab_bicubic
+
+
+def test_level_network_of_another_scale_is_refused(tmp_path):
+    weights = tmp_path / 'srgan_x4.pth'
+    torch.save({'params': RankSRGANGenerator(num_feat=8, num_block=1, upscale=4).state_dict()}, weights)
+    network = {'type': 'RankSRGANGenerator', 'num_feat': 8, 'num_block': 1, 'upscale': 4}
+    with pytest.raises(LevelError, match=r"Level 'srgan': the network RankSRGANGenerator .*upscales x4, the rank "
+                                         r"dataset's `scale` is 2"):
+        NetworkLevel('srgan', network, str(weights), scale=2, device='cpu')
+    assert NetworkLevel('srgan', network, str(weights), scale=4, device='cpu').scale == 4
+
+
+def write_pairs(root, scale, count=4, size=96):
+    rng = np.random.default_rng(scale)
+    (root / 'gt').mkdir(parents=True)
+    (root / 'lq').mkdir()
+    for i in range(count):
+        gt = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), 1.5)
+        cv2.imwrite(str(root / 'gt' / f'img{i}.png'), gt)
+        cv2.imwrite(str(root / 'lq' / f'img{i}.png'), matlab_bicubic(gt, 1 / scale))
+
+
+@pytest.mark.parametrize('scale', [2, 3])
+def test_rank_dataset_ranker_and_ranksrgan_at_scale(tmp_path, photos, scale):  # noqa: F811
+    hr = tmp_path / 'hr'
+    hr.mkdir()
+    for name in ('astronaut', 'coffee', 'chelsea'):
+        cv2.imwrite(str(hr / f'{name}.png'), cv2.imread(photos[name]))
+    cfg = load_config({
+        'output': str(tmp_path / 'rank'), 'hr': str(hr), 'scale': scale, 'device': 'cpu', 'storage': 'folder',
+        'levels': [{'name': 'bicubic', 'type': 'builtin', 'method': 'bicubic'},
+                   {'name': 'sharpened', 'type': 'builtin', 'method': 'sharpened'}, {'name': 'hr', 'type': 'hr'}],
+        'patch_size': 198, 'stride': 102, 'grid': 'full', 'sharpness_threshold': None, 'min_gap': 0,
+        'val_fraction': 0.34, 'val_split_by': 'image'})
+    manifest = RankDatasetBuilder(cfg, progress=False).run()
+    assert manifest['inputs']['scale'] == scale and manifest['splits']['train']['num_keys'] >= 2
+    ranker = build_model({
+        'model_type': 'RankerModel', 'num_gpu': 0, 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1,
+        'datasets': {}, 'network_r': dict(RANKER_OPT), 'path': {'pretrain_network_r': None},
+        'train': {'rank_opt': {'type': 'RankLoss', 'margin': 0.5}, 'optim_r': {'type': 'Adam', 'lr': 1e-3},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5}}})
+    pairs = RankPairDataset({'name': 'train', 'dataroot': str(tmp_path / 'rank' / 'train'), 'phase': 'train'})
+    batch = torch.utils.data.default_collate([pairs[0], pairs[1 % len(pairs)]])
+    for step in (1, 2):
+        ranker.feed_data(batch)
+        ranker.optimize_parameters(step)
+    assert np.isfinite(ranker.log_dict['l_rank'])
+    torch.save({'params': ranker.net_r.state_dict()}, tmp_path / 'ranker.pth')
+    write_pairs(tmp_path / 'data', scale)
+    options = tiny_options(tmp_path, perceptual=False)
+    options['scale'] = scale
+    options['network_g'] = {'type': 'RankSRGANGenerator', 'num_feat': 8, 'num_block': 1, 'upscale': scale}
+    options['network_d']['input_size'] = 48
+    options['datasets']['train']['gt_size'] = 48
+    model = _build(copy.deepcopy(options))
+    lq = torch.rand(2, 3, 48 // scale, 48 // scale)
+    for step in (1, 2):
+        model.feed_data({'lq': lq, 'gt': torch.rand(2, 3, 48, 48)})
+        model.optimize_parameters(step)
+    assert model.output.shape[-1] == 48 and np.isfinite(model.log_dict['l_g_rank'])
