@@ -1,11 +1,13 @@
 """x2 and x3 end to end: a rank dataset at that scale, a Ranker and a RankSRGAN trained on it, and level networks of
 another scale refused by name."""
 import copy
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from basicsr.models import build_model
 from test_make_rank_dataset import photos  # noqa: F401  (fixture)
 from test_ranksrgan_model import RANKER_OPT, _build, tiny_options
@@ -74,3 +76,32 @@ def test_rank_dataset_ranker_and_ranksrgan_at_scale(tmp_path, photos, scale):  #
         model.feed_data({'lq': lq, 'gt': torch.rand(2, 3, 48, 48)})
         model.optimize_parameters(step)
     assert model.output.shape[-1] == 48 and np.isfinite(model.log_dict['l_g_rank'])
+
+
+def _flat(options, prefix=''):
+    flat = {}
+    for key, value in options.items():
+        flat.update(_flat(value, f'{prefix}{key}.') if isinstance(value, dict) else {f'{prefix}{key}': value})
+    return flat
+
+
+@pytest.mark.parametrize('scale', [2, 3])
+def test_option_files_at_scale_change_only_the_scale(scale):
+    options = Path(__file__).resolve().parents[1] / 'options'
+    x4, other = (_flat(yaml.safe_load((options / f'train_RankSRGAN_NIQE{suffix}.yml').read_text()))
+                 for suffix in ('', f'_x{scale}'))
+    gt = other['datasets.train.gt_size']
+    assert other['scale'] == other['network_g.upscale'] == scale and gt % scale == 0
+    assert other['network_d.input_size'] == gt and other['datasets.train.filename_tmpl'] == f'{{}}x{scale}'
+    assert other['datasets.train.dataroot_lq'].endswith(f'X{scale}') and other['datasets.val.dataroot_lq'].endswith(
+        f'LRbicx{scale}')
+    assert all(other[f'val.metrics.{name}.crop_border'] == scale for name in ('psnr', 'psnr_y', 'niqe'))
+    changed = {key for key in x4 if x4[key] != other.get(key)}
+    assert changed <= {'name', 'scale', 'network_g.upscale', 'network_d.input_size', 'datasets.train.gt_size',
+                       'datasets.train.dataroot_lq', 'datasets.train.filename_tmpl', 'datasets.val.name',
+                       'datasets.val.dataroot_gt', 'datasets.val.dataroot_lq', 'path.pretrain_network_g',
+                       'path.pretrain_network_r', 'val.metrics.psnr.crop_border', 'val.metrics.psnr_y.crop_border',
+                       'val.metrics.niqe.crop_border'}
+    rank = load_config(yaml.safe_load((options / f'rank_dataset_DF2K_NIQE_x{scale}.yml').read_text()))
+    assert rank['scale'] == scale and rank['patch_size'] % scale == 0 and rank['stride'] % scale == 0
+    assert all(level['network'].get('upscale', level['network'].get('scale')) == scale for level in rank['levels'])

@@ -27,8 +27,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = REPO_ROOT / 'options'
 FIRST_RELEASE_OPTIONS = OPTIONS / 'train_RankSRGAN_NIQE_first_release.yml'
 TWO_RANKER_OPTIONS = OPTIONS / 'train_RankSRGAN_NIQE_Ma.yml'  # a construction (tests/test_several_rankers.py)
+OTHER_SCALES = ('_x2.yml', '_x3.yml')  # not the paper's (x4 only): tests/test_other_scales.py
 RANKSRGAN_OPTIONS = [path for path in sorted(OPTIONS.glob('train_RankSRGAN_[!d]*.yml'))
-                     if path not in (FIRST_RELEASE_OPTIONS, TWO_RANKER_OPTIONS)]
+                     if path not in (FIRST_RELEASE_OPTIONS, TWO_RANKER_OPTIONS)
+                     and not path.name.endswith(OTHER_SCALES)]
 RANKSRGAN_OPTIONS.append(OPTIONS / 'train_RankESRGAN_NIQE.yml')
 RANKER_OPTIONS = [OPTIONS / f'train_Ranker_{metric}.yml' for metric in ('NIQE', 'Ma', 'PI')]
 
@@ -284,7 +286,8 @@ def _detached_ragan_grad(model) -> torch.Tensor:
 # Rank-dataset options (the selection rules themselves: tests/test_patch_selection_original.py)
 
 
-@pytest.mark.parametrize('path', sorted(OPTIONS.glob('rank_dataset_DF2K_*.yml')), ids=lambda p: p.stem)
+@pytest.mark.parametrize('path', [path for path in sorted(OPTIONS.glob('rank_dataset_DF2K_*.yml'))
+                                  if not path.name.endswith(OTHER_SCALES)], ids=lambda p: p.stem)
 def test_rank_dataset_options_are_the_originals(path):
     from ranksrgan_plugin.rank_dataset import load_config
 
