@@ -12,10 +12,11 @@ from basicsr.models import build_model
 from test_make_rank_dataset import photos  # noqa: F401  (fixture)
 from test_ranksrgan_model import RANKER_OPT, _build, tiny_options
 
-from ranksrgan_plugin.archs import RankSRGANGenerator
+from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
 from ranksrgan_plugin.data import RankPairDataset
 from ranksrgan_plugin.rank_dataset import RankDatasetBuilder, load_config
 from ranksrgan_plugin.rank_dataset.levels import LevelError, NetworkLevel, matlab_bicubic
+from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
 
 
 def test_level_network_of_another_scale_is_refused(tmp_path):
@@ -105,3 +106,18 @@ def test_option_files_at_scale_change_only_the_scale(scale):
     rank = load_config(yaml.safe_load((options / f'rank_dataset_DF2K_NIQE_x{scale}.yml').read_text()))
     assert rank['scale'] == scale and rank['patch_size'] % scale == 0 and rank['stride'] % scale == 0
     assert all(level['network'].get('upscale', level['network'].get('scale')) == scale for level in rank['levels'])
+
+
+def test_x4_generator_file_is_refused_by_an_x2_model(tmp_path):
+    write_pairs(tmp_path / 'data', 4)
+    torch.save({'params': RankSRGANGenerator(num_feat=8, num_block=1, upscale=4).state_dict()}, tmp_path / 'g_x4.pth')
+    torch.save({'params': RankerVGG(**{k: v for k, v in RANKER_OPT.items() if k != 'type'}).state_dict()},
+               tmp_path / 'ranker.pth')
+    options = tiny_options(tmp_path, perceptual=False)
+    options['scale'] = 2
+    options['network_g'] = {'type': 'RankSRGANGenerator', 'num_feat': 8, 'num_block': 1, 'upscale': 2}
+    options['path']['pretrain_network_g'] = str(tmp_path / 'g_x4.pth')
+    with pytest.raises(CheckpointMismatchError, match=r'g_x4\.pth \(named by path\.pretrain_network_g\) does not fit '
+                                                      r'RankSRGANGenerator: the file holds 2 weights the network does '
+                                                      r'not have \(upconv2'):
+        _build(options)

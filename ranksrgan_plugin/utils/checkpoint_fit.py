@@ -63,7 +63,7 @@ def describe_weights(checkpoint: Any) -> str:
 
 def check_weights_fit(expected: Mapping[str, torch.Tensor], weights: Mapping[str, Any], source: str, option: str,
                       checkpoint: Optional[Any] = None, network: str = 'the network') -> None:
-    """Raise :class:`CheckpointMismatchError` unless ``weights`` holds every key of ``expected`` with its shape.
+    """Raise :class:`CheckpointMismatchError` unless ``weights`` holds exactly the keys of ``expected``, with their shapes.
 
     Args:
         expected: the receiving network's ``state_dict()``.
@@ -76,10 +76,15 @@ def check_weights_fit(expected: Mapping[str, torch.Tensor], weights: Mapping[str
     missing = [key for key in expected if key not in weights]
     misshaped = [f'{key} {tuple(weights[key].shape)} instead of {tuple(value.shape)}' for key, value in expected.items()
                  if key in weights and isinstance(weights[key], torch.Tensor) and weights[key].shape != value.shape]
-    if not missing and not misshaped:
+    unexpected = [key for key, value in weights.items() if key not in expected and isinstance(value, torch.Tensor)]
+    if not missing and not misshaped and not unexpected:
         return
-    problem = (f'{len(missing)} of its {len(expected)} weights are not in it ({_sample(missing)})' if missing
-               else f'{len(misshaped)} weights have another shape ({_sample(misshaped, 2)})')
+    if missing:
+        problem = f'{len(missing)} of its {len(expected)} weights are not in it ({_sample(missing)})'
+    elif misshaped:
+        problem = f'{len(misshaped)} weights have another shape ({_sample(misshaped, 2)})'
+    else:
+        problem = f'the file holds {len(unexpected)} weights the network does not have ({_sample(unexpected)})'
     raise CheckpointMismatchError(
         f'{source} (named by {option}) does not fit {network}: {problem}. The file is '
         f'{describe_weights(checkpoint if checkpoint is not None else weights)}.')
