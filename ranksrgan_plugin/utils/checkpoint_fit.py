@@ -63,7 +63,7 @@ def describe_weights(checkpoint: Any) -> str:
 
 def check_weights_fit(expected: Mapping[str, torch.Tensor], weights: Mapping[str, Any], source: str, option: str,
                       checkpoint: Optional[Any] = None, network: str = 'the network') -> None:
-    """Raise :class:`CheckpointMismatchError` unless ``weights`` holds exactly the keys of ``expected``, with their shapes.
+    """Raise :class:`CheckpointMismatchError` unless ``weights`` holds exactly the keys of ``expected`` (and shapes).
 
     Args:
         expected: the receiving network's ``state_dict()``.
