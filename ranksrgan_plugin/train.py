@@ -8,7 +8,7 @@ import os
 from typing import Optional
 
 import ranksrgan_plugin  # noqa: F401  (applies the compat fixes, registers the plugin classes)
-from ranksrgan_plugin.compat.basicsr import patch_basicsr_train
+from ranksrgan_plugin.compat.basicsr import close_distributed, patch_basicsr_train
 
 
 def train(root_path: Optional[str] = None) -> None:
@@ -17,6 +17,7 @@ def train(root_path: Optional[str] = None) -> None:
     from basicsr.train import train_pipeline
 
     train_pipeline(os.path.abspath(root_path or os.getcwd()))
+    close_distributed()
 
 
 def test(root_path: Optional[str] = None) -> None:
@@ -25,6 +26,7 @@ def test(root_path: Optional[str] = None) -> None:
     from basicsr.test import test_pipeline
 
     test_pipeline(os.path.abspath(root_path or os.getcwd()))
+    close_distributed()
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 from tool_loader import load_tool
+from torchrun_retry import run_torchrun
 
 import ranksrgan_plugin
 from ranksrgan_plugin.data.rank_dataset_format import level_path, read_labels
@@ -629,7 +631,7 @@ def test_torchrun_processes_equal_a_single_run(main_build, tmp_path):
     output = str(tmp_path / 'torchrun')
     command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', TOOL,
                *map(str, main_args(main_build.inputs, output, 'lmdb'))]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    result = run_torchrun(command, lambda: shutil.rmtree(output, ignore_errors=True), cwd=ROOT, timeout=CLI_TIMEOUT)
     assert result.returncode == 0, f'torchrun failed:\n{result.stdout}\n{result.stderr}'
     assert '2 processes' in result.stderr
     assert result.stdout.count('keys from') == 2  # one summary (rank 0's), train and val

@@ -4,7 +4,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 import torch
 import yaml
 from basicsr.models import build_model
+from torchrun_retry import run_torchrun
 
 from ranksrgan_plugin.archs import RankerVGG
 from ranksrgan_plugin.compat.basicsr import read_training_state
@@ -161,7 +161,7 @@ def _run(root: Path, options: dict, *args: str, launcher: tuple = ()) -> str:
     opt_file.write_text(yaml.safe_dump(clean))
     command = [*launcher, str(root / 'basicsr' / 'train.py'), '-opt', str(opt_file), *args]
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600, env=env)
+    result = run_torchrun(command, cwd=root, timeout=600, env=env)  # one retry on gloo's teardown abort only
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 

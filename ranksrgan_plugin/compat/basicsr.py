@@ -282,6 +282,19 @@ def _undecodable(path: str) -> bool:
     return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) is None
 
 
+def close_distributed() -> None:
+    """Tear down the process group that basicsr 1.4.2's train / test pipelines leave up.
+
+    A gloo worker (``torchrun ... --launcher pytorch`` on the CPU) that exits with the group alive can abort
+    in its thread teardown ("terminate called without an active exception", exit status -6, after the
+    last iteration: seen on the 2-core box). For a host user of the plugin's entry points: all ranks meet
+    at a barrier and the group is destroyed when the pipeline returns; nothing happens without a group.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 _UPSTREAM: Dict[str, Any] = {}
 
 
