@@ -275,9 +275,7 @@ def close_distributed() -> None:
     without an active exception", seen once in the 2-process test). For a host user: all ranks meet
     at a barrier and the group is destroyed after ``runner.train()``; nothing happens without one.
     """
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    basicsr_compat.close_distributed()  # the same teardown as after BasicSR's pipelines
 
 
 def perceptual_vgg_weights(perceptual_loss: Dict[str, Any]) -> Optional[str]:

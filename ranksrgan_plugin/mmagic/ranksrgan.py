@@ -12,7 +12,7 @@ from torch import nn
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker
 from ..compat.mmagic import honour_perceptual_pretrained
-from ..models.frozen_rankers import check_unique_names
+from ..models.frozen_rankers import check_ranker_name, check_unique_names
 from .checkpoints import load_ranker_checkpoint
 from .strict_init import StrictGeneratorLoading, check_model_init_file, strict_generator_init
 
@@ -65,9 +65,10 @@ def build_frozen_rankers(ranker: Optional[Dict[str, Any]], ranker_checkpoint: Op
     built = {}
     for index, item in enumerate(rankers):
         unknown = sorted(set(item) - {'name', 'ranker', 'ranker_checkpoint', 'rank_loss', 'ranker_batchnorm'})
-        if unknown or not str(item.get('name', '')).isidentifier() or 'ranker' not in item:
-            raise ValueError(f'model.rankers[{index}] needs name (letters, digits, _) and ranker, and takes '
-                             f'ranker_checkpoint, rank_loss, ranker_batchnorm; got {sorted(item)}.')
+        if unknown or 'ranker' not in item:
+            raise ValueError(f'model.rankers[{index}] needs name and ranker, and takes ranker_checkpoint, rank_loss, '
+                             f'ranker_batchnorm; got {sorted(item)}.')
+        check_ranker_name(item.get('name'), f'model.rankers[{index}]')
         built[item['name']] = (build_frozen_ranker(item['ranker'], item.get('ranker_checkpoint'),
                                                    item.get('ranker_batchnorm', 'batch'),
                                                    f'model.rankers[{index}].ranker_checkpoint'), item.get('rank_loss'))

@@ -52,8 +52,7 @@ def _list_item(item: Mapping[str, Any], index: int) -> Dict[str, Any]:
     unknown = sorted(set(item) - {'name', 'network', 'path', 'param_key', 'strict', 'rank_opt', 'batchnorm'})
     if unknown:
         raise ValueError(f'{where}: unknown option(s) {unknown}.')
-    if not _NAME.match(str(item['name'])):
-        raise ValueError(f"{where}.name {item['name']!r}: use letters, digits and _ only (it names log entries).")
+    check_ranker_name(item['name'], where)
     return {'name': item['name'], 'network': item['network'], 'path': item['path'],
             'param_key': item.get('param_key', 'params'), 'strict': item.get('strict', True),
             'rank_opt': item.get('rank_opt') or dict(DEFAULT_RANK_OPT), 'batchnorm': item.get('batchnorm', 'batch'),
@@ -64,3 +63,9 @@ def check_unique_names(items: List[Mapping[str, Any]]) -> None:
     names = [item.get('name') for item in items]
     if len(set(names)) != len(names):
         raise ValueError(f'rankers: names must differ, got {names}.')
+
+
+def check_ranker_name(name: Any, where: str) -> None:
+    """A Ranker's name names log entries: letters, digits and _ only."""
+    if not _NAME.match(str(name)):
+        raise ValueError(f'{where}.name {name!r}: use letters, digits and _ only (it names log entries).')

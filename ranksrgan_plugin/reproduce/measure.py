@@ -35,15 +35,23 @@ def measure_ranker(network_r: Mapping[str, Any], checkpoint: str, val_root: str,
 
 def hr_matching_sr(hr_folder: str, sr_folder: str, cropped_folder: str) -> str:
     """``hr_folder``, or copies of its images cropped to their SR images' size (HR not a multiple of the scale)."""
-    sizes = {osp.splitext(n)[0]: cv2.imread(osp.join(sr_folder, n)).shape for n in list_images(sr_folder)}
-    names = list_images(hr_folder)
-    images = {n: cv2.imread(osp.join(hr_folder, n)) for n in names}
-    if all(images[n].shape == sizes.get(osp.splitext(n)[0]) for n in names):
+    from PIL import Image
+
+    def sizes(folder: str) -> Dict[str, tuple]:  # (width, height) from the headers: no decoding
+        out = {}
+        for name in list_images(folder):
+            with Image.open(osp.join(folder, name)) as img:
+                out[osp.splitext(name)[0]] = img.size
+        return out
+
+    sr_sizes, hr_sizes = sizes(sr_folder), sizes(hr_folder)
+    if all(sr_sizes.get(stem) == size for stem, size in hr_sizes.items()):
         return hr_folder
     os.makedirs(cropped_folder, exist_ok=True)
-    for name, img in images.items():
-        height, width = sizes[osp.splitext(name)[0]][:2]
-        cv2.imwrite(osp.join(cropped_folder, osp.splitext(name)[0] + '.png'), img[:height, :width])
+    for name in list_images(hr_folder):
+        stem = osp.splitext(name)[0]
+        width, height = sr_sizes[stem]
+        cv2.imwrite(osp.join(cropped_folder, stem + '.png'), cv2.imread(osp.join(hr_folder, name))[:height, :width])
     return cropped_folder
 
 
