@@ -179,6 +179,7 @@ def test_train_then_auto_resume_through_basicsr_train(workspace):
     assert (states / '4.state').is_file()
     log = _log(workspace)
     assert 'l_g_rank' in log and 'out_r' in log and re.search(r'# psnr: [\d.]+', log)
+    assert re.search(r'gt_r: \S+ out_beats_gt: \S+', log)  # the Ranker-exploitation monitor, on logged steps
 
     _run(workspace, tiny_options(workspace, total_iter=6), '--auto_resume', launcher=(sys.executable,))
     log = _log(workspace)

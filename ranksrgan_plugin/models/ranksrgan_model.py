@@ -1,6 +1,6 @@
 """RankSRGAN in BasicSR: SRGAN plus a frozen Ranker and the rank-content loss."""
 from collections import OrderedDict
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 from basicsr.archs import build_network
@@ -13,6 +13,7 @@ from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ran
 from ..compat.basicsr import check_perceptual_weights
 from .checkpoint_loading import NamedCheckpointLoading
 from .frozen_rankers import ranker_specs
+from .ranker_monitor import build_monitors, monitor_settings
 from .training_precision import TrainingPrecision
 from .validation_metrics import check_validation_metrics
 
@@ -38,7 +39,12 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
     - ``train.precision`` / ``channels_last`` / ``nonfinite_limit``: see :mod:`.training_precision`
       (default fp32, as the original);
     - ``rankers``: several frozen Rankers instead of ``network_r`` (each its own rank-content loss, logged
-      as ``l_g_rank_<name>`` / ``out_r_<name>``): see :mod:`.frozen_rankers`.
+      as ``l_g_rank_<name>`` / ``out_r_<name>``): see :mod:`.frozen_rankers`;
+    - ``train.ranker_monitor``: the Ranker-exploitation monitor (on by default; it does not change training):
+      on logged iterations (``logger.print_freq``) the Ranker also scores the GT patches, logged as ``gt_r``
+      with ``out_beats_gt``, the share of outputs scored better than their GT by more than ``margin`` (0.5);
+      one warning per validation period when that share averaged ``share_limit`` (0.5) or more. Keys:
+      ``enabled``, ``margin``, ``share_limit``, ``every``, ``period``; see :mod:`.ranker_monitor`.
     """
 
     frozen_networks = ('network_r',)
@@ -59,8 +65,15 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         self.rank_losses = {spec['name']: build_loss(dict(spec['rank_opt'])).to(self.device) for spec in specs}
         if '' in self.rank_losses:
             self.cri_rank = self.rank_losses['']
+        self.ranker_monitors = build_monitors(list(self.rankers), self._monitor_settings(), {
+            name: getattr(loss, 'sign', 1.0) for name, loss in self.rank_losses.items()})
         networks = [self.net_g, self.net_d, *self.rankers.values()]
         self.setup_precision(train_opt, networks + ([self.cri_perceptual] if self.cri_perceptual else []), ('g', 'd'))
+
+    def _monitor_settings(self) -> Dict[str, Any]:
+        period = (self.opt.get('val') or {}).get('val_freq') or self.opt['logger'].get('save_checkpoint_freq', 5000)
+        return monitor_settings(self.opt['train'].get('ranker_monitor'), self.opt['logger'].get('print_freq', 100),
+                                int(period), 'train.ranker_monitor')
 
     def _load_frozen_ranker(self, spec: Dict[str, Any]) -> torch.nn.Module:
         path = check_ranker_checkpoint(spec['path'], spec['option'], 'options/train_Ranker_NIQE.yml')
@@ -79,20 +92,25 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         finite = True
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
             with self.autocast():
-                l_g_total = self.generator_losses(loss_dict)
+                l_g_total = self.generator_losses(loss_dict, monitor=current_iter)
             self.backward(l_g_total, 'g')
             finite = self.optimizer_step(self.optimizer_g, 'g')
         self.net_d.requires_grad_(True)
         finite = self.discriminator_step(loss_dict) and finite
         self.count_nonfinite(finite, loss_dict, current_iter)
+        self.warn_on_ranker_exploitation(current_iter)
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.nonfinite_steps:
             self.log_dict['nonfinite_steps'] = float(self.nonfinite_steps)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def generator_losses(self, loss_dict: Dict[str, Any]) -> torch.Tensor:
-        """SRGAN's generator losses plus the rank-content loss; fills ``loss_dict``, returns the total."""
+    def generator_losses(self, loss_dict: Dict[str, Any], monitor: Optional[int] = None) -> torch.Tensor:
+        """SRGAN's generator losses plus the rank-content loss; fills ``loss_dict``, returns the total.
+
+        ``monitor``: the iteration, for the Ranker-exploitation monitor (its GT scores go into ``loss_dict``
+        on monitored iterations).
+        """
         l_g_total = 0
         output = self.output.float()  # the losses on fp32 values (bf16 / fp16 forward passes)
         if self.cri_pix:
@@ -112,7 +130,16 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
             loss_dict[f'l_g_rank{suffix}'] = self.rank_losses[name](rank_scores)
             loss_dict[f'out_r{suffix}'] = rank_scores.detach().mean()
             l_g_total = l_g_total + loss_dict[f'l_g_rank{suffix}']
+            if monitor is not None and name in self.ranker_monitors and self.ranker_monitors[name].due(monitor):
+                loss_dict.update(self.ranker_monitors[name].measure(net_r, self.memory_format(self.gt), rank_scores))
         return l_g_total
+
+    def warn_on_ranker_exploitation(self, current_iter: int) -> None:
+        """The monitors' warnings at the end of a period (see :mod:`.ranker_monitor`)."""
+        for monitor in self.ranker_monitors.values():
+            warning = monitor.end_of_period(current_iter)
+            if warning:
+                get_root_logger().warning(warning)
 
     def generator_gan_loss(self) -> torch.Tensor:
         """The generator's GAN loss: vanilla, or relativistic average (the original's ``ragan``)."""

@@ -1,0 +1,103 @@
+"""A watch on RankSRGAN's failure mode: the generator learning to fool the frozen Ranker.
+
+The rank-content loss rewards whatever lowers the Ranker's score, and a Ranker trained on a finite rank
+dataset has inputs it scores far better than any real image. When the generator finds them, the Ranker
+scores its outputs better than their own ground truth, and the metric the Ranker learnt (NIQE, Ma, PI)
+gets *worse* while the loss keeps falling. The monitor makes that visible during training, for both
+toolboxes:
+
+- on monitored steps it scores the batch's GT patches with the same frozen Ranker (no gradients, the same
+  BatchNorm mode as the loss) and logs ``gt_r`` beside ``out_r`` and ``out_beats_gt``: the share of the
+  batch whose output the Ranker scores better than its own GT by more than the Ranker's training margin;
+- at the end of each period (the validation period) it warns once when that share, averaged over the
+  period's monitored steps, reached ``share_limit``.
+
+Scores follow the rank losses' convention (the score grows with the label: lower = better for NIQE, PI and
+the negated Ma); a loss with ``higher_is_better`` flips it (``sign``).
+"""
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+import torch
+
+DEFAULTS = {'enabled': True, 'margin': 0.5, 'share_limit': 0.5, 'every': None, 'period': None}
+
+
+class RankerExploitationMonitor:
+    """Scores GT beside the generator's output with one frozen Ranker and warns when the output "beats" GT.
+
+    Args:
+        name: The Ranker's name ('' for the paper's single Ranker); suffixes the log keys.
+        margin: The Ranker's training margin (the rank loss's; paper: 0.5).
+        share_limit: Warn when the period's mean share of outputs beating their GT reaches this.
+        every: Monitor one generator step in ``every``.
+        period: Iterations per warning period (the validation period).
+        sign: -1 when the Ranker's score grows with quality (``higher_is_better``), else 1.
+    """
+
+    def __init__(self, name: str = '', margin: float = 0.5, share_limit: float = 0.5, every: int = 1,
+                 period: int = 5000, sign: float = 1.0) -> None:
+        if margin < 0 or not 0 < share_limit <= 1 or every < 1 or period < 1:
+            raise ValueError(f'ranker monitor: margin >= 0, 0 < share_limit <= 1, every >= 1 and period >= 1; got '
+                             f'margin={margin}, share_limit={share_limit}, every={every}, period={period}.')
+        self.name, self.margin, self.share_limit = name, margin, share_limit
+        self.every, self.period, self.sign = every, period, sign
+        self.suffix = f'_{name}' if name else ''
+        self._sums: Optional[torch.Tensor] = None  # (share, out mean, gt mean) summed over the period, on device
+        self._steps = 0
+
+    def due(self, iteration: int) -> bool:
+        """Whether this iteration's generator step is monitored."""
+        return iteration % self.every == 0
+
+    @torch.no_grad()
+    def measure(self, ranker: Callable[[torch.Tensor], torch.Tensor], gt: torch.Tensor,
+                out_scores: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``{gt_r<suffix>, out_beats_gt<suffix>}`` of one batch (GT as the Ranker takes it, the outputs' scores)."""
+        gt_scores = ranker(gt).float().reshape(-1)
+        out_scores = out_scores.detach().float().reshape(-1)
+        beats = (self.sign * (gt_scores - out_scores) > self.margin).float().mean()
+        record = torch.stack([beats, out_scores.mean(), gt_scores.mean()])
+        self._sums = record if self._sums is None else self._sums + record
+        self._steps += 1
+        return {f'gt_r{self.suffix}': gt_scores.mean(), f'out_beats_gt{self.suffix}': beats}
+
+    def end_of_period(self, iteration: int) -> Optional[str]:
+        """At a period's last iteration: the warning text when the period's mean share reached the limit, else
+        None; starts the next period."""
+        if iteration % self.period != 0 or not self._steps:
+            return None
+        steps = self._steps
+        share, out_mean, gt_mean = (self._sums / steps).tolist()  # one device sync per period
+        self._sums, self._steps = None, 0
+        if share < self.share_limit:
+            return None
+        ranker = f'Ranker {self.name!r}' if self.name else 'The Ranker'
+        return (f'Ranker exploitation (iterations {iteration - self.period + 1}-{iteration}, {steps} monitored steps): '
+                f'{ranker} scored {share:.0%} of the outputs better than their own GT by more than its margin '
+                f'{self.margin} (mean score: outputs {out_mean:.3g}, GT {gt_mean:.3g}; share limit '
+                f'{self.share_limit:.0%}). The generator is finding images that fool the Ranker rather than images '
+                f'the metric prefers: the validation metric usually worsens from here. Try a lower rank-content '
+                f'weight, a mean reduction of the rank-content loss (the original sums over the batch), or a Ranker '
+                f'trained on more data.')
+
+
+def monitor_settings(options: Optional[Mapping[str, Any]], every: int, period: int, where: str) -> Dict[str, Any]:
+    """The monitor's settings from an options mapping (``None``: the defaults), ``every`` and ``period`` filled
+    with the toolbox's defaults when unset; unknown keys are refused, naming ``where``."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f'{where}: unknown option(s) {unknown}; it takes {sorted(DEFAULTS)}.')
+    settings = {**DEFAULTS, **options}
+    settings['every'] = int(every if settings['every'] is None else settings['every'])
+    settings['period'] = int(period if settings['period'] is None else settings['period'])
+    return settings
+
+
+def build_monitors(names: List[str], settings: Mapping[str, Any],
+                   signs: Mapping[str, float]) -> Dict[str, RankerExploitationMonitor]:
+    """One monitor per Ranker name (none when the settings say ``enabled: false``)."""
+    if not settings['enabled']:
+        return {}
+    return {name: RankerExploitationMonitor(name, float(settings['margin']), float(settings['share_limit']),
+                                            settings['every'], settings['period'], signs[name]) for name in names}

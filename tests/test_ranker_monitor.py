@@ -1,0 +1,136 @@
+"""The Ranker-exploitation monitor: GT scored beside the output, the share beating GT, one warning per period."""
+import logging
+
+import pytest
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  (fixture)
+from torch import nn
+
+from ranksrgan_plugin.models.ranker_monitor import RankerExploitationMonitor, monitor_settings
+
+
+@ARCH_REGISTRY.register()
+class SharpnessScoreRanker(nn.Module):
+    """A stand-in Ranker: score = ``scale`` x mean absolute horizontal/vertical difference of the image.
+
+    ``scale`` > 0 scores sharp images worse (a sane NIQE-like direction for noise); ``scale`` < 0 scores any
+    sharper image better, so a noisy output "beats" a flat GT: a Ranker the generator fools.
+    """
+
+    def __init__(self, scale: float = 100.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float(scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sharpness = (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3)) + \
+            (x[..., 1:] - x[..., :-1]).abs().mean((1, 2, 3))
+        return (self.scale * sharpness).reshape(-1, 1)
+
+
+def noisy_lq_flat_gt(seed: int) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    return {'lq': torch.rand(2, 3, 8, 8, generator=generator), 'gt': torch.full((2, 3, 32, 32), 0.5)}
+
+
+def sharpness_ranker_options(root, scale: float, **monitor) -> dict:
+    torch.save({'params': SharpnessScoreRanker(scale).state_dict()}, root / 'sharpness_ranker.pth')
+    options = tiny_options(root, perceptual=False)
+    options['network_r'] = {'type': 'SharpnessScoreRanker', 'scale': scale}
+    options['path']['pretrain_network_r'] = str(root / 'sharpness_ranker.pth')
+    options['train']['ranker_monitor'] = monitor
+    return options
+
+
+@pytest.fixture
+def basicsr_warnings():
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger('basicsr')
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def train_steps(model, iterations: int) -> list:
+    logs = []
+    for step in range(1, iterations + 1):
+        model.feed_data(noisy_lq_flat_gt(step))
+        model.optimize_parameters(step)
+        logs.append(dict(model.log_dict))
+    return logs
+
+
+def test_fooled_ranker_warns_once_per_period(workspace, basicsr_warnings):  # noqa: F811
+    model = _build(sharpness_ranker_options(workspace, scale=-100.0, every=1, period=2))
+    logs = train_steps(model, 4)
+    assert all(log['out_beats_gt'] == 1.0 and log['gt_r'] == 0.0 for log in logs)
+    assert all(log['out_r'] < -0.5 for log in logs)
+    messages = [record.getMessage() for record in basicsr_warnings]
+    assert len(messages) == 2  # iterations 2 and 4, the period's ends
+    assert 'iterations 1-2, 2 monitored steps' in messages[0] and 'iterations 3-4' in messages[1]
+    assert 'better than their own GT' in messages[0] and '100%' in messages[0]
+    assert 'lower rank-content weight' in messages[0]
+
+
+def test_sane_ranker_does_not_warn(workspace, basicsr_warnings):  # noqa: F811
+    model = _build(sharpness_ranker_options(workspace, scale=100.0, every=1, period=2))
+    logs = train_steps(model, 4)
+    assert all(log['out_beats_gt'] == 0.0 and log['out_r'] > log['gt_r'] for log in logs)
+    assert not basicsr_warnings
+
+
+def test_monitor_defaults_follow_the_logger_and_validation(workspace):  # noqa: F811
+    options = sharpness_ranker_options(workspace, scale=-100.0)
+    options['logger']['print_freq'] = 3
+    model = _build(options)
+    monitor = model.ranker_monitors['']
+    assert (monitor.every, monitor.period, monitor.margin, monitor.share_limit) == (3, 2, 0.5, 0.5)
+    logs = train_steps(model, 3)
+    assert [('gt_r' in log) for log in logs] == [False, False, True]  # only logged iterations pay the GT forward
+
+
+def test_monitor_can_be_turned_off_and_refuses_unknown_keys(workspace):  # noqa: F811
+    model = _build(sharpness_ranker_options(workspace, scale=-100.0, enabled=False))
+    assert model.ranker_monitors == {}
+    assert 'gt_r' not in train_steps(model, 1)[0]
+    with pytest.raises(ValueError, match=r"train.ranker_monitor: unknown option\(s\) \['limit'\]"):
+        _build(sharpness_ranker_options(workspace, scale=-100.0, limit=0.3))
+
+
+def test_monitor_does_not_change_training(workspace):  # noqa: F811
+    weights = []
+    for enabled in (True, False):
+        torch.manual_seed(0)
+        model = _build(sharpness_ranker_options(workspace, scale=-100.0, every=1, enabled=enabled))
+        train_steps(model, 2)
+        weights.append([p.detach().clone() for p in model.net_g.parameters()])
+    for with_monitor, without in zip(*weights):
+        torch.testing.assert_close(with_monitor, without, rtol=0, atol=0)
+
+
+def test_margin_share_and_sign():
+    def ranker(gt):
+        return torch.zeros(gt.shape[0], 1)
+
+    monitor = RankerExploitationMonitor(margin=0.5, share_limit=0.5, period=3)
+    logged = monitor.measure(ranker, torch.zeros(4, 3, 8, 8), torch.tensor([-1.0, -0.6, -0.4, 2.0]))
+    assert logged['out_beats_gt'].item() == 0.5 and logged['gt_r'].item() == 0.0  # -0.4: within the margin
+    assert monitor.end_of_period(2) is None  # not a period end
+    assert 'scored 50% of the outputs' in monitor.end_of_period(3)
+    assert monitor.end_of_period(6) is None  # the next period had no monitored steps
+    higher_is_better = RankerExploitationMonitor(sign=-1.0, period=1)
+    assert higher_is_better.measure(ranker, torch.zeros(2, 3, 8, 8), torch.tensor([1.0, -1.0]))[
+        'out_beats_gt'].item() == 0.5
+    low_share = RankerExploitationMonitor(period=1, share_limit=0.75)
+    low_share.measure(ranker, torch.zeros(4, 3, 8, 8), torch.tensor([-1.0, -1.0, 0.0, 0.0]))
+    assert low_share.end_of_period(1) is None
+
+
+@pytest.mark.parametrize('bad', [{'margin': -1}, {'share_limit': 0}, {'every': 0}, {'period': 0}])
+def test_bad_settings_are_refused(bad):
+    settings = monitor_settings(bad, every=1, period=1, where='x')
+    with pytest.raises(ValueError, match='ranker monitor'):
+        RankerExploitationMonitor('', settings['margin'],
+                                  settings['share_limit'], settings['every'], settings['period'])
