@@ -126,6 +126,8 @@ def test_gan_trains_validates_with_frozen_ranker(sr_workspace, tmp_path, config)
     _assert_ranker_untouched(model, reference)
     assert any(not torch.equal(value, model.generator.state_dict()[key]) for key, value in generator_before.items())
     assert _scalar(runner, 'train/loss_rank') > 0 and np.isfinite(_scalar(runner, 'train/rank_score'))
+    assert np.isfinite(_scalar(runner, 'train/gt_rank_score'))  # the Ranker-exploitation monitor, every step
+    assert 0 <= _scalar(runner, 'train/rank_beats_gt') <= 1
     assert np.isfinite(_scalar(runner, 'val/PSNR')) and 'val/NIQE' in runner.message_hub.log_scalars
     if type(model).__name__ == 'RankSRGAN':  # a tiny RRDBNet starts flat: NIQE is NaN
         assert np.isfinite(_scalar(runner, 'val/NIQE'))

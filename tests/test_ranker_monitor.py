@@ -4,12 +4,16 @@ import logging
 import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
+from mmagic.registry import MODELS
+from mmengine.logging import MessageHub, MMLogger
+from test_mmagic_training import _tiny_ranksrgan, sr_workspace  # noqa: F401  (fixture)
 from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  (fixture)
 from torch import nn
 
 from ranksrgan_plugin.models.ranker_monitor import RankerExploitationMonitor, monitor_settings
 
 
+@MODELS.register_module()
 @ARCH_REGISTRY.register()
 class SharpnessScoreRanker(nn.Module):
     """A stand-in Ranker: score = ``scale`` x mean absolute horizontal/vertical difference of the image.
@@ -134,3 +138,47 @@ def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError, match='ranker monitor'):
         RankerExploitationMonitor('', settings['margin'],
                                   settings['share_limit'], settings['every'], settings['period'])
+
+
+@pytest.fixture
+def mmengine_warnings():
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def mmagic_model(root, scale: float, **monitor):
+    torch.save({'params': SharpnessScoreRanker(scale).state_dict()}, root / f'sharpness_{scale}.pth')
+    return _tiny_ranksrgan(root, root / f'sharpness_{scale}.pth', ranker=dict(type='SharpnessScoreRanker',
+                                                                             scale=scale), ranker_monitor=monitor)
+
+
+def mmagic_steps(model, iterations: int) -> list:
+    hub, logs = MessageHub.get_current_instance(), []
+    for iteration in range(iterations):  # the runner's 0-based iteration, as its RuntimeInfoHook sets it
+        hub.update_info('iter', iteration)
+        outputs = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(iteration), requires_grad=True)
+        logs.append(model.g_step(outputs, torch.full((2, 3, 32, 32), 0.5)))
+    return logs
+
+
+@pytest.mark.parametrize('scale, share, warnings', [(-100.0, 1.0, 2), (100.0, 0.0, 0)], ids=['fooled', 'sane'])
+def test_mmagic_monitor(sr_workspace, mmengine_warnings, scale, share, warnings):  # noqa: F811
+    model = mmagic_model(sr_workspace, scale, period=2).train()
+    logs = mmagic_steps(model, 4)
+    assert all(log['rank_beats_gt'].item() == share and log['gt_rank_score'].item() == 0.0 for log in logs)
+    assert all('loss' not in key for key in ('gt_rank_score', 'rank_beats_gt'))  # logged, never summed into the loss
+    messages = [record.getMessage() for record in mmengine_warnings if 'Ranker exploitation' in record.getMessage()]
+    assert len(messages) == warnings
+    if warnings:
+        assert 'iterations 1-2' in messages[0] and 'iterations 3-4' in messages[1]
+
+
+def test_mmagic_monitor_off_and_unknown_keys(sr_workspace):  # noqa: F811
+    assert 'rank_beats_gt' not in mmagic_steps(mmagic_model(sr_workspace, -100.0, enabled=False), 1)[0]
+    with pytest.raises(ValueError, match=r"model.ranker_monitor: unknown option\(s\) \['limit'\]"):
+        mmagic_model(sr_workspace, -100.0, limit=0.3)

@@ -1,4 +1,5 @@
 """RankSRGAN and RankESRGAN for MMagic: its SRGAN / ESRGAN plus a frozen Ranker and the rank-content loss."""
+import logging
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -6,13 +7,14 @@ from mmagic.models.editors.esrgan import ESRGAN
 from mmagic.models.editors.srgan import SRGAN
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
-from mmengine.logging import print_log
+from mmengine.logging import MessageHub, print_log
 from mmengine.model.weight_init import initialize
 from torch import nn
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker
 from ..compat.mmagic import honour_perceptual_pretrained
 from ..models.frozen_rankers import check_ranker_name, check_unique_names
+from ..models.ranker_monitor import build_monitors, monitor_settings
 from .checkpoints import load_ranker_checkpoint
 from .strict_init import StrictGeneratorLoading, check_model_init_file, strict_generator_init
 
@@ -82,12 +84,19 @@ class RankContentMixin(StrictGeneratorLoading):
     generator's output; the log also shows ``rank_score``, the batch's mean Ranker score. With
     ``rankers`` (several Rankers, the journal version's idea): ``loss_rank_<name>`` and
     ``rank_score_<name>`` for each.
+
+    ``ranker_monitor`` (dict, optional): the Ranker-exploitation monitor, on by default (it does not change
+    training): the Ranker also scores the batch's GT (``gt_rank_score``) and the log shows ``rank_beats_gt``,
+    the share of outputs scored better than their GT by more than ``margin`` (0.5); one warning per ``period``
+    (5000, MMagic's SRGAN validation interval) when that share averaged ``share_limit`` (0.5) or more. Keys:
+    ``enabled``, ``margin``, ``share_limit``, ``every`` (1), ``period``; see
+    :mod:`ranksrgan_plugin.models.ranker_monitor`.
     """
 
     def __init__(self, *, ranker: Optional[Dict[str, Any]] = None, ranker_checkpoint: Optional[str] = None,
                  rank_loss: Optional[Dict[str, Any]] = None, ranker_batchnorm: str = 'batch',
                  rankers: Optional[List[Dict[str, Any]]] = None, perceptual_loss: Optional[Dict[str, Any]] = None,
-                 **kwargs: Any) -> None:
+                 ranker_monitor: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
         frozen = build_frozen_rankers(ranker, ranker_checkpoint, rank_loss, ranker_batchnorm, rankers)
         perceptual_loss, vgg_weights = honour_perceptual_pretrained(perceptual_loss)
         generator = dict(kwargs.pop('generator'))
@@ -101,6 +110,9 @@ class RankContentMixin(StrictGeneratorLoading):
         self._rank_losses = {name: MODELS.build(loss or DEFAULT_RANK_LOSS) for name, (_, loss) in frozen.items()}
         if '' in frozen:  # the paper's single Ranker, under today's name
             self.rank_loss = self._rank_losses['']
+        self._ranker_monitors = build_monitors(
+            list(frozen), monitor_settings(ranker_monitor, 1, 5000, 'model.ranker_monitor'),
+            {name: getattr(loss, 'sign', 1.0) for name, loss in self._rank_losses.items()})
         self._output_channel_order: Optional[str] = None
 
     @property
@@ -164,12 +176,27 @@ class RankContentMixin(StrictGeneratorLoading):
         """Upstream's generator losses plus ``loss_rank`` (and ``rank_score``, logged, not a loss)."""
         losses = super().g_step(batch_outputs, batch_gt_data)
         inputs = self.ranker_inputs(batch_outputs)
+        iteration = self._current_iteration()
         for name, frozen in self._frozen_rankers.items():
             suffix = f'_{name}' if name else ''
             scores = frozen(inputs).float()  # the loss on fp32 values (AMP)
             losses[f'loss_rank{suffix}'] = self._rank_losses[name](scores)
             losses[f'rank_score{suffix}'] = scores.detach().mean()
+            monitor = self._ranker_monitors.get(name)
+            if monitor is not None and monitor.due(iteration):
+                measured = monitor.measure(frozen, self.ranker_inputs(batch_gt_data), scores)
+                losses[f'gt_rank_score{suffix}'] = measured[f'gt_r{suffix}']
+                losses[f'rank_beats_gt{suffix}'] = measured[f'out_beats_gt{suffix}']
+        for monitor in self._ranker_monitors.values():
+            warning = monitor.end_of_period(iteration)
+            if warning:
+                print_log(warning, logger='current', level=logging.WARNING)
         return losses
+
+    def _current_iteration(self) -> int:
+        """The runner's iteration, counted from 1 (MMagic's ``step_counter`` restarts at 0 on resume)."""
+        iteration = MessageHub.get_current_instance().get_info('iter')
+        return int(self.step_counter) + 1 if iteration is None else int(iteration) + 1
 
 
 @MODELS.register_module()
