@@ -1,5 +1,6 @@
 """Cost of RankSRGAN's frozen Ranker: one training step of RankSRGANModel (one Ranker, and two: ``rankers:``) vs
-BasicSR's SRGANModel.
+BasicSR's SRGANModel, and of the Ranker-exploitation monitor (off, on logged steps - the default, one step in
+``logger.print_freq`` = 100 -, and on every step).
 
 Same generator, discriminator, perceptual/GAN losses, batch and GT size, same machine, one run;
 prints the median seconds per ``optimize_parameters`` and their ratio (target: <= 1.25 at GT 128
@@ -157,6 +158,9 @@ def main() -> None:
         runs = {model_type: model_options(model_type, args.gt_size, args.device, ranker_path)
                 for model_type in ('SRGANModel', 'RankSRGANModel')}
         runs['two Rankers'] = two_ranker_options(args.gt_size, args.device, ranker_path)
+        for name, monitor in (('monitor off', {'enabled': False}), ('monitor every step', {'every': 1})):
+            runs[name] = model_options('RankSRGANModel', args.gt_size, args.device, ranker_path)
+            runs[name]['train']['ranker_monitor'] = monitor
         for name, options in runs.items():
             torch.manual_seed(0)
             model = build_model(copy.deepcopy(options))
@@ -171,6 +175,13 @@ def main() -> None:
     two = results['two Rankers']
     print(f"| RankSRGANModel, two Rankers (`rankers:`) | {two:.3f} | {two / results['SRGANModel']:.2f} "
           f"({two / results['RankSRGANModel']:.2f} x one Ranker) |")
+    off = results['monitor off']
+    print('\n| Ranker-exploitation monitor | s / optimize_parameters | ratio vs monitor off |\n|---|---|---|')
+    print(f'| off (`enabled: false`) | {off:.3f} | 1.00 |')
+    print(f"| on logged steps (default; here one in 100) | {results['RankSRGANModel']:.3f} | "
+          f"{results['RankSRGANModel'] / off:.3f} |")
+    print(f"| every step (`every: 1`, the MMagic default) | {results['monitor every step']:.3f} | "
+          f"{results['monitor every step'] / off:.3f} |")
 
 
 if __name__ == '__main__':

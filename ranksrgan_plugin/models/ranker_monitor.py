@@ -75,10 +75,10 @@ class RankerExploitationMonitor:
         return (f'Ranker exploitation (iterations {iteration - self.period + 1}-{iteration}, {steps} monitored steps): '
                 f'{ranker} scored {share:.0%} of the outputs better than their own GT by more than its margin '
                 f'{self.margin} (mean score: outputs {out_mean:.3g}, GT {gt_mean:.3g}; share limit '
-                f'{self.share_limit:.0%}). The generator is finding images that fool the Ranker rather than images '
-                f'the metric prefers: the validation metric usually worsens from here. Try a lower rank-content '
-                f'weight, a mean reduction of the rank-content loss (the original sums over the batch), or a Ranker '
-                f'trained on more data.')
+                f'{self.share_limit:.0%}). Unless the validation metric improves with it, the generator is likely '
+                f'finding images that fool the Ranker rather than images the metric prefers; the metric usually '
+                f'worsens from here. Try a lower rank-content weight, a mean reduction of the rank-content loss (the '
+                f'original sums over the batch), or a Ranker trained on more data.')
 
 
 def monitor_settings(options: Optional[Mapping[str, Any]], every: int, period: int, where: str) -> Dict[str, Any]:

@@ -71,9 +71,10 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         self.setup_precision(train_opt, networks + ([self.cri_perceptual] if self.cri_perceptual else []), ('g', 'd'))
 
     def _monitor_settings(self) -> Dict[str, Any]:
-        period = (self.opt.get('val') or {}).get('val_freq') or self.opt['logger'].get('save_checkpoint_freq', 5000)
-        return monitor_settings(self.opt['train'].get('ranker_monitor'), self.opt['logger'].get('print_freq', 100),
-                                int(period), 'train.ranker_monitor')
+        logger = self.opt.get('logger') or {}
+        period = (self.opt.get('val') or {}).get('val_freq') or logger.get('save_checkpoint_freq', 5000)
+        return monitor_settings(self.opt['train'].get('ranker_monitor'), logger.get('print_freq', 100), int(period),
+                                'train.ranker_monitor')
 
     def _load_frozen_ranker(self, spec: Dict[str, Any]) -> torch.nn.Module:
         path = check_ranker_checkpoint(spec['path'], spec['option'], 'options/train_Ranker_NIQE.yml')
