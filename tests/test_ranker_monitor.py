@@ -10,7 +10,7 @@ from test_mmagic_training import _tiny_ranksrgan, sr_workspace  # noqa: F401  (f
 from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  (fixture)
 from torch import nn
 
-from ranksrgan_plugin.models.ranker_monitor import RankerExploitationMonitor, monitor_settings
+from ranksrgan_plugin.models.ranker_monitor import RankerExploitationMonitor, monitor_settings, uses_batch_statistics
 
 
 @MODELS.register_module()
@@ -119,16 +119,17 @@ def test_margin_share_and_sign():
         return torch.zeros(gt.shape[0], 1)
 
     monitor = RankerExploitationMonitor(margin=0.5, share_limit=0.5, period=3)
-    logged = monitor.measure(ranker, torch.zeros(4, 3, 8, 8), torch.tensor([-1.0, -0.6, -0.4, 2.0]))
+    images = torch.zeros(4, 3, 8, 8)
+    logged = monitor.measure(ranker, images, images, torch.tensor([-1.0, -0.6, -0.4, 2.0]))
     assert logged['out_beats_gt'].item() == 0.5 and logged['gt_r'].item() == 0.0  # -0.4: within the margin
     assert monitor.end_of_period(2) is None  # not a period end
     assert 'scored 50% of the outputs' in monitor.end_of_period(3)
     assert monitor.end_of_period(6) is None  # the next period had no monitored steps
     higher_is_better = RankerExploitationMonitor(sign=-1.0, period=1)
-    assert higher_is_better.measure(ranker, torch.zeros(2, 3, 8, 8), torch.tensor([1.0, -1.0]))[
+    assert higher_is_better.measure(ranker, images[:2], images[:2], torch.tensor([1.0, -1.0]))[
         'out_beats_gt'].item() == 0.5
     low_share = RankerExploitationMonitor(period=1, share_limit=0.75)
-    low_share.measure(ranker, torch.zeros(4, 3, 8, 8), torch.tensor([-1.0, -1.0, 0.0, 0.0]))
+    low_share.measure(ranker, images, images, torch.tensor([-1.0, -1.0, 0.0, 0.0]))
     assert low_share.end_of_period(1) is None
 
 
@@ -182,3 +183,20 @@ def test_mmagic_monitor_off_and_unknown_keys(sr_workspace):  # noqa: F811
     assert 'rank_beats_gt' not in mmagic_steps(mmagic_model(sr_workspace, -100.0, enabled=False), 1)[0]
     with pytest.raises(ValueError, match=r"model.ranker_monitor: unknown option\(s\) \['limit'\]"):
         mmagic_model(sr_workspace, -100.0, limit=0.3)
+
+
+def test_batch_statistics_ranker_scores_gt_and_outputs_in_one_batch():
+    """A batch-statistics BatchNorm makes a batch's scores relative to the batch: a flat-brightness Ranker scores
+    any lone batch alike; only a joint batch shows that outputs are brighter than GT."""
+    ranker = nn.Sequential(nn.Conv2d(3, 1, 1), nn.BatchNorm2d(1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    nn.init.constant_(ranker[0].weight, -1.0)  # brighter = lower score = "better"
+    ranker.train()
+    assert uses_batch_statistics(ranker) and not uses_batch_statistics(ranker.eval().train(False))
+    ranker.train()
+    gt = torch.rand(4, 3, 8, 8) * 0.5
+    outputs = gt + 0.5
+    with torch.no_grad():
+        alone = ranker(outputs).reshape(-1)
+    joint = RankerExploitationMonitor(period=1).measure(ranker, gt, outputs, alone, batch_statistics=True)
+    separate = RankerExploitationMonitor(period=1).measure(ranker, gt, outputs, alone, batch_statistics=False)
+    assert joint['out_beats_gt'].item() == 1.0 and separate['out_beats_gt'].item() < 1.0

@@ -14,7 +14,7 @@ from torch import nn
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker
 from ..compat.mmagic import honour_perceptual_pretrained
 from ..models.frozen_rankers import check_ranker_name, check_unique_names
-from ..models.ranker_monitor import build_monitors, monitor_settings
+from ..models.ranker_monitor import build_monitors, monitor_settings, uses_batch_statistics
 from .checkpoints import load_ranker_checkpoint
 from .strict_init import StrictGeneratorLoading, check_model_init_file, strict_generator_init
 
@@ -184,7 +184,8 @@ class RankContentMixin(StrictGeneratorLoading):
             losses[f'rank_score{suffix}'] = scores.detach().mean()
             monitor = self._ranker_monitors.get(name)
             if monitor is not None and monitor.due(iteration):
-                measured = monitor.measure(frozen, self.ranker_inputs(batch_gt_data), scores)
+                measured = monitor.measure(frozen, self.ranker_inputs(batch_gt_data), inputs, scores,
+                                           uses_batch_statistics(frozen.net))
                 losses[f'gt_rank_score{suffix}'] = measured[f'gt_r{suffix}']
                 losses[f'rank_beats_gt{suffix}'] = measured[f'out_beats_gt{suffix}']
         for monitor in self._ranker_monitors.values():

@@ -7,8 +7,9 @@ gets *worse* while the loss keeps falling. The monitor makes that visible during
 toolboxes:
 
 - on monitored steps it scores the batch's GT patches with the same frozen Ranker (no gradients, the same
-  BatchNorm mode as the loss) and logs ``gt_r`` beside ``out_r`` and ``out_beats_gt``: the share of the
-  batch whose output the Ranker scores better than its own GT by more than the Ranker's training margin;
+  BatchNorm mode as the loss; with batch statistics, GT and outputs in one batch) and logs ``gt_r`` beside
+  ``out_r`` and ``out_beats_gt``: the share of the batch whose output the Ranker scores better than its own
+  GT by more than the Ranker's training margin;
 - at the end of each period (the validation period) it warns once when that share, averaged over the
   period's monitored steps, reached ``share_limit``.
 
@@ -18,6 +19,7 @@ the negated Ma); a loss with ``higher_is_better`` flips it (``sign``).
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
+from torch import nn
 
 DEFAULTS = {'enabled': True, 'margin': 0.5, 'share_limit': 0.5, 'every': None, 'period': None}
 
@@ -50,11 +52,21 @@ class RankerExploitationMonitor:
         return iteration % self.every == 0
 
     @torch.no_grad()
-    def measure(self, ranker: Callable[[torch.Tensor], torch.Tensor], gt: torch.Tensor,
-                out_scores: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """``{gt_r<suffix>, out_beats_gt<suffix>}`` of one batch (GT as the Ranker takes it, the outputs' scores)."""
-        gt_scores = ranker(gt).float().reshape(-1)
-        out_scores = out_scores.detach().float().reshape(-1)
+    def measure(self, ranker: Callable[[torch.Tensor], torch.Tensor], gt: torch.Tensor, outputs: torch.Tensor,
+                out_scores: torch.Tensor, batch_statistics: bool = False) -> Dict[str, torch.Tensor]:
+        """``{gt_r<suffix>, out_beats_gt<suffix>}`` of one batch: GT and outputs as the Ranker takes them, and the
+        outputs' scores from the rank-content loss.
+
+        With ``batch_statistics`` (a Ranker whose BatchNorm normalises with each batch's statistics, the
+        original's) a batch scored alone is normalised by its own statistics, so GT alone and outputs alone are
+        not comparable: both are scored in one batch instead (one forward of twice the batch).
+        """
+        if batch_statistics:
+            scores = ranker(torch.cat([outputs.detach(), gt])).float().reshape(-1)
+            out_scores, gt_scores = scores[:outputs.shape[0]], scores[outputs.shape[0]:]
+        else:
+            gt_scores = ranker(gt).float().reshape(-1)
+            out_scores = out_scores.detach().float().reshape(-1)
         beats = (self.sign * (gt_scores - out_scores) > self.margin).float().mean()
         record = torch.stack([beats, out_scores.mean(), gt_scores.mean()])
         self._sums = record if self._sums is None else self._sums + record
@@ -79,6 +91,11 @@ class RankerExploitationMonitor:
                 f'finding images that fool the Ranker rather than images the metric prefers; the metric usually '
                 f'worsens from here. Try a lower rank-content weight, a mean reduction of the rank-content loss (the '
                 f'original sums over the batch), or a Ranker trained on more data.')
+
+
+def uses_batch_statistics(net: torch.nn.Module) -> bool:
+    """Whether a frozen Ranker's BatchNorm normalises with each batch's statistics (``ranker_batchnorm: batch``)."""
+    return any(module.training for module in net.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm))
 
 
 def monitor_settings(options: Optional[Mapping[str, Any]], every: int, period: int, where: str) -> Dict[str, Any]:

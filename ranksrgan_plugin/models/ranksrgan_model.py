@@ -13,7 +13,7 @@ from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ran
 from ..compat.basicsr import check_perceptual_weights
 from .checkpoint_loading import NamedCheckpointLoading
 from .frozen_rankers import ranker_specs
-from .ranker_monitor import build_monitors, monitor_settings
+from .ranker_monitor import build_monitors, monitor_settings, uses_batch_statistics
 from .training_precision import TrainingPrecision
 from .validation_metrics import check_validation_metrics
 
@@ -132,7 +132,8 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
             loss_dict[f'out_r{suffix}'] = rank_scores.detach().mean()
             l_g_total = l_g_total + loss_dict[f'l_g_rank{suffix}']
             if monitor is not None and name in self.ranker_monitors and self.ranker_monitors[name].due(monitor):
-                loss_dict.update(self.ranker_monitors[name].measure(net_r, self.memory_format(self.gt), rank_scores))
+                loss_dict.update(self.ranker_monitors[name].measure(
+                    net_r, self.memory_format(self.gt), self.output, rank_scores, uses_batch_statistics(net_r)))
         return l_g_total
 
     def warn_on_ranker_exploitation(self, current_iter: int) -> None:
