@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import re
 import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -35,6 +34,7 @@ import torch
 
 from ranksrgan_plugin import demo
 from ranksrgan_plugin.compat.basicsr import write_options
+from ranksrgan_plugin.utils.training_logs import ranker_monitor_log
 from ranksrgan_plugin.utils.upscaler import default_device
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
@@ -88,16 +88,6 @@ def ranker_for_seed(seed: int, srgan: str, every: int, fresh: bool) -> Tuple[str
     return osp.join(run, 'models', 'net_r_latest.pth'), trained
 
 
-def monitor_log(experiment: str) -> Dict[str, Any]:
-    """The Ranker-exploitation monitor's logged values and warnings of a RankSRGAN run."""
-    text = '\n'.join(open(osp.join(experiment, name), encoding='utf-8').read()
-                     for name in sorted(os.listdir(experiment)) if name.startswith('train_') and name.endswith('.log'))
-    points = [{'iter': int(it), 'out_r': float(out_r), 'gt_r': float(gt_r), 'out_beats_gt': float(beats)}
-              for it, out_r, gt_r, beats in re.findall(
-                  r'iter:\s*([\d,]+).*?out_r: (\S+) gt_r: (\S+) out_beats_gt: (\S+)', text.replace(',', ''))]
-    return {'points': points, 'warnings': re.findall(r'WARNING: (Ranker exploitation \(iterations [\d-]+)', text)}
-
-
 @torch.no_grad()
 def tile_scores(ranker: torch.nn.Module, images: demo.Images) -> np.ndarray:
     return np.asarray(demo.ranker_scores(ranker, images, TILE))
@@ -146,7 +136,7 @@ def run_seed(seed: int, iters: int, every: int, fresh: bool) -> Dict[str, Any]:
         result['runs'][run] = {'experiment': osp.relpath(experiment, ROOT),
                                'curve': measure_checkpoints(checkpoints, net_r, hr_scores)}
         if run != 'srgan':
-            result['runs'][run]['monitor'] = monitor_log(experiment)
+            result['runs'][run]['monitor'] = ranker_monitor_log(experiment)
     return result
 
 

@@ -17,6 +17,7 @@ from torchrun_retry import run_torchrun
 
 from ranksrgan_plugin.archs import RankerVGG
 from ranksrgan_plugin.compat.basicsr import read_training_state
+from ranksrgan_plugin.utils.training_logs import ranker_monitor_log
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RANKER_OPT = {'type': 'RankerVGG', 'depth': 8, 'num_feat': 8, 'stage_widths': [8, 8, 16, 16], 'num_hidden': 8}
@@ -180,6 +181,9 @@ def test_train_then_auto_resume_through_basicsr_train(workspace):
     log = _log(workspace)
     assert 'l_g_rank' in log and 'out_r' in log and re.search(r'# psnr: [\d.]+', log)
     assert re.search(r'gt_r: \S+ out_beats_gt: \S+', log)  # the Ranker-exploitation monitor, on logged steps
+    monitor = ranker_monitor_log(str(workspace / 'experiments' / 'tiny_ranksrgan'))
+    assert [point['iter'] for point in monitor['points']] == [1, 2, 3, 4]
+    assert all(0 <= point['out_beats_gt'] <= 1 for point in monitor['points'])
 
     _run(workspace, tiny_options(workspace, total_iter=6), '--auto_resume', launcher=(sys.executable,))
     log = _log(workspace)

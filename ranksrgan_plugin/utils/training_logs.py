@@ -105,3 +105,23 @@ def select(curves: Curves, metric: str, dataset: Optional[str], run: str) -> Cur
         raise CurveError(f'Run {run}: no {metric!r} values{f" on {dataset!r}" if dataset else ""} '
                          f'(found: {", ".join(found) or "no validation at all"}).')
     return curves[having[0]][metric]
+
+
+_MONITOR = re.compile(r'iter:\s*([\d,]+).*?out_r: (\S+) gt_r: (\S+) out_beats_gt: (\S+)')
+_MONITOR_WARNING = re.compile(r'WARNING: Ranker exploitation \(iterations (\d+)-(\d+)')
+
+
+def ranker_monitor_log(experiment: str) -> Dict[str, list]:
+    """The Ranker-exploitation monitor's readings in a BasicSR RankSRGAN experiment's logs: ``points``
+    (``{iter, out_r, gt_r, out_beats_gt}`` per logged iteration) and ``warnings`` (``(first, last)`` iteration
+    of each warned period)."""
+    points, warnings = [], []
+    for file in sorted(glob.glob(osp.join(experiment, 'train_*.log'))):
+        with open(file, encoding='utf-8') as f:
+            for line in f:
+                if (m := _MONITOR.search(line)) is not None:
+                    points.append({'iter': int(m.group(1).replace(',', '')), 'out_r': float(m.group(2)),
+                                   'gt_r': float(m.group(3)), 'out_beats_gt': float(m.group(4))})
+                elif (m := _MONITOR_WARNING.search(line)) is not None:
+                    warnings.append((int(m.group(1)), int(m.group(2))))
+    return {'points': points, 'warnings': warnings}
