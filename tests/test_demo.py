@@ -44,3 +44,10 @@ def test_training_failure_names_the_log(tmp_path):
     (tmp_path / 'basicsr' / 'train.py').write_text('import sys\nprint("iter: 0")\nsys.exit(3)\n')
     with pytest.raises(RuntimeError, match='broken_demo_run.log'):
         demo.train_with_basicsr(str(options), str(tmp_path), 'broken', str(tmp_path / 'logs'))
+
+
+def test_detailed_crop_finds_the_textured_corner():
+    flat = np.full((256, 256, 3), 128, np.uint8)
+    flat[160:224, 32:96] = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    top, left = demo.detailed_crop(flat, 64)
+    assert (top, left) == (160, 32)

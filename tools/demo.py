@@ -31,7 +31,7 @@ import numpy as np
 from ranksrgan_plugin import demo
 from ranksrgan_plugin.compat.basicsr import write_options_with
 from ranksrgan_plugin.utils.curve_plots import plot_curves
-from ranksrgan_plugin.utils.training_logs import load_run
+from ranksrgan_plugin.utils.training_logs import load_run, ranker_monitor_log
 from ranksrgan_plugin.utils.upscaler import default_device
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
@@ -104,6 +104,7 @@ def run_seed(seed: int, initial: str, stages: Stages, verbose: bool, figures: bo
         plot_curves({'SRGAN': load_run(srgan), 'RankSRGAN': load_run(ranksrgan)}, ['niqe', 'psnr'],
                     osp.join(RESULTS, 'sr_curves.png'), title=f'held-out photos during training (seed {seed})')
     return {'ranker': ranker, 'generators': generators, 'rank_content_bias': bias,
+            'monitor': ranker_monitor_log(ranksrgan),
             'runs': {'srgan': srgan, 'ranker': ranker_run, 'ranksrgan': ranksrgan, 'rank_set': rank_set}}
 
 
@@ -128,10 +129,24 @@ def tables(results: Dict[str, Any]) -> str:
     across = f'mean +- std over seeds {seeds}' if len(seeds) > 1 else f'seed {seeds[0]}'
     text = demo.markdown_table(f'Ranker on the held-out photos\' patches ({across}):',
                                {'srocc': 'SROCC', 'pair_accuracy': 'pair accuracy'}, results['ranker'])
-    return text + demo.markdown_table(
+    text += demo.markdown_table(
         f'Generators on the held-out photos (Y channel, 4-pixel shave; {across}):',
         {'psnr': 'PSNR (dB)', 'niqe': 'NIQE (lower = better)', 'ranker_score': 'Ranker score (lower = better)'},
         results['generators'])
+    return text + monitor_summary(results) + (
+        '\nAt 100 iterations the seeds\' spread is as large as the methods\' difference: the README\'s "Longer runs" '
+        '(benchmarks/evidence.py: 600 iterations, 3 seeds, about 80 minutes) is where they separate.\n')
+
+
+def monitor_summary(results: Dict[str, Any]) -> str:
+    """The Ranker-exploitation monitor's readings of each seed's RankSRGAN run (its training batches)."""
+    lines = ['\nRanker-exploitation monitor (RankSRGAN\'s training batches: share of outputs the Ranker scores '
+             'better than their GT by its margin, per logged iteration; warnings):']
+    for seed, run in zip(results['seeds'], results['per_seed']):
+        points = run['monitor']['points']
+        shares = ' '.join(f'{p["iter"]}: {p["out_beats_gt"]:.0%}' for p in points)
+        lines.append(f'  seed {seed}: {shares or "no readings"}; {len(run["monitor"]["warnings"])} warning(s)')
+    return '\n'.join(lines) + '\n'
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
