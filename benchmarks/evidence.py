@@ -129,7 +129,7 @@ def run_seed(seed: int, iters: int, every: int, fresh: bool) -> Dict[str, Any]:
     hr = {name: cv2.imread(osp.join(VAL, 'gt', name)) for name in sorted(os.listdir(osp.join(VAL, 'gt')))}
     hr_scores = tile_scores(net_r, hr)
     result = {'rank_content_bias': bias, 'ranker': ranker_weights, 'hr_ranker_score': float(hr_scores.mean()),
-              'runs': {}}
+              'hr_niqe': float(np.mean(list(demo.per_image_niqe(hr).values()))), 'runs': {}}
     for run, experiment in experiments.items():
         checkpoints = {0: INITIAL, **{it: osp.join(experiment, 'models', f'net_g_{it}.pth')
                                       for it in range(every, iters + 1, every)}}
@@ -185,6 +185,8 @@ def markdown(results: Dict[str, Any]) -> str:
         cells += [f'{row["monitor_share"]:.0%}', f'{row["monitor_warnings"]:.1f}'] if 'monitor_share' in row else \
             ['-', '-']
         lines.append(f'| {run} | ' + ' | '.join(cells) + ' |')
+    hr = [(seed['hr_niqe'], seed['hr_ranker_score']) for seed in results['per_seed'].values()]
+    lines.append(f'| HR | - | {np.mean([h[0] for h in hr]):.3f} | {np.mean([h[1] for h in hr]):.3f} | - | - | - |')
     lines += ['', f'Paired differences against SRGAN at iteration {it} (same seed; per seed, then mean +- std):', '',
               '| run | NIQE | PSNR (dB) | Ranker score |', '|---|---|---|---|']
     for run, metrics in results['paired'].items():
