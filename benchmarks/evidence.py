@@ -22,7 +22,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -140,16 +140,18 @@ def run_seed(seed: int, iters: int, every: int, fresh: bool) -> Dict[str, Any]:
     return result
 
 
-def paired_differences(per_seed: Dict[int, Dict[str, Any]], iteration: int) -> Dict[str, Dict[str, Any]]:
-    """Per RankSRGAN run and metric: the per-seed differences against SRGAN at ``iteration``, mean and std."""
-    def at(run: Dict[str, Any]) -> Dict[str, float]:
-        return next(point for point in run['curve'] if point['iter'] == iteration)
+def paired_differences(per_seed: Dict[int, Dict[str, Any]], first: int, last: int) -> Dict[str, Dict[str, Any]]:
+    """Per RankSRGAN run and metric: the per-seed differences against SRGAN of the metric averaged over the
+    checkpoints of iterations ``first``-``last`` (one checkpoint when equal), their mean and std."""
+    def window(run: Dict[str, Any], metric: str) -> float:
+        return float(np.mean([p[metric] for p in run['curve'] if first <= p['iter'] <= last]))
 
     table: Dict[str, Dict[str, Any]] = {}
     for run in ('mean', 'sum'):
         table[run] = {}
         for metric in ('niqe', 'psnr', 'ranker_score'):
-            values = [at(seed['runs'][run])[metric] - at(seed['runs']['srgan'])[metric] for seed in per_seed.values()]
+            values = [window(seed['runs'][run], metric) - window(seed['runs']['srgan'], metric)
+                      for seed in per_seed.values()]
             table[run][metric] = {'per_seed': values, 'mean': float(np.mean(values)),
                                   'std': float(np.std(values, ddof=1)) if len(values) > 1 else None}
     return table
@@ -187,15 +189,17 @@ def markdown(results: Dict[str, Any]) -> str:
         lines.append(f'| {run} | ' + ' | '.join(cells) + ' |')
     hr = [(seed['hr_niqe'], seed['hr_ranker_score']) for seed in results['per_seed'].values()]
     lines.append(f'| HR | - | {np.mean([h[0] for h in hr]):.3f} | {np.mean([h[1] for h in hr]):.3f} | - | - | - |')
-    lines += ['', f'Paired differences against SRGAN at iteration {it} (same seed; per seed, then mean +- std):', '',
-              '| run | NIQE | PSNR (dB) | Ranker score |', '|---|---|---|---|']
-    for run, metrics in results['paired'].items():
-        cells = []
-        for metric in ('niqe', 'psnr', 'ranker_score'):
-            d = metrics[metric]
-            spread = '' if d['std'] is None else f' +- {d["std"]:.3f}'
-            cells.append(', '.join(f'{v:+.3f}' for v in d['per_seed']) + f' (mean {d["mean"]:+.3f}{spread})')
-        lines.append(f'| {RUNS[run]} | ' + ' | '.join(cells) + ' |')
+    for key, label in (('paired', f'at iteration {it}'), ('paired_second_half', f'averaged over the checkpoints of '
+                                                                                   f'iterations {it // 2}-{it}')):
+        lines += ['', f'Paired differences against SRGAN, {label} (same seed; per seed, then mean +- std):', '',
+                  '| run | NIQE | PSNR (dB) | Ranker score |', '|---|---|---|---|']
+        for run, metrics in results[key].items():
+            cells = []
+            for metric in ('niqe', 'psnr', 'ranker_score'):
+                d = metrics[metric]
+                spread = '' if d['std'] is None else f' +- {d["std"]:.3f}'
+                cells.append(', '.join(f'{v:+.3f}' for v in d['per_seed']) + f' (mean {d["mean"]:+.3f}{spread})')
+            lines.append(f'| {RUNS[run]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
@@ -231,7 +235,7 @@ def plot_curves(results: Dict[str, Any], output: str) -> None:
 def plot_crops(results: Dict[str, Any], output: str) -> None:
     seed = results['seeds'][0]
     gan_file = osp.join(OPTIONS, 'train_RankSRGAN_demo.yml')
-    runs = results['per_seed'][seed]['runs']
+    runs = (results['per_seed'].get(seed) or results['per_seed'][str(seed)])['runs']  # str keys from JSON
     sources = {'initial': (osp.join(OPTIONS, 'train_SRResNet_demo.yml'), INITIAL),
                **{RUNS[run]: (gan_file, osp.join(ROOT, runs[run]['experiment'], 'models',
                                                  f'net_g_{results["iters"]}.pth')) for run in RUNS}}
@@ -240,22 +244,32 @@ def plot_crops(results: Dict[str, Any], output: str) -> None:
     demo.plot_comparison(srs, hr, output)
 
 
-def main(argv: Sequence[str] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description='SRGAN vs RankSRGAN (mean, sum), longer, several seeds.')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, default=600)
     parser.add_argument('--every', type=int, default=100, help='checkpoint (and measurement) period')
     parser.add_argument('--fresh', action='store_true', help='retrain runs that finished before')
+    parser.add_argument('--report', action='store_true', help='only the tables and figures, from evidence.json')
     args = parser.parse_args(argv)
+    if args.report:
+        with open(osp.join(OUT, 'evidence.json'), encoding='utf-8') as f:
+            return report(json.load(f))
     if not osp.isfile(INITIAL) or not osp.isdir(VAL):
         sys.exit(f'{INITIAL} or {VAL} is missing: run `make demo` first (the photos and the initial generator).')
     if args.iters % args.every:
         sys.exit('--iters must be a multiple of --every.')
     os.makedirs(OUT, exist_ok=True)
     per_seed = {seed: run_seed(seed, args.iters, args.every, args.fresh) for seed in args.seeds}
-    results = {'seeds': args.seeds, 'iters': args.iters, 'every': args.every, 'margin': MARGIN, 'per_seed': per_seed}
-    results['final'] = final_table(per_seed, args.iters)
-    results['paired'] = paired_differences(per_seed, args.iters)
+    report({'seeds': args.seeds, 'iters': args.iters, 'every': args.every, 'margin': MARGIN, 'per_seed': per_seed})
+
+
+def report(results: Dict[str, Any]) -> None:
+    """The tables (printed, evidence.md), evidence.json and the figures of measured runs."""
+    per_seed, iters = results['per_seed'], results['iters']
+    results['final'] = final_table(per_seed, iters)
+    results['paired'] = paired_differences(per_seed, iters, iters)
+    results['paired_second_half'] = paired_differences(per_seed, iters // 2, iters)
     text = markdown(results)
     print(text)
     with open(osp.join(OUT, 'evidence.json'), 'w', encoding='utf-8') as f:

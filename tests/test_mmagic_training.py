@@ -119,7 +119,9 @@ def _assert_ranker_untouched(model, reference: Dict[str, torch.Tensor]) -> None:
 @pytest.mark.parametrize('config', [RANKSRGAN_CONFIG, RANKESRGAN_CONFIG], ids=['ranksrgan', 'rankesrgan'])
 def test_gan_trains_validates_with_frozen_ranker(sr_workspace, tmp_path, config):
     reference = torch.load(sr_workspace / 'ranker_basicsr.pth', weights_only=True)['params']
-    runner = Runner.from_cfg(tiny_sr_config(sr_workspace, config, tmp_path / 'work'))
+    cfg = tiny_sr_config(sr_workspace, config, tmp_path / 'work')
+    cfg.model.ranker_monitor = dict(every=1)  # default: one step in 10
+    runner = Runner.from_cfg(cfg)
     generator_before = ranker_state(runner.model.generator)
     runner.train()
     model = runner.model

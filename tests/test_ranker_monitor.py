@@ -169,7 +169,7 @@ def mmagic_steps(model, iterations: int) -> list:
 
 @pytest.mark.parametrize('scale, share, warnings', [(-100.0, 1.0, 2), (100.0, 0.0, 0)], ids=['fooled', 'sane'])
 def test_mmagic_monitor(sr_workspace, mmengine_warnings, scale, share, warnings):  # noqa: F811
-    model = mmagic_model(sr_workspace, scale, period=2).train()
+    model = mmagic_model(sr_workspace, scale, every=1, period=2).train()
     logs = mmagic_steps(model, 4)
     assert all(log['rank_beats_gt'].item() == share and log['gt_rank_score'].item() == 0.0 for log in logs)
     assert all('loss' not in key for key in ('gt_rank_score', 'rank_beats_gt'))  # logged, never summed into the loss
@@ -181,6 +181,8 @@ def test_mmagic_monitor(sr_workspace, mmengine_warnings, scale, share, warnings)
 
 def test_mmagic_monitor_off_and_unknown_keys(sr_workspace):  # noqa: F811
     assert 'rank_beats_gt' not in mmagic_steps(mmagic_model(sr_workspace, -100.0, enabled=False), 1)[0]
+    logs = mmagic_steps(mmagic_model(sr_workspace, -100.0), 10)  # the default: one step in 10
+    assert ['rank_beats_gt' in log for log in logs] == [False] * 9 + [True]
     with pytest.raises(ValueError, match=r"model.ranker_monitor: unknown option\(s\) \['limit'\]"):
         mmagic_model(sr_workspace, -100.0, limit=0.3)
 

@@ -134,8 +134,8 @@ def tables(results: Dict[str, Any]) -> str:
         {'psnr': 'PSNR (dB)', 'niqe': 'NIQE (lower = better)', 'ranker_score': 'Ranker score (lower = better)'},
         results['generators'])
     return text + monitor_summary(results) + (
-        '\nAt 100 iterations the seeds\' spread is as large as the methods\' difference: the README\'s "Longer runs" '
-        '(benchmarks/evidence.py: 600 iterations, 3 seeds, about 80 minutes) is where they separate.\n')
+        '\n100 iterations cannot separate SRGAN and RankSRGAN on NIQE, and 600 iterations x 3 seeds could not either: '
+        'the README\'s "Longer runs" (benchmarks/evidence.py, about 80 minutes) shows what holds at this scale.\n')
 
 
 def monitor_summary(results: Dict[str, Any]) -> str:

@@ -86,10 +86,12 @@ class RankContentMixin(StrictGeneratorLoading):
     ``rank_score_<name>`` for each.
 
     ``ranker_monitor`` (dict, optional): the Ranker-exploitation monitor, on by default (it does not change
-    training): the Ranker also scores the batch's GT (``gt_rank_score``) and the log shows ``rank_beats_gt``,
-    the share of outputs scored better than their GT by more than ``margin`` (0.5); one warning per ``period``
+    training): on one step in ``every`` the Ranker also scores the batch's GT (``gt_rank_score``) and the log
+    shows ``rank_beats_gt``, the share of outputs scored better than their GT by more than ``margin`` (0.5);
+    one warning per ``period``
     (5000, MMagic's SRGAN validation interval) when that share averaged ``share_limit`` (0.5) or more. Keys:
-    ``enabled``, ``margin``, ``share_limit``, ``every`` (1), ``period``; see
+    ``enabled``, ``margin``, ``share_limit``, ``every`` (10: about 1% of a step; the logged values are then
+    mmengine's window mean over the last 100 monitored steps), ``period``; see
     :mod:`ranksrgan_plugin.models.ranker_monitor`.
     """
 
@@ -111,7 +113,7 @@ class RankContentMixin(StrictGeneratorLoading):
         if '' in frozen:  # the paper's single Ranker, under today's name
             self.rank_loss = self._rank_losses['']
         self._ranker_monitors = build_monitors(
-            list(frozen), monitor_settings(ranker_monitor, 1, 5000, 'model.ranker_monitor'),
+            list(frozen), monitor_settings(ranker_monitor, 10, 5000, 'model.ranker_monitor'),
             {name: getattr(loss, 'sign', 1.0) for name, loss in self._rank_losses.items()})
         self._output_channel_order: Optional[str] = None
 
