@@ -45,10 +45,10 @@ echo '== Rank dataset end to end, network levels (SRResNet, SRResNet, ESRGAN-siz
 timeout 200 python3 benchmarks/rank_dataset.py --levels network --device cuda --size 2040x1356 --copies 1 \
   --stride 148 --torchrun 1 2>&1 | tail -16 | tee "$OUT/rank_dataset_network.txt"
 
-echo '== RankSRGANModel vs SRGANModel train step on CUDA'
+echo '== RankSRGANModel vs SRGANModel train step on CUDA, and the Ranker-exploitation monitor (on CUDA too)'
 for gt in 128 296; do
-  timeout 45 python3 benchmarks/train_step.py --device cuda --batch 8 --gt-size $gt --steps 12 2>&1 \
-    | tail -5 | tee -a "$OUT/train_step.txt"
+  timeout 60 python3 benchmarks/train_step.py --device cuda --batch 8 --gt-size $gt --steps 12 2>&1 \
+    | grep '^|\|^device' | tee -a "$OUT/train_step.txt"
 done
 
 echo '== make demo on CUDA (rank dataset with NIQE on CUDA, Ranker, SRResNet, RankSRGAN)'
