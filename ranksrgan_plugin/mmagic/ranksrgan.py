@@ -88,8 +88,8 @@ class RankContentMixin(StrictGeneratorLoading):
     ``ranker_monitor`` (dict, optional): the Ranker-exploitation monitor, on by default (it does not change
     training): on one step in ``every`` the Ranker also scores the batch's GT (``gt_rank_score``) and the log
     shows ``rank_beats_gt``, the share of outputs scored better than their GT by more than ``margin`` (0.5);
-    one warning per ``period``
-    (5000, MMagic's SRGAN validation interval) when that share averaged ``share_limit`` (0.5) or more. Keys:
+    one warning per ``period`` (5000, MMagic's SRGAN validation interval) when that share averaged
+    ``share_limit`` (0.5) or more. Keys:
     ``enabled``, ``margin``, ``share_limit``, ``every`` (10: about 1% of a step; the logged values are then
     mmengine's window mean over the last 100 monitored steps), ``period``; see
     :mod:`ranksrgan_plugin.models.ranker_monitor`.
