@@ -15,7 +15,7 @@ logs give the Ranker-exploitation monitor's ``out_beats_gt`` and its warnings.
 Writes results/evidence/: evidence.json (every curve, the final table, the paired per-seed differences against
 SRGAN), curves.png (mean over seeds, each seed thin) and crops.png (the same detailed crop of each held-out
 photo for every run at the last iteration, seed ``--seeds[0]``). Runs that finished are kept (a rerun after a
-kill continues with the next one); ``--fresh`` retrains everything. About 25 minutes per seed on 2 CPU cores.
+kill continues with the next one); ``--fresh`` retrains everything. About 30 minutes per seed on 2 CPU cores.
 """
 import argparse
 import json

@@ -135,7 +135,7 @@ def tables(results: Dict[str, Any]) -> str:
         results['generators'])
     return text + monitor_summary(results) + (
         '\n100 iterations cannot separate SRGAN and RankSRGAN on NIQE, and 600 iterations x 3 seeds could not either: '
-        'the README\'s "Longer runs" (benchmarks/evidence.py, about 80 minutes) shows what holds at this scale.\n')
+        'the README\'s "Longer runs" (benchmarks/evidence.py, about 90 minutes) shows what holds at this scale.\n')
 
 
 def monitor_summary(results: Dict[str, Any]) -> str:
