@@ -62,7 +62,7 @@ def train(options: Dict[str, Any], values: Dict[str, Any], name: str, fresh: boo
     return demo.train_with_basicsr(path, ROOT, f'  {name}', osp.join(OUT, 'logs')), True
 
 
-def gan_options(iters: int, every: int) -> Dict[str, Any]:
+def gan_options(every: int) -> Dict[str, Any]:
     """The demo's GAN options, measured from checkpoints instead of in-training validation."""
     options = demo.read_yaml(osp.join(OPTIONS, 'train_RankSRGAN_demo.yml'))
     options.pop('val')
@@ -88,26 +88,22 @@ def ranker_for_seed(seed: int, srgan: str, every: int, fresh: bool) -> Tuple[str
     return osp.join(run, 'models', 'net_r_latest.pth'), trained
 
 
-@torch.no_grad()
-def tile_scores(ranker: torch.nn.Module, images: demo.Images) -> np.ndarray:
-    return np.asarray(demo.ranker_scores(ranker, images, TILE))
-
-
-def measure_checkpoints(checkpoints: Dict[int, str], ranker: torch.nn.Module, hr_scores: np.ndarray) -> List[dict]:
+def measure_checkpoints(checkpoints: Dict[int, str], ranker: torch.nn.Module, hr: demo.Images,
+                        hr_scores: np.ndarray) -> List[dict]:
     """PSNR, NIQE, Ranker score and the share of tiles beating HR by the margin, per checkpoint."""
     gan_file = osp.join(OPTIONS, 'train_RankSRGAN_demo.yml')
     curve = []
     for iteration, weights in sorted(checkpoints.items()):
-        srs = demo.upscale_photos(demo.generator_upscalers({'run': (gan_file, weights)}), osp.join(VAL, 'lq'))
-        scores = demo.image_scores(srs, osp.join(VAL, 'gt'), ranker)['run']
-        tiles = tile_scores(ranker, srs['run'])
-        curve.append({'iter': iteration, **scores, 'heldout_beats_hr': float(np.mean(hr_scores - tiles > MARGIN))})
+        srs = demo.upscale_photos(demo.generator_upscalers({'run': (gan_file, weights)}), osp.join(VAL, 'lq'))['run']
+        tiles = np.asarray(demo.ranker_scores(ranker, srs, TILE))
+        curve.append({'iter': iteration, **demo.fidelity_scores(srs, hr), 'ranker_score': float(tiles.mean()),
+                      'heldout_beats_hr': float(np.mean(hr_scores - tiles > MARGIN))})
     return curve
 
 
 def run_seed(seed: int, iters: int, every: int, fresh: bool) -> Dict[str, Any]:
     """Train the seed's three runs and its Ranker; measure every checkpoint."""
-    options = gan_options(iters, every)
+    options = gan_options(every)
     start = {'path.pretrain_network_g': INITIAL, 'manual_seed': seed, 'train.total_iter': iters}
     print(f'seed {seed}: SRGAN, {iters} iterations', flush=True)
     srgan, fresh = train(options, {**start, 'model_type': 'SRGANModel'}, f'Evidence_SRGAN_s{seed}', fresh)
@@ -127,14 +123,14 @@ def run_seed(seed: int, iters: int, every: int, fresh: bool) -> Dict[str, Any]:
                                  f'Evidence_RankSRGAN_{run}_s{seed}', fresh)
     print(f'seed {seed}: measuring every checkpoint on the held-out photos', flush=True)
     hr = {name: cv2.imread(osp.join(VAL, 'gt', name)) for name in sorted(os.listdir(osp.join(VAL, 'gt')))}
-    hr_scores = tile_scores(net_r, hr)
+    hr_scores = np.asarray(demo.ranker_scores(net_r, hr, TILE))
     result = {'rank_content_bias': bias, 'ranker': ranker_weights, 'hr_ranker_score': float(hr_scores.mean()),
               'hr_niqe': float(np.mean(list(demo.per_image_niqe(hr).values()))), 'runs': {}}
     for run, experiment in experiments.items():
         checkpoints = {0: INITIAL, **{it: osp.join(experiment, 'models', f'net_g_{it}.pth')
                                       for it in range(every, iters + 1, every)}}
         result['runs'][run] = {'experiment': osp.relpath(experiment, ROOT),
-                               'curve': measure_checkpoints(checkpoints, net_r, hr_scores)}
+                               'curve': measure_checkpoints(checkpoints, net_r, hr, hr_scores)}
         if run != 'srgan':
             result['runs'][run]['monitor'] = ranker_monitor_log(experiment)
     return result

@@ -147,15 +147,15 @@ def image_scores(srs: Dict[str, Images], gt_folder: str, ranker: torch.nn.Module
     """Per run: mean PSNR (Y, shave 4), mean NIQE (Y, shave 4) and mean Ranker score of its SR photos."""
     names = next(iter(srs.values()))
     gts = {name: cv2.imread(osp.join(gt_folder, name)) for name in names}
-    results = {}
-    for run, images in srs.items():
-        results[run] = {
-            'psnr': float(np.mean([calculate_psnr(sr, gts[n], crop_border=4, test_y_channel=True)
-                                   for n, sr in images.items()])),
-            'niqe': float(np.mean(list(per_image_niqe(images).values()))),
-            'ranker_score': float(np.mean(ranker_scores(ranker, images))),
-        }
-    return results
+    return {run: {**fidelity_scores(images, gts), 'ranker_score': float(np.mean(ranker_scores(ranker, images)))}
+            for run, images in srs.items()}
+
+
+def fidelity_scores(images: Images, gts: Images) -> Dict[str, float]:
+    """Mean PSNR and mean NIQE (both Y channel, 4-pixel shave) of SR photos, PSNR against ``gts`` (same names)."""
+    return {'psnr': float(np.mean([calculate_psnr(sr, gts[name], crop_border=4, test_y_channel=True)
+                                   for name, sr in images.items()])),
+            'niqe': float(np.mean(list(per_image_niqe(images).values())))}
 
 
 def per_image_niqe(images: Images) -> Dict[str, float]:

@@ -179,15 +179,16 @@ class RankContentMixin(StrictGeneratorLoading):
         losses = super().g_step(batch_outputs, batch_gt_data)
         inputs = self.ranker_inputs(batch_outputs)
         iteration = self._current_iteration()
+        monitored = [name for name, monitor in self._ranker_monitors.items() if monitor.due(iteration)]
+        gt_inputs = self.ranker_inputs(batch_gt_data) if monitored else None
         for name, frozen in self._frozen_rankers.items():
             suffix = f'_{name}' if name else ''
             scores = frozen(inputs).float()  # the loss on fp32 values (AMP)
             losses[f'loss_rank{suffix}'] = self._rank_losses[name](scores)
             losses[f'rank_score{suffix}'] = scores.detach().mean()
-            monitor = self._ranker_monitors.get(name)
-            if monitor is not None and monitor.due(iteration):
-                measured = monitor.measure(frozen, self.ranker_inputs(batch_gt_data), inputs, scores,
-                                           uses_batch_statistics(frozen.net))
+            if name in monitored:
+                measured = self._ranker_monitors[name].measure(frozen, gt_inputs, inputs, scores,
+                                                               uses_batch_statistics(frozen.net))
                 losses[f'gt_rank_score{suffix}'] = measured[f'gt_r{suffix}']
                 losses[f'rank_beats_gt{suffix}'] = measured[f'out_beats_gt{suffix}']
         for monitor in self._ranker_monitors.values():

@@ -93,7 +93,7 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         finite = True
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
             with self.autocast():
-                l_g_total = self.generator_losses(loss_dict, monitor=current_iter)
+                l_g_total = self.generator_losses(loss_dict, current_iter)
             self.backward(l_g_total, 'g')
             finite = self.optimizer_step(self.optimizer_g, 'g')
         self.net_d.requires_grad_(True)
@@ -106,11 +106,11 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def generator_losses(self, loss_dict: Dict[str, Any], monitor: Optional[int] = None) -> torch.Tensor:
+    def generator_losses(self, loss_dict: Dict[str, Any], current_iter: Optional[int] = None) -> torch.Tensor:
         """SRGAN's generator losses plus the rank-content loss; fills ``loss_dict``, returns the total.
 
-        ``monitor``: the iteration, for the Ranker-exploitation monitor (its GT scores go into ``loss_dict``
-        on monitored iterations).
+        ``current_iter``: for the Ranker-exploitation monitor (its readings go into ``loss_dict`` on monitored
+        iterations; ``None``: no monitoring).
         """
         l_g_total = 0
         output = self.output.float()  # the losses on fp32 values (bf16 / fp16 forward passes)
@@ -131,9 +131,10 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
             loss_dict[f'l_g_rank{suffix}'] = self.rank_losses[name](rank_scores)
             loss_dict[f'out_r{suffix}'] = rank_scores.detach().mean()
             l_g_total = l_g_total + loss_dict[f'l_g_rank{suffix}']
-            if monitor is not None and name in self.ranker_monitors and self.ranker_monitors[name].due(monitor):
-                loss_dict.update(self.ranker_monitors[name].measure(
-                    net_r, self.memory_format(self.gt), self.output, rank_scores, uses_batch_statistics(net_r)))
+            monitor = self.ranker_monitors.get(name)
+            if current_iter is not None and monitor is not None and monitor.due(current_iter):
+                loss_dict.update(monitor.measure(net_r, self.memory_format(self.gt), self.output, rank_scores,
+                                                 uses_batch_statistics(net_r)))
         return l_g_total
 
     def warn_on_ranker_exploitation(self, current_iter: int) -> None:
