@@ -4,6 +4,7 @@ One *split* (train or val) of a rank dataset is a folder holding ``manifest.json
 and one image store per *level* (``<level>.lmdb`` in BasicSR's LMDB layout, or a ``<level>/``
 folder of ``<key>.png``). Keys are shared by every level: one key is one patch location.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -57,6 +58,29 @@ def read_manifest(root: str) -> Optional[Dict[str, Any]]:
         raise RankDatasetError(f'{path}: format_version {manifest["format_version"]} is newer than this '
                                f'ranksrgan_plugin reads ({FORMAT_VERSION}); upgrade the plugin.')
     return manifest
+
+
+def rank_set_record(root: str) -> Optional[Dict[str, Any]]:
+    """What a split says about its labels: the metric, its direction, and which manifest says so.
+
+    Returns ``{'metric': <name or None>, 'higher_is_better': <bool>, 'manifest': <path>,
+    'digest': <sha256 hex of the manifest file>}``, or None for a split without ``manifest.json``
+    or whose manifest does not record ``higher_is_better`` (a hand-made split: the options decide).
+    A model trained on the split can store this record and compare it with a later one.
+    """
+    manifest = read_manifest(root)
+    if manifest is None or 'higher_is_better' not in manifest:
+        return None
+    path = osp.join(root, MANIFEST_FILE)
+    direction = manifest['higher_is_better']
+    if not isinstance(direction, bool):
+        raise RankDatasetError(f'{path}: "higher_is_better" is {direction!r}, expected true or false.')
+    with open(path, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    metric = manifest.get('metric')
+    if isinstance(metric, Mapping):  # a build's top-level manifest records the metric's description
+        metric = metric.get('name')
+    return {'metric': metric, 'higher_is_better': direction, 'manifest': path, 'digest': digest}
 
 
 def write_manifest(root: str, manifest: Mapping[str, Any]) -> str:
