@@ -64,14 +64,23 @@ def test_fp16_scalers_are_saved_and_restored(workspace, tmp_path):  # noqa: F811
 
 
 def test_channels_last_gives_the_same_step(workspace):  # noqa: F811
+    """channels_last changes only the summation order: the losses and the step's gradients agree within rounding.
+
+    Weights after the step are not compared: Adam's first update is +-lr whatever a gradient's size, so a
+    near-zero gradient whose sign flips with the summation order moves a weight by 2 * lr (seen on AMD EPYC).
+    """
     options = tiny_options(workspace, perceptual=False)
     reference = one_step(options)
     channels_last = one_step(with_train(options, channels_last=True))
     assert channels_last.net_g.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
     for name in LOSSES:
         assert channels_last.log_dict[name] == pytest.approx(reference.log_dict[name], rel=1e-4, abs=1e-6), name
-    for (key, value), other in zip(reference.net_g.state_dict().items(), channels_last.net_g.state_dict().values()):
-        torch.testing.assert_close(other, value, rtol=1e-4, atol=1e-6, msg=key)
+    for network in ('net_g', 'net_d'):  # the gradients of the last backward of each network's step
+        for (key, param), other in zip(getattr(reference, network).named_parameters(),
+                                       getattr(channels_last, network).parameters()):
+            scale = param.grad.abs().max().item()
+            torch.testing.assert_close(other.grad, param.grad, rtol=1e-3, atol=1e-4 * scale + 1e-12,
+                                       msg=f'{network}.{key}')
 
 
 def test_nonfinite_step_is_skipped_logged_and_a_run_of_them_stops_training(workspace):  # noqa: F811
