@@ -182,14 +182,20 @@ def test_higher_is_better_from_manifest_negates_labels(tmp_path, storage):
         assert item['label'] == pytest.approx(-raw[(item['key'], item['level'])])
         # after negation the sign convention holds: the better level has the lower label
     assert val.labels[('k000', 'esrgan')] < val.labels[('k000', 'srres')]
-    # the option overrides the manifest
-    plain = RankPairDataset(options(root, phase='val', higher_is_better=False))
-    assert plain.labels == pytest.approx(raw)
+    # an option that contradicts the manifest is refused (tests/test_bad_inputs_labels.py); one that agrees is fine
+    assert RankPairDataset(options(root, phase='val', higher_is_better=True)).labels == val.labels
 
 
 def test_higher_is_better_from_option_negates_labels(rank_set):
     raw = file_labels(rank_set)
     assert RankPairDataset(options(rank_set)).higher_is_better is False
+    # a hand-made manifest without a direction: the option decides
+    manifest_path = osp.join(rank_set, 'manifest.json')
+    with open(manifest_path, encoding='utf-8') as f:
+        manifest = json.load(f)
+    del manifest['higher_is_better']
+    with open(manifest_path, 'w', encoding='utf-8') as f:
+        json.dump(manifest, f)
     dataset = RankPairDataset(options(rank_set, higher_is_better=True))
     assert dataset.labels == pytest.approx({k: -v for k, v in raw.items()})
     item = dataset[0]

@@ -6,6 +6,7 @@ folder of ``<key>.png``). Keys are shared by every level: one key is one patch l
 """
 import hashlib
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -104,7 +105,11 @@ def write_labels(path: str, rows: Iterable[Tuple[str, str, float]]) -> None:
 
 
 def read_labels(path: str) -> LabelTable:
-    """Parse a labels file into ``{(key, level): label}``; errors name the file and line."""
+    """Parse a labels file into ``{(key, level): label}``; errors name the file and line.
+
+    Refused: a line without exactly three fields, a label that is not a finite number (``nan``,
+    ``inf``), a (key, level) given twice, and a file without labels.
+    """
     if not osp.isfile(path):
         raise RankDatasetError(f'Labels file not found: {path}')
     labels: LabelTable = {}
@@ -121,6 +126,10 @@ def read_labels(path: str) -> LabelTable:
                 label = float(value)
             except ValueError:
                 raise RankDatasetError(f'{path}:{line_no}: label {value!r} is not a number') from None
+            if not math.isfinite(label):
+                raise RankDatasetError(f'{path}:{line_no}: label {value!r} of key {key!r}, level {level!r} is not a '
+                                       'finite number: a metric that failed on the patch (NIQE of a flat patch is '
+                                       'undefined); fix the label or remove the key from every level.')
             if (key, level) in labels:
                 raise RankDatasetError(f'{path}:{line_no}: duplicate label for key {key!r}, level {level!r}')
             labels[(key, level)] = label

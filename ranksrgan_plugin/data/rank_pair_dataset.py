@@ -2,13 +2,15 @@
 import os.path as osp
 import random
 from copy import deepcopy
-from typing import Any, Dict, List, Optional, Tuple
+from itertools import combinations
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils import FileClient, get_root_logger, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from ..utils.option_keys import refuse_unknown_keys
 from .rank_dataset_format import (
     LABELS_FILE,
     MANIFEST_FILE,
@@ -16,6 +18,7 @@ from .rank_dataset_format import (
     RankDatasetError,
     level_path,
     list_folder_images,
+    rank_set_record,
     read_image_shape,
     read_labels,
     read_lmdb_meta_info,
@@ -27,6 +30,13 @@ _STORAGE_BACKEND = {storage: backend for backend, storage in _BACKEND_STORAGE.it
 
 
 PAIR_ORDERS = ('better_first', 'random')
+DATASET_OPTIONS = ('dataroot', 'io_backend', 'levels', 'labels_file', 'higher_is_better', 'gt_size', 'use_hflip',
+                   'use_rot', 'pair_order')
+# Keys BasicSR 1.4.2 itself adds to or reads from every dataset's options (utils/options.py, data/__init__.py,
+# train.py); ``use_shuffle`` is read by no 1.4.2 code but is in BasicSR's own option files.
+BASICSR_DATASET_KEYS = ('name', 'type', 'phase', 'scale', 'dataroot_gt', 'dataroot_lq', 'use_shuffle',
+                        'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode',
+                        'num_prefetch_queue', 'pin_memory', 'persistent_workers')
 
 
 @DATASET_REGISTRY.register()
@@ -56,11 +66,24 @@ class RankPairDataset(data.Dataset):
             order). With one forward pass per side (``pair_forward: separate``) each side's BatchNorm sees
             another mix of levels, so the order changes the training.
         phase (str): Set by BasicSR: 'train' gives pairs, anything else single items.
+
+    Refused before any item is read, each naming the option or file: an unknown option key (with the
+    closest valid name; BasicSR's own dataset keys are known), a label that is not a finite number
+    (file and line), a split whose labels carry no order (every key's levels equal), and
+    ``higher_is_better`` contradicting the split's manifest (which records the metric and its
+    direction; a split without a manifest, or read with another ``labels_file``, takes the option as
+    given). Pairs with equal labels are counted and logged: they carry no order, so the rank loss and
+    the pair accuracy leave them out.
     """
 
     def __init__(self, opt: Dict[str, Any]) -> None:
         super().__init__()
         self.opt = opt
+        self.where = _where(opt)
+        refuse_unknown_keys(opt, DATASET_OPTIONS + BASICSR_DATASET_KEYS, self.where, error=RankDatasetError)
+        if not opt.get('dataroot'):
+            raise RankDatasetError(f'{self.where}: option `dataroot` (the split folder, e.g. '
+                                   'datasets/rank_DF2K_niqe/train) is required.')
         self.root = opt['dataroot']
         check_split_root(self.root, opt.get('name', 'RankPairDataset'))
         manifest = read_manifest(self.root) or {}
@@ -78,14 +101,66 @@ class RankPairDataset(data.Dataset):
         if len(self.levels) < 2 or len(set(self.levels)) != len(self.levels):
             raise RankDatasetError(f'RankPairDataset needs >= 2 distinct levels, got {self.levels} '
                                    f'(option `levels` or {self.root}/manifest.json).')
-        self.higher_is_better = bool(opt.get('higher_is_better', manifest.get('higher_is_better', False)))
         self.labels_file = opt.get('labels_file') or f'{self.root}/{LABELS_FILE}'
+        self.higher_is_better = self._direction(opt.get('higher_is_better'))
         self.keys, self.paths = self._index_levels()
+        self._check_gt_size(opt.get('gt_size'))
         self.labels = self._select_labels(read_labels(self.labels_file))
+        self.num_ordered_pairs, self.num_tied_pairs = self._check_order()
         self.file_client: Optional[FileClient] = None
 
+    def _direction(self, option: Any) -> bool:
+        """``higher_is_better``: the option, checked against the split's manifest, else the manifest's, else False."""
+        record = rank_set_record(self.root)
+        if option is None:
+            return record['higher_is_better'] if record else False
+        if not isinstance(option, bool):
+            raise RankDatasetError(f'{self.where}: option `higher_is_better` is true or false, got {option!r}.')
+        own_labels = osp.abspath(self.labels_file) == osp.abspath(osp.join(self.root, LABELS_FILE))
+        if record is not None and own_labels and option != record['higher_is_better']:
+            metric = record['metric'] or 'its metric'
+            direction = 'higher' if record['higher_is_better'] else 'lower'
+            raise RankDatasetError(
+                f"{self.where}: option `higher_is_better: {str(option).lower()}` contradicts {record['manifest']}, "
+                f"whose labels are {metric} ({direction} is better, higher_is_better: "
+                f"{str(record['higher_is_better']).lower()}): a Ranker trained so would rank the levels backwards. "
+                'Remove the option (the manifest sets the direction) or use a split labelled with the metric '
+                'you mean.')
+        return option
+
+    def _check_gt_size(self, gt_size: Optional[int]) -> None:
+        """A training crop must fit in every patch (BasicSR's crop would fail on the first batch)."""
+        if not gt_size or not self.is_train:
+            return
+        smallest = min(min(shape[:2]) for shape in self.shapes.values())
+        if gt_size > smallest:
+            raise RankDatasetError(f'{self.where}: option `gt_size` {gt_size} is larger than the smallest patch of '
+                                   f'{self.root} ({smallest} pixels): use gt_size <= {smallest}, or leave it out '
+                                   '(whole patches).')
+
+    def _check_order(self) -> Tuple[int, int]:
+        """(ordered, tied) level pairs over the keys; a split with no ordered pair is refused, ties are logged."""
+        ordered = tied = 0
+        for key in self.keys:
+            for level_a, level_b in combinations(self.levels, 2):
+                if self.labels[(key, level_a)] == self.labels[(key, level_b)]:
+                    tied += 1
+                else:
+                    ordered += 1
+        if not ordered:
+            raise RankDatasetError(
+                f'{self.labels_file}: within every one of the {len(self.keys)} keys the levels {self.levels} have '
+                'equal labels, so the split carries no order: a Ranker would learn nothing from it (rank loss 0) and '
+                'its SROCC / pair accuracy would be undefined. Label the levels with a metric that tells them apart '
+                '(tools/make_rank_dataset.py), or check the labels file.')
+        if tied:
+            get_root_logger().warning(
+                f'{self.where}: {tied} of {ordered + tied} level pairs in {self.labels_file} have equal labels; they '
+                'carry no order and are left out of the rank loss and the pair accuracy.')
+        return ordered, tied
+
     def _index_levels(self) -> Tuple[List[str], Dict[str, Dict[str, str]]]:
-        """Keys shared by every level and, for folders, their file paths; checks sizes agree."""
+        """Keys shared by every level and, for folders, their file paths; checks sizes agree (``self.shapes``)."""
         shapes_by_level, paths = {}, {}
         for level in self.levels:
             path = level_path(self.root, level, self.storage)
@@ -95,6 +170,7 @@ class RankPairDataset(data.Dataset):
             sizes = {level: shapes_by_level[level][key][:2] for level in self.levels}
             if len(set(sizes.values())) > 1:
                 raise RankDatasetError(f'Key {key!r} has different sizes across levels in {self.root}: {sizes}')
+        self.shapes = {key: shapes_by_level[self.levels[0]][key] for key in keys}
         return keys, paths
 
     def _select_labels(self, table: LabelTable) -> Dict[Tuple[str, str], float]:
@@ -164,6 +240,15 @@ class RankPairDataset(data.Dataset):
                 f"Dataset {self.opt.get('name')!r}: key {key!r} of level {level!r} ({where}) is not a decodable "
                 'image (a corrupt or truncated file): rebuild the rank dataset, or remove the key from '
                 f'{self.labels_file}.') from None
+
+
+def _where(opt: Mapping[str, Any]) -> str:
+    """How messages name the options block: ``Dataset 'rank_DF2K_niqe' (datasets.train)`` for BasicSR's options
+    (they have a ``type``), else ``Dataset '<name>'``."""
+    name = opt.get('name', 'RankPairDataset')
+    if opt.get('type') and opt.get('phase'):
+        return f"Dataset {name!r} (datasets.{opt['phase']})"
+    return f'Dataset {name!r}'
 
 
 def check_split_root(root: str, name: str) -> None:

@@ -1,12 +1,14 @@
 """The rank dataset for mmengine: the BasicSR side's RankPairDataset behind mmengine's dataset interface."""
+import inspect
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from mmagic.registry import DATASETS
 from torch.utils.data import Dataset
 
-from ..data.rank_dataset_format import read_manifest
+from ..data.rank_dataset_format import RankDatasetError, read_manifest
 from ..data.rank_pair_dataset import RankPairDataset as BasicSRRankPairDataset
+from ..utils.option_keys import refuse_unknown_keys
 
 
 @DATASETS.register_module()
@@ -31,16 +33,25 @@ class RankPairDataset(Dataset):
         use_hflip (bool): Random flips in training. Default: False.
         use_rot (bool): Random 90-degree rotations in training. Default: False.
         pair_order (str): ``better_first`` (the original's) or ``random``; see the BasicSR side's class.
+
+    Any other keyword is refused naming the closest valid one; labels and direction are checked as the
+    BasicSR side's class does (non-finite labels, a split without order, ``higher_is_better``
+    contradicting the split's manifest).
     """
 
     def __init__(self, data_root: str, test_mode: bool = False, io_backend: Optional[Dict[str, Any]] = None,
                  levels: Optional[Sequence[str]] = None, labels_file: Optional[str] = None,
                  higher_is_better: Optional[bool] = None, gt_size: Optional[int] = None, use_hflip: bool = False,
-                 use_rot: bool = False, pair_order: str = 'better_first') -> None:
+                 use_rot: bool = False, pair_order: str = 'better_first', **unknown: Any) -> None:
         super().__init__()
+        where = f"{'val' if test_mode else 'train'}_dataloader.dataset"
+        known = [name for name, parameter in inspect.signature(type(self)).parameters.items()
+                 if parameter.kind is not parameter.VAR_KEYWORD]
+        refuse_unknown_keys(unknown, known, f'{where} (RankPairDataset, data_root {data_root!r})',
+                            error=RankDatasetError)
         self.data_root = data_root
         self.test_mode = test_mode
-        opt = {'dataroot': data_root, 'phase': 'val' if test_mode else 'train', 'io_backend': io_backend,
+        opt = {'name': where, 'dataroot': data_root, 'phase': 'val' if test_mode else 'train', 'io_backend': io_backend,
                'levels': list(levels) if levels else None, 'labels_file': labels_file, 'gt_size': gt_size,
                'use_hflip': use_hflip, 'use_rot': use_rot, 'pair_order': pair_order}
         if higher_is_better is not None:
