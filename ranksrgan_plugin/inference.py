@@ -26,8 +26,9 @@ from .archs.official_weights import UnknownCheckpointLayout, convert_official_ch
 from .data.rank_dataset_format import IMAGE_EXTENSIONS
 from .rank_dataset.levels import LevelError, arch_state_dict, read_image
 from .utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
+from .utils.image_files import describe_shared_stems, files_by_stem
 from .utils.tiling import TilingError
-from .utils.upscaler import HoldsUpscaler, build_upscaler, infer_scale
+from .utils.upscaler import HoldsUpscaler, ScaleError, build_upscaler, check_scale
 
 
 class InferenceError(ValueError):
@@ -119,16 +120,17 @@ class GeneratorUpscaler(HoldsUpscaler):
         self.name = str(network_opt.get('type', 'generator'))
         self.network_opt, self.weights = dict(network_opt), weights
         num_in_ch = int(network_opt.get('num_in_ch', 3))
+        what = f'{self.name} ({weights})' if weights else self.name
         try:
-            self.upscaler = build_upscaler(net, 0, tile, tile_pad, batch_size, device, f'Level {self.name!r}',
+            self.upscaler = build_upscaler(net, 1, tile, tile_pad, batch_size, device, what,
                                            self._pad_below_receptive_field, num_in_ch)
-        except TilingError as err:
+            self.upscaler.scale = check_scale(self.net, scale, what, '--scale', num_in_ch)
+        except (TilingError, ScaleError) as err:
             raise InferenceError(str(err)) from err
-        self.upscaler.scale = scale or infer_scale(self.net, num_in_ch)
 
     @property
     def scale(self) -> int:
-        """The upscaling factor (given, or measured from the network)."""
+        """The upscaling factor, measured from the network (a given ``scale`` must equal it)."""
         return self.upscaler.scale
 
     def _pad_below_receptive_field(self, tile_pad: int, radius: int) -> None:
@@ -143,19 +145,36 @@ class GeneratorUpscaler(HoldsUpscaler):
 
 
 def list_input_images(folder: str) -> List[str]:
-    """Sorted image paths of ``folder``; an error for a missing or image-less folder."""
+    """Sorted image paths of ``folder``, one per stem (outputs are named by stem).
+
+    Raises:
+        InferenceError: a missing or image-less folder, or images sharing a stem (``x.png`` and
+            ``x.jpg`` would both write ``x.png``), all such files named.
+    """
     if not osp.isdir(folder):
         raise InferenceError(f'Input folder {folder} does not exist.')
-    files = [osp.join(folder, f) for f in sorted(os.listdir(folder)) if osp.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
-    if not files:
+    stems = files_by_stem(folder)
+    if not stems:
         raise InferenceError(f'Input folder {folder} holds no image (extensions {", ".join(IMAGE_EXTENSIONS)}).')
-    return files
+    shared = describe_shared_stems(stems)
+    if shared:
+        raise InferenceError(f'Input folder {folder}: {shared}. Their outputs would overwrite each other '
+                             '(<stem>.png): keep one image per stem.')
+    return sorted(osp.join(folder, names[0]) for names in stems.values())
 
 
 def upscale_folder(input_folder: str, output_folder: str, upscaler: GeneratorUpscaler, suffix: str = '',
                    progress: bool = True) -> List[str]:
-    """Upscale every image of ``input_folder`` into ``<output_folder>/<stem><suffix>.png``; the written paths."""
+    """Upscale every image of ``input_folder`` into ``<output_folder>/<stem><suffix>.png``; the written paths.
+
+    Raises:
+        InferenceError: see :func:`list_input_images`; the output folder is the input folder; an
+            unreadable image (named).
+    """
     files = list_input_images(input_folder)
+    if osp.isdir(output_folder) and osp.samefile(input_folder, output_folder):
+        raise InferenceError(f'Output folder {output_folder} is the input folder: the SR images would overwrite '
+                             'or join the LR ones (a rerun would upscale them). Give another --output folder.')
     os.makedirs(output_folder, exist_ok=True)
     written = []
     for path in tqdm(files, desc='inference', unit='img', disable=not progress):

@@ -6,7 +6,10 @@
 
 Writes ``<output>/<name>.csv`` per folder (one row per image, then the mean) and
 ``<output>/summary.md`` (the means of all folders side by side), and prints the table. SR images are
-matched to HR images by file stem; Y channel and a 4-pixel shave by default (``--crop-border``).
+matched to HR images by file stem, one to one: two images of one stem in a folder, or an image
+without its partner, are refused (all listed) before any metric runs; ``--allow-missing`` scores the
+pairs alone and the table counts ``N of M`` images. Y channel and a 4-pixel shave by default
+(``--crop-border``); NIQE needs SR images of at least 96 + 2 x crop-border pixels a side.
 """
 import argparse
 import sys
@@ -28,12 +31,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--rgb', action='store_true', help='PSNR/SSIM on BGR and NIQE on gray instead of Y')
     parser.add_argument('--ma-model', help="Ma et al.'s model.mat: adds Ma and PI")
     parser.add_argument('--device', help='device of NIQE / Ma (default: CUDA when available)')
+    parser.add_argument('--allow-missing', action='store_true',
+                        help='score the stems both folders hold when an HR image has no SR image or the reverse '
+                        '(the summary then counts "N of M" images); default: refuse, listing them')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
     try:
         out = evaluate_folders(args.sr, args.hr, args.output, names=args.names, suffixes=args.suffix,
                                crop_border=args.crop_border, test_y_channel=not args.rgb, ma_model=args.ma_model,
-                               device=args.device, progress=not args.no_progress)
+                               device=args.device, progress=not args.no_progress,
+                               allow_missing=args.allow_missing)
     except (EvaluationError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

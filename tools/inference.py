@@ -13,7 +13,9 @@
 pixels of context, by default (``auto``) the network's receptive-field radius, so the output equals
 the untiled one (up to the float kernels' last-bit rounding: a rare pixel one grey level off); a
 smaller pad is allowed (faster, less memory) with a warning, as seams may show.
-``--device`` defaults to CUDA when available.
+``--device`` defaults to CUDA when available. The scale is measured from the network (one forward pass
+of a 16x16 input); ``--scale`` other than it is refused. Outputs are named ``<stem><suffix>.png``:
+two inputs of one stem (``x.png``, ``x.jpg``) are refused.
 """
 import argparse
 import sys
@@ -50,7 +52,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     net.add_argument('--opt', help='BasicSR options YAML whose network_g describes the network')
     parser.add_argument('--arch-opt', nargs='*', default=[], metavar='KEY=VALUE', help='arguments of --arch')
     parser.add_argument('--param-key', help='checkpoint entry (default: params_ema, else params)')
-    parser.add_argument('--scale', type=int, help='upscaling factor (default: measured from the network)')
+    parser.add_argument('--scale', type=int, help='upscaling factor, checked against the one measured from the '
+                        'network (a mismatch is refused); default: the measured one')
     parser.add_argument('--tile', type=int, default=0, help='LR tile size, 0 = whole image (default)')
     parser.add_argument('--tile-pad', type=tile_pad_arg, default='auto',
                         help='context pixels around each tile; auto (default): the receptive-field radius, '

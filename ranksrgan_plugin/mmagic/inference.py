@@ -7,7 +7,7 @@ equivalent for super-resolution:
 
     from ranksrgan_plugin.mmagic.inference import init_model, upscale_image
     model = init_model('options/mmagic/ranksrgan_x4c64b16_test_set5-set14-pirm.py', 'iter_500000.pth')
-    sr = upscale_image(model, cv2.imread('lr.png'))       # BGR uint8 in, BGR uint8 out (x4)
+    sr = upscale_image(model, cv2.imread('lr.png'))       # BGR uint8 in, BGR uint8 out (x model.scale)
 
 Any RankSRGAN / RankESRGAN config works: its ``model`` is replaced by MMagic's ``BaseEditModel`` with
 the same generator and data preprocessor (:func:`inference_config`), so only the generator's weights
@@ -24,7 +24,7 @@ from torch import nn
 
 from ..compat.mmagic import mmengine_checkpoint_globals
 from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
-from ..utils.upscaler import check_bgr_uint8
+from ..utils.upscaler import ScaleError, check_bgr_uint8, infer_scale
 
 GENERATOR_PREFIX = 'generator.'
 
@@ -55,7 +55,8 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
     """Build the inference model of ``config`` (see :func:`inference_config`) and load the generator weights.
 
     The generator's keys must match exactly (``strict``); the other parts of a training checkpoint
-    (discriminator, perceptual VGG) are ignored.
+    (discriminator, perceptual VGG) are ignored. ``model.scale`` is the generator's measured upscaling
+    factor (:func:`generator_scale`: it must equal the config's ``scale``).
     """
     from mmagic.registry import MODELS
     from mmagic.utils import register_all_modules
@@ -66,11 +67,30 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
     cfg = inference_config(config)
     with DefaultScope.overwrite_default_scope('mmagic'):
         model = MODELS.build(cfg.model)
+    name = config if isinstance(config, str) else 'the config'
     if checkpoint is not None:
         weights = generator_state_dict(read_checkpoint(checkpoint, mmengine_checkpoint_globals()))
         model.generator.load_state_dict(weights, strict=True)
     model.cfg = cfg
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    model.scale = generator_scale(model.generator, cfg, name)
+    return model
+
+
+def generator_scale(generator: nn.Module, cfg: Config, name: str = 'the config') -> int:
+    """The generator's upscaling factor, measured (one forward pass of a 16x16 input).
+
+    Raises :class:`~ranksrgan_plugin.utils.upscaler.ScaleError` when the config's top-level ``scale``
+    (its test pipeline's and metrics' factor) is another one.
+    """
+    options = cfg.model.generator
+    num_in_ch = int(options.get('in_channels', options.get('num_in_ch', 3)))
+    measured = infer_scale(generator, num_in_ch, f'the generator of {name} ({options.type})')
+    declared = cfg.get('scale')
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared != measured:
+        raise ScaleError(f'{name}: scale = {declared}, but its model.generator ({options.type}) upscales '
+                         f'x{measured}: set scale = {measured}, or give the generator the factor {declared}.')
+    return measured
 
 
 @torch.no_grad()

@@ -58,7 +58,9 @@ def tiled_forward(net: nn.Module, x: torch.Tensor, scale: int, tile: int, tile_p
     for jobs in _cut_tiles(x, th, tw, tile_pad).values():
         for start in range(0, len(jobs), max(1, batch_size)):
             chunk = jobs[start:start + max(1, batch_size)]
-            results = net(torch.stack([tile for tile, _ in chunk]).to(device)).cpu()
+            batch = torch.stack([tile for tile, _ in chunk])
+            results = net(batch.to(device)).cpu()
+            _check_tile_output(batch.shape, results.shape, scale)
             if out is None:
                 out = results.new_zeros(1, results.shape[1], h * scale, w * scale)
             for result, (top, left, dy, dx) in zip(results, (keep for _, keep in chunk)):
@@ -66,6 +68,15 @@ def tiled_forward(net: nn.Module, x: torch.Tensor, scale: int, tile: int, tile_p
                 out[0, :, top * scale:(top + kh) * scale, left * scale:(left + kw) * scale] = \
                     result[:, dy * scale:(dy + kh) * scale, dx * scale:(dx + kw) * scale]
     return out
+
+
+def _check_tile_output(tiles: torch.Size, results: torch.Size, scale: int) -> None:
+    """A network whose output is not its tiles upscaled ``scale`` times would stitch a patchwork: refuse it."""
+    expected = (tiles[2] * scale, tiles[3] * scale)
+    if len(results) != 4 or tuple(results[2:]) != expected:
+        raise TilingError(f'The network maps {tiles[2]}x{tiles[3]} tiles to {tuple(results)[2:]}, not to the '
+                          f'{expected[0]}x{expected[1]} of the scale {scale} given for stitching: give the scale '
+                          'the network has (leave it out to measure it).')
 
 
 def non_negative(value: Any, what: str, name: str) -> int:

@@ -1,4 +1,5 @@
 """An SR network run on BGR uint8 images (as cv2 and BasicSR read them), whole or tiled."""
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
@@ -91,17 +92,20 @@ class TiledUpscaler:
         return tiled_forward(self.net, x, self.scale, self.tile, self.tile_pad, self.batch_size, self.device)
 
 
-def build_upscaler(net: nn.Module, scale: int, tile: int, tile_pad: Union[int, str], batch_size: int,
+def build_upscaler(net: nn.Module, scale: Optional[int], tile: int, tile_pad: Union[int, str], batch_size: int,
                    device: Union[str, torch.device, None], name: str, on_small_pad: Callable[[int, int], None],
                    num_in_ch: int = 3) -> TiledUpscaler:
     """``net`` in eval mode on ``device`` (default: CUDA when available) with checked tiling options.
 
-    See :func:`~.tiling.resolve_tiling` for ``tile_pad='auto'``, ``name`` (starts the
-    ``TilingError`` messages) and ``on_small_pad``; ``batch_size`` is at least 1.
+    ``scale=None`` measures it (:func:`infer_scale`; a given one is the caller's to check). See
+    :func:`~.tiling.resolve_tiling` for ``tile_pad='auto'``, ``name`` (starts the ``TilingError``
+    messages) and ``on_small_pad``; ``batch_size`` is at least 1.
     """
     device = default_device(device)
     net = net.eval().to(device)
     tiling = resolve_tiling(net, tile, tile_pad, name, on_small_pad, num_in_ch)
+    if scale is None:
+        scale = infer_scale(net, num_in_ch, name)
     return TiledUpscaler(net, scale, device, tiling.tile, tiling.tile_pad, max(1, batch_size),
                          tiling.receptive_radius, num_in_ch)
 
@@ -136,10 +140,43 @@ class HoldsUpscaler:
         return self.upscaler.receptive_radius
 
 
-def infer_scale(net: torch.nn.Module, num_in_ch: int = 3) -> int:
-    """The upscaling factor of ``net``, measured on a 16x16 input."""
+class ScaleError(ValueError):
+    """A network whose output is not its input upscaled by one integer factor, or a scale it does not have."""
+
+
+PROBE_SIDE = 16  # LR side of the scale probe: a multiple of the downsampling of the supported networks
+
+
+def infer_scale(net: torch.nn.Module, num_in_ch: int = 3, name: str = 'the network') -> int:
+    """The upscaling factor of ``net``, measured by one forward pass of a 16x16 zero input.
+
+    Raises :class:`ScaleError` (starting with ``name``) when the output is not an image whose sides are
+    the same integer multiple of the input's (a Ranker, a fractional or anisotropic resampler).
+    """
     param = next(net.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device('cpu'), torch.float32)
     with torch.no_grad():
-        out = net(torch.zeros(1, num_in_ch, 16, 16, device=device, dtype=dtype))
-    return out.shape[-1] // 16
+        out = net(torch.zeros(1, num_in_ch, PROBE_SIDE, PROBE_SIDE, device=device, dtype=dtype))
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if (not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[-1] != out.shape[-2]
+            or out.shape[-1] < PROBE_SIDE or out.shape[-1] % PROBE_SIDE):
+        raise ScaleError(f'{name} maps a (1, {num_in_ch}, {PROBE_SIDE}, {PROBE_SIDE}) input to {shape}: not an '
+                         'image upscaled by an integer factor (is it a super-resolution generator?).')
+    return out.shape[-1] // PROBE_SIDE
+
+
+def check_scale(net: torch.nn.Module, scale: Optional[int], name: str, option: str = 'scale',
+                num_in_ch: int = 3) -> int:
+    """The measured upscaling factor of ``net``; ``scale`` (``None``: not given) must equal it.
+
+    ``name`` says which network (e.g. its weights file) and ``option`` what set ``scale``: the
+    :class:`ScaleError` names both and says what to do.
+    """
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1):
+        raise ScaleError(f'{option} must be a positive integer (or left out: measured), got {scale!r}.')
+    measured = infer_scale(net, num_in_ch, name)
+    if scale is not None and scale != measured:
+        raise ScaleError(f'{option} {scale!r} does not match {name}: the network upscales x{measured}. '
+                         f'Leave {option} out (the scale is measured from the network), set it to {measured}, '
+                         f'or give x{scale} weights.')
+    return measured
