@@ -111,10 +111,10 @@ def test_mmagic_ma_pi_metric_without_model_mat_says_how_to_validate_with_niqe(no
 
 def test_rank_dataset_keeping_nothing_says_which_filter_and_option(tmp_path, one_image):  # noqa: F811
     with pytest.raises(RankDatasetBuildError) as error:
-        build(tmp_path, one_image, patch_size=128, sharpness_threshold=40, sharpness_level='hr')
+        build(tmp_path, one_image, patch_size=200, sharpness_threshold=1000, sharpness_level='hr')
     message = str(error.value)
-    assert 'sharpness_threshold 40' in message and '296-pixel patches' in message
-    assert 'a 128-pixel patch sums 4' in message and '--sharpness-threshold' in message
+    assert 'sharpness_threshold 1000' in message and '296-pixel patches' in message
+    assert 'a 200-pixel patch sums 9' in message and '--sharpness-threshold' in message
     with pytest.raises(RankDatasetBuildError, match='gap filter kept none.*--min-gap'):
         build(tmp_path / 'gap', one_image, min_gap=1000, gap_levels=['bicubic', 'hr'])
 

@@ -588,7 +588,7 @@ def test_network_level_missing_weights(tmp_path, one_image):
 
 
 def test_unknown_option(tmp_path, one_image):
-    with pytest.raises(RankDatasetBuildError, match=r"Unknown rank-dataset option\(s\) \['patch_szie'\]"):
+    with pytest.raises(RankDatasetBuildError, match=r"unknown option 'patch_szie' \(did you mean 'patch_size'\?\)"):
         small_config(tmp_path, one_image, patch_szie=100)
 
 

@@ -49,7 +49,7 @@ def test_rank_dataset_ranker_and_ranksrgan_at_scale(tmp_path, photos, scale):  #
         'output': str(tmp_path / 'rank'), 'hr': str(hr), 'scale': scale, 'device': 'cpu', 'storage': 'folder',
         'levels': [{'name': 'bicubic', 'type': 'builtin', 'method': 'bicubic'},
                    {'name': 'sharpened', 'type': 'builtin', 'method': 'sharpened'}, {'name': 'hr', 'type': 'hr'}],
-        'patch_size': 198, 'stride': 102, 'grid': 'full', 'sharpness_threshold': None, 'min_gap': 0,
+        'patch_size': 204, 'stride': 102, 'grid': 'full', 'sharpness_threshold': None, 'min_gap': 0,
         'val_fraction': 0.34, 'val_split_by': 'image'})
     manifest = RankDatasetBuilder(cfg, progress=False).run()
     assert manifest['inputs']['scale'] == scale and manifest['splits']['train']['num_keys'] >= 2

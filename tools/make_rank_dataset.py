@@ -30,6 +30,7 @@ from ranksrgan_plugin.rank_dataset import (
     load_config,
     merge_rank_datasets,
 )
+from ranksrgan_plugin.utils.option_keys import UnknownOptionError
 
 
 def levels_from_names(names: str) -> List[Dict[str, Any]]:
@@ -97,7 +98,7 @@ def build_main(argv: Optional[List[str]] = None,
         overrides['levels'] = levels_from_names(args.levels)
     if args.metric:
         overrides['metric'] = metric_options(args.metric, args.ma_model)
-    cfg = load_config(config, **overrides)
+    cfg = load_config(config, source=args.config or 'make_rank_dataset options', **overrides)
     if args.no_sharpness_filter:
         cfg['sharpness_threshold'] = None
     return RankDatasetBuilder(cfg, overwrite=args.overwrite, progress=not args.no_progress,
@@ -128,11 +129,13 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 def run_reporting_errors(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)``; a bad input or option ends the tool with its message (exit status 1)."""
+    """``function(*args)``; a bad input or option ends the tool with its message on stderr (exit status 2)."""
     try:
         return function(*args)
-    except (RankDatasetBuildError, RankDatasetError, LevelError, FileNotFoundError) as error:
-        raise SystemExit(f'make_rank_dataset: error: {error}') from None
+    except (RankDatasetBuildError, RankDatasetError, LevelError, UnknownOptionError, FileNotFoundError,
+            yaml.YAMLError) as error:
+        print(f'make_rank_dataset: error: {error}', file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == '__main__':

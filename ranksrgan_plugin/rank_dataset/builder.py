@@ -272,6 +272,10 @@ def why_nothing_kept(counts: Mapping[str, int], cfg: Mapping[str, Any]) -> str:
                 f"{cfg['sharpness_block']}-pixel block means; a {cfg['patch_size']}-pixel patch sums {blocks}. Lower "
                 f"it (--sharpness-threshold, e.g. {cfg['sharpness_threshold'] * blocks / 16:g}) or turn the filter "
                 'off (--no-sharpness-filter).')
+    if counts.get('undefined_label'):  # every location that passed the filters had a NaN label
+        return (f"The label metric {cfg['metric']['type']} is undefined (NaN) on every one of the "
+                f"{counts['undefined_label']} locations that passed the filters (flat patches?), and such locations "
+                'are dropped: use other images or levels.')
     metric = (cfg['gap_metric'] or cfg['metric'])['type']
     return (f"The gap filter kept none of the {sharp} sharp locations: |{' - '.join(cfg['gap_levels'])}| of "
             f"{metric} must exceed min_gap {cfg['min_gap']}: lower it (--min-gap, 0 turns the filter off).")

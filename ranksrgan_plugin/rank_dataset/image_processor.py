@@ -72,6 +72,7 @@ class ImageProcessor:
                                 stable_seed(self.cfg['seed'], 'patches', stem))
         kept = [sharp[i] for i in chosen]
         labels = self._kept_labels(srs, kept, chosen, labels)
+        kept, labels, undefined = drop_undefined_labels(kept, labels)
         timer.lap('metric')
         grid_index = {corner: i for i, corner in enumerate(corners)}
         keys = [f'{key_stem(stem)}_s{grid_index[corner]:04d}' for corner in kept]
@@ -79,6 +80,8 @@ class ImageProcessor:
             for corner, key in zip(kept, keys):
                 stage_patch(name, key, crop(sr, corner, self.cfg['patch_size']))
         counts = {'grid': len(corners), 'sharp': len(sharp), 'gap': len(passed), 'kept': len(kept)}
+        if undefined:
+            counts['undefined_label'] = undefined
         record.update(keys=keys, splits=[split or patch_split(key, self.cfg['val_fraction'], self.cfg['seed'])
                                          for key in keys],
                       labels={name: [float(v) for v in values] for name, values in labels.items()}, counts=counts)
@@ -132,6 +135,22 @@ class ImageProcessor:
         if labels is not None:
             return {name: values[list(kept)] for name, values in labels.items()}
         return self._labels(srs, list(srs), kept_corners, self.metric)
+
+
+def drop_undefined_labels(corners: Sequence[Tuple[int, int]], labels: Mapping[str, np.ndarray]
+                          ) -> Tuple[List[Tuple[int, int]], Dict[str, np.ndarray], int]:
+    """The locations whose labels are finite at every level, their labels, and how many were dropped.
+
+    A metric can be undefined on a patch (NIQE of a flat one is NaN); a NaN label would order nothing and
+    the rank dataset's reader refuses it.
+    """
+    finite = np.ones(len(corners), dtype=bool)
+    for values in labels.values():
+        finite &= np.isfinite(values)
+    if finite.all():
+        return list(corners), dict(labels), 0
+    kept = [corner for corner, ok in zip(corners, finite) if ok]
+    return kept, {name: np.asarray(values)[finite] for name, values in labels.items()}, int((~finite).sum())
 
 
 @dataclass

@@ -80,6 +80,9 @@ BUILTIN_UPSCALERS: Dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 class SRLevel:
     """One level of a rank dataset: ``level(lr, hr, stem)`` returns an SR image of ``hr``'s size."""
 
+    # the option keys from_options reads besides name and type (the build refuses others); None: not checked
+    option_keys: Optional[Tuple[str, ...]] = None
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -122,6 +125,8 @@ class NetworkLevel(HoldsUpscaler, SRLevel):
     :class:`~ranksrgan_plugin.utils.upscaler.TiledUpscaler` (``self.upscaler``; ``net``, ``tile``,
     ``tile_pad``, ``receptive_radius`` are its).
     """
+
+    option_keys = ('network', 'weights', 'param_key', 'tile', 'tile_pad', 'batch_size', 'device')
 
     def __init__(self, name: str, network: Mapping[str, Any], weights: str, scale: int,
                  param_key: Optional[str] = None, tile: int = 0, tile_pad: Union[int, str] = 'auto',
@@ -174,6 +179,8 @@ class NetworkLevel(HoldsUpscaler, SRLevel):
 class FolderLevel(SRLevel):
     """Precomputed SR images in a folder, matched to the source image by file stem."""
 
+    option_keys = ('folder', 'suffix')
+
     def __init__(self, name: str, folder: str, suffix: str = '') -> None:
         super().__init__(name)
         if not osp.isdir(folder):
@@ -200,6 +207,8 @@ class FolderLevel(SRLevel):
 class HRLevel(SRLevel):
     """The ground truth HR image as a level (the paper's RankSRGAN-HR replaces ESRGAN by it)."""
 
+    option_keys = ()
+
     def upscale(self, lr: np.ndarray, hr: np.ndarray, stem: str) -> np.ndarray:
         return hr
 
@@ -207,6 +216,8 @@ class HRLevel(SRLevel):
 @LEVEL_REGISTRY.register_as('builtin')
 class BuiltinLevel(SRLevel):
     """A classical upscaler from :data:`BUILTIN_UPSCALERS` (no weights needed)."""
+
+    option_keys = ('method',)
 
     def __init__(self, name: str, method: str, scale: int) -> None:
         super().__init__(name)

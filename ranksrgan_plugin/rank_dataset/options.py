@@ -1,9 +1,13 @@
 """The rank-dataset build's options: defaults, loading, validation and the fingerprint a resumed build must match."""
 import hashlib
+import inspect
 import json
 from copy import deepcopy
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
+from ..utils.option_keys import closest_key, refuse_unknown_keys
+from .levels import LEVEL_REGISTRY
+from .patch_metrics import PATCH_METRIC_REGISTRY
 from .patch_selection import GRID_RULES, PATCH_CHOICES, SHARPNESS_MEASURES
 
 VAL_SPLITS = ('patch', 'image')
@@ -47,23 +51,31 @@ class RankDatasetBuildError(RuntimeError):
     """The rank dataset cannot be built as configured (bad input, options or output folder)."""
 
 
-def load_config(config: Optional[Mapping[str, Any]] = None, **overrides: Any) -> Dict[str, Any]:
-    """Defaults, then ``config`` (e.g. a YAML file's content), then non-None ``overrides``; validated."""
+def load_config(config: Optional[Mapping[str, Any]] = None, source: str = 'rank-dataset options',
+                **overrides: Any) -> Dict[str, Any]:
+    """Defaults, then ``config`` (e.g. a YAML file's content), then non-None ``overrides``; validated.
+
+    ``source`` names ``config`` in messages (the tool passes its YAML file). Refused, before anything
+    is built: unknown keys (top level, each level, ``metric`` / ``gap_metric``; with the closest valid
+    name), unknown level and metric types, and a ``patch_size`` smaller than a metric needs.
+    """
+    if config is not None and not isinstance(config, Mapping):
+        raise RankDatasetBuildError(f'{source}: expected a mapping of rank-dataset options, got {config!r}.')
     merged = deepcopy(DEFAULT_CONFIG)
-    for source in (config or {}, {k: v for k, v in overrides.items() if v is not None}):
-        unknown = sorted(set(source) - set(DEFAULT_CONFIG))
-        if unknown:
-            raise RankDatasetBuildError(f'Unknown rank-dataset option(s) {unknown}; known: {sorted(DEFAULT_CONFIG)}.')
-        merged.update(deepcopy(dict(source)))
-    _validate_config(merged)
+    for options in (config or {}, {k: v for k, v in overrides.items() if v is not None}):
+        refuse_unknown_keys(options, DEFAULT_CONFIG, source, error=RankDatasetBuildError)
+        merged.update(deepcopy(dict(options)))
+    _validate_config(merged, source)
     return merged
 
 
-def _validate_config(cfg: Dict[str, Any]) -> None:
+def _validate_config(cfg: Dict[str, Any], source: str = 'rank-dataset options') -> None:
     """Check ``cfg`` in place (the first failing check raises) and fill in the level-name defaults."""
     _check_levels(cfg)
+    _check_level_options(cfg['levels'], source)
     _check_values(cfg)
     _check_choices(cfg)
+    _check_metrics(cfg, source)
 
 
 def _check_levels(cfg: Dict[str, Any]) -> None:
@@ -92,8 +104,9 @@ def _check_values(cfg: Dict[str, Any]) -> None:
     if not 0 <= cfg['shard_index'] < cfg['num_shards']:
         raise RankDatasetBuildError(f'`shard_index` {cfg["shard_index"]} is not in '
                                     f'[0, num_shards={cfg["num_shards"]}).')
-    if cfg['patch_size'] <= 0 or cfg['stride'] <= 0 or cfg['max_patches_per_image'] <= 0:
-        raise RankDatasetBuildError('`patch_size`, `stride` and `max_patches_per_image` must be positive.')
+    for key in ('patch_size', 'stride', 'max_patches_per_image', 'scale'):
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] <= 0:
+            raise RankDatasetBuildError(f'`{key}` must be a positive integer, got {cfg[key]!r}.')
     if cfg['io_threads'] is not None and (not isinstance(cfg['io_threads'], int) or cfg['io_threads'] < 1):
         raise RankDatasetBuildError(f'`io_threads` is a positive integer or null, got {cfg["io_threads"]!r}.')
 
@@ -107,6 +120,55 @@ def _check_choices(cfg: Dict[str, Any]) -> None:
     if cfg['gap_metric'] is not None and not (isinstance(cfg['gap_metric'], Mapping) and 'type' in cfg['gap_metric']):
         raise RankDatasetBuildError(f'`gap_metric` is null or a metric like {{type: niqe, ...}}, '
                                     f'got {cfg["gap_metric"]!r}.')
+
+
+def _check_level_options(levels: Iterable[Mapping[str, Any]], source: str) -> None:
+    """Each level's ``type`` is a registered one and its keys are those the type reads."""
+    for index, level in enumerate(levels):
+        where = f"{source}, levels[{index}] ({level.get('name')!r})"
+        kind = level.get('type')
+        if kind not in LEVEL_REGISTRY:
+            raise RankDatasetBuildError(f'{where}: unknown level type {kind!r}{_did_you_mean(kind, LEVEL_REGISTRY)}; '
+                                        f'types: {LEVEL_REGISTRY.names()}.')
+        keys = LEVEL_REGISTRY.get(kind).option_keys
+        if keys is not None:
+            refuse_unknown_keys(level, ('name', 'type', *keys), where, error=RankDatasetBuildError)
+
+
+def _check_metrics(cfg: Dict[str, Any], source: str) -> None:
+    """``metric`` (and ``gap_metric`` when the gap filter runs): a known type, its keys, and patches it can score."""
+    if not (isinstance(cfg['metric'], Mapping) and 'type' in cfg['metric']):
+        raise RankDatasetBuildError(f'`metric` is a metric like {{type: niqe, ...}}, got {cfg["metric"]!r}.')
+    for key in ('metric', 'gap_metric'):
+        opt = cfg[key]
+        if opt is None or (key == 'gap_metric' and not cfg['min_gap']):
+            continue
+        factory = _metric_factory(opt, f'{source}, {key}')
+        smallest = factory.min_patch_size(opt) if hasattr(factory, 'min_patch_size') else 1
+        if cfg['patch_size'] < smallest:
+            raise RankDatasetBuildError(
+                f"`patch_size` (--patch-size) {cfg['patch_size']} is too small for the {key} {opt['type']} "
+                f"(crop_border {opt.get('crop_border', 4)}): {factory.size_note}. The smallest patch_size that "
+                f'works is {smallest}.')
+
+
+def _metric_factory(opt: Mapping[str, Any], where: str) -> Callable[..., Any]:
+    """The registered factory of a metric option, its keys checked against the factory's parameters."""
+    name = opt['type']
+    if name not in PATCH_METRIC_REGISTRY:
+        raise RankDatasetBuildError(f'{where}: unknown metric type {name!r}{_did_you_mean(name, PATCH_METRIC_REGISTRY)}'
+                                    f'; types: {PATCH_METRIC_REGISTRY.names()}.')
+    factory = PATCH_METRIC_REGISTRY.get(name)
+    parameters = inspect.signature(factory).parameters.values()
+    if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+        refuse_unknown_keys(opt, ['type', *(parameter.name for parameter in parameters)], where,
+                            error=RankDatasetBuildError)
+    return factory
+
+
+def _did_you_mean(name: Any, registry: Any) -> str:
+    guess = closest_key(str(name), registry.names())
+    return f' (did you mean {guess!r}?)' if guess else ''
 
 
 def config_fingerprint(cfg: Mapping[str, Any]) -> str:

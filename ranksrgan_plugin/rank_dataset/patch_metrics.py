@@ -5,11 +5,13 @@ whether higher scores are better. The rank-dataset tool asks for one by its ``ty
 :data:`PATCH_METRIC_REGISTRY`: ``niqe``, ``ma`` and ``pi`` here; more plug in through
 :func:`register_patch_metric`.
 """
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
 from ..iqa import load_ma_model, ma_batch, niqe_batch, pi_batch
+from ..iqa.ma_features import MIN_SIZE as MA_MIN_SIZE
+from ..iqa.niqe import BLOCK_SIZE as NIQE_BLOCK_SIZE
 from ..utils.registry import TypeNameRegistry
 
 # MATLAB rgb2gray: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]), for R, G, B.
@@ -43,9 +45,15 @@ class PatchMetric:
 
     name = 'metric'
     higher_is_better = False
+    size_note = ''  # why patches need min_patch_size pixels, for the message refusing smaller ones
 
     def __call__(self, patches: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    @classmethod
+    def min_patch_size(cls, opt: Mapping[str, Any]) -> int:
+        """The smallest patch side the metric, built with the options ``opt``, is defined on."""
+        return 1
 
     def describe(self) -> Dict[str, Any]:
         """What the manifest records about the metric."""
@@ -67,6 +75,13 @@ class NIQEPatchMetric(PatchMetric):
 
     name = 'niqe'
     higher_is_better = False
+    size_note = (f'NIQE fits a Gaussian to the features of its {NIQE_BLOCK_SIZE}x{NIQE_BLOCK_SIZE} blocks and needs '
+                 f'at least two full blocks (a square patch: two per side) after the crop_border shave (with one, '
+                 "BasicSR's covariance is that of a single sample: undefined)")
+
+    @classmethod
+    def min_patch_size(cls, opt: Mapping[str, Any]) -> int:
+        return 2 * NIQE_BLOCK_SIZE + 2 * opt.get('crop_border', 4)
 
     def __init__(self, crop_border: int = 4, convert_to: str = 'y', device: Optional[str] = None,
                  batch_size: int = 64) -> None:
@@ -92,6 +107,12 @@ class MaPatchMetric(PatchMetric):
 
     name = 'ma'
     higher_is_better = True
+    size_note = (f"Ma's features need {MA_MIN_SIZE}x{MA_MIN_SIZE} pixels after the crop_border shave (steerable "
+                 'pyramid guard band and SSIM window)')
+
+    @classmethod
+    def min_patch_size(cls, opt: Mapping[str, Any]) -> int:
+        return MA_MIN_SIZE + 2 * opt.get('crop_border', 4)
 
     def __init__(self, crop_border: int = 4, model_path: Optional[str] = None, device: Optional[str] = None,
                  batch_size: Optional[int] = None) -> None:
@@ -111,6 +132,11 @@ class PIPatchMetric(MaPatchMetric):
 
     name = 'pi'
     higher_is_better = False
+    size_note = f'PI = ((10 - Ma) + NIQE) / 2, and {NIQEPatchMetric.size_note}'
+
+    @classmethod
+    def min_patch_size(cls, opt: Mapping[str, Any]) -> int:
+        return max(MaPatchMetric.min_patch_size(opt), NIQEPatchMetric.min_patch_size(opt))
 
     def __call__(self, patches: np.ndarray) -> np.ndarray:
         return pi_batch(patches, self.crop_border, 'HWC', self.model, self.device)
