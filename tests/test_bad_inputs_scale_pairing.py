@@ -54,26 +54,21 @@ def lr_folder(tmp_path):
 # ---------------------------------------------------------------------------------------------- 1. scale
 @pytest.mark.parametrize('network, asked', [(4, 2), (2, 4)])
 def test_cli_refuses_a_scale_the_network_does_not_have(tmp_path, lr_folder, capsys, network, asked):
-    """Was: x4 network + --scale 2 --tile 16: exit 0, "x2", a patchwork of tiles; the reverse: a raw RuntimeError."""
+    """Was: x4 network + --scale 2 --tile 16: exit 0, "x2", a patchwork of tiles; the reverse: a raw RuntimeError.
+    Without --scale (or with the right one) the measured scale is used and printed."""
     _, ckpt = _generator(tmp_path, network)
+    tool = load_tool('inference')
+    common = ['--checkpoint', ckpt, *_arch_args(network), '--tile', '16', '--device', 'cpu', '--no-progress']
     out = tmp_path / 'SR'
-    rc = load_tool('inference').main(['--input', str(lr_folder), '--output', str(out), '--checkpoint', ckpt,
-                                      *_arch_args(network), '--scale', str(asked), '--tile', '16',
-                                      '--device', 'cpu', '--no-progress'])
+    rc = tool.main(['--input', str(lr_folder), '--output', str(out), *common, '--scale', str(asked)])
     err = capsys.readouterr().err
     assert rc == 2
     assert f'--scale {asked} does not match' in err and ckpt in err and f'upscales x{network}' in err
     assert 'Traceback' not in err and not out.exists()
-
-
-def test_cli_prints_the_measured_scale(tmp_path, lr_folder, capsys):
-    _, ckpt = _generator(tmp_path, 2)
-    for extra in ([], ['--scale', '2']):
-        out = tmp_path / f'SR{len(extra)}'
-        rc = load_tool('inference').main(['--input', str(lr_folder), '--output', str(out), '--checkpoint', ckpt,
-                                          *_arch_args(2), '--tile', '16', '--device', 'cpu', '--no-progress', *extra])
-        assert rc == 0 and '(x2, RankSRGANGenerator)' in capsys.readouterr().out
-        assert cv2.imread(str(out / 'a.png')).shape == (80, 72, 3)
+    for extra in ([], ['--scale', str(network)]):
+        assert tool.main(['--input', str(lr_folder), '--output', str(out), *common, *extra]) == 0
+        assert f'(x{network}, RankSRGANGenerator)' in capsys.readouterr().out
+        assert cv2.imread(str(out / 'a.png')).shape == (40 * network, 36 * network, 3)
 
 
 def test_api_refuses_a_scale_naming_the_weights(tmp_path):
