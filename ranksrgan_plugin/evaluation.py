@@ -25,6 +25,7 @@ from .utils.image_files import describe_shared_stems, files_by_stem, listing
 
 Row = Dict[str, Union[str, float]]
 Pair = Tuple[str, str, str]  # stem, SR path, HR path
+_ORIENTATION, _QUARTER_TURNS = 0x0112, (5, 6, 7, 8)  # the EXIF orientations that swap width and height
 BASE_METRICS = ('niqe', 'psnr', 'ssim')
 MA_METRICS = ('ma', 'pi')
 
@@ -61,6 +62,8 @@ def pair_images(sr_folder: str, hr_folder: str, suffix: str = '', allow_missing:
             without its SR image (all listed), unless ``allow_missing``; no pair at all.
     """
     sr_images, hr_images = list_images(sr_folder, suffix), list_images(hr_folder)
+    if osp.samefile(sr_folder, hr_folder):
+        raise EvaluationError(f'SR folder {sr_folder} is the HR folder {hr_folder}: give the folder of the SR outputs.')
     pairs = [(stem, path, hr_images[stem]) for stem, path in sr_images.items() if stem in hr_images]
     no_hr = [path for stem, path in sr_images.items() if stem not in hr_images]
     no_sr = [path for stem, path in hr_images.items() if stem not in sr_images]
@@ -80,27 +83,32 @@ def _ending(suffix: str) -> str:
 
 
 def check_pairs(pairs: Sequence[Pair], crop_border: int) -> List[str]:
-    """What is wrong with ``pairs`` before any metric runs: SR and HR sizes that differ, SR images too small
-    for NIQE after the ``crop_border`` shave (from the files' headers; an unreadable file is left to the read).
+    """What is wrong with ``pairs`` before any metric runs: SR and HR sizes that differ (one problem each), SR
+    images too small for NIQE after the ``crop_border`` shave (one problem listing them); sizes from the files'
+    headers, an unreadable file is left to the read.
     """
-    problems = []
+    problems, small = [], []
     for _, sr_path, hr_path in pairs:
         sr_size, hr_size = _size(sr_path), _size(hr_path)
         if sr_size and hr_size and sr_size != hr_size:
             problems.append(f'Size mismatch: {sr_path} is {sr_size[0]}x{sr_size[1]}, {hr_path} is '
                             f'{hr_size[0]}x{hr_size[1]} (width x height).')
         elif sr_size and min(sr_size) - 2 * crop_border < NIQE_BLOCK:
-            problems.append(f'{sr_path} is {sr_size[0]}x{sr_size[1]}: too small for NIQE, which needs a '
-                            f'{NIQE_BLOCK}x{NIQE_BLOCK} block after the {crop_border}-pixel shave '
-                            f'(--crop-border), i.e. at least {NIQE_BLOCK + 2 * crop_border} pixels a side.')
+            small.append(f'{sr_path} ({sr_size[0]}x{sr_size[1]})')
+    if small:
+        problems.append(f'{len(small)} SR image(s) too small for NIQE, which needs a {NIQE_BLOCK}x{NIQE_BLOCK} '
+                        f'block after the {crop_border}-pixel shave (--crop-border), i.e. at least '
+                        f'{NIQE_BLOCK + 2 * crop_border} pixels a side: {listing(small)}.')
     return problems
 
 
 def _size(path: str) -> Optional[Tuple[int, int]]:
-    """(width, height) from the file's header, ``None`` when PIL cannot open it."""
+    """(width, height) as ``cv2.imread`` reads the file (EXIF rotations applied), from its header; ``None`` when
+    PIL cannot open it."""
     try:
         with Image.open(path) as img:
-            return img.size
+            width, height = img.size
+            return (height, width) if img.getexif().get(_ORIENTATION, 1) in _QUARTER_TURNS else (width, height)
     except (OSError, ValueError):
         return None
 
@@ -160,7 +168,10 @@ def score_pairs(pairs: Sequence[Pair], crop_border: int = 4, test_y_channel: boo
         if sr.shape != hr.shape:
             raise EvaluationError(f'Size mismatch: {sr_path} is {sr.shape[1]}x{sr.shape[0]}, '
                                   f'{hr_path} is {hr.shape[1]}x{hr.shape[0]} (width x height).')
-        rows.append({'name': stem, **image_metrics(sr, hr, crop_border, test_y_channel, ma_model, device)})
+        try:
+            rows.append({'name': stem, **image_metrics(sr, hr, crop_border, test_y_channel, ma_model, device)})
+        except ValueError as err:  # the metrics' own size checks (a file whose header PIL could not read)
+            raise EvaluationError(f'{sr_path}: {err}') from err
     return rows
 
 
@@ -174,7 +185,8 @@ def _refuse(problems: Sequence[str]) -> None:
     if len(problems) == 1:
         raise EvaluationError(problems[0])
     if problems:
-        raise EvaluationError(f'{len(problems)} problems, nothing evaluated:\n  ' + listing(problems, 10, '\n  '))
+        more = f'\n  ... and {len(problems) - 10} more' if len(problems) > 10 else ''
+        raise EvaluationError(f'{len(problems)} problems, nothing evaluated:\n  ' + '\n  '.join(problems[:10]) + more)
 
 
 def metric_names(rows: Sequence[Row]) -> List[str]:

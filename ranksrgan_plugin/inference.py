@@ -122,9 +122,9 @@ class GeneratorUpscaler(HoldsUpscaler):
         num_in_ch = int(network_opt.get('num_in_ch', 3))
         what = f'{self.name} ({weights})' if weights else self.name
         try:
-            self.upscaler = build_upscaler(net, 1, tile, tile_pad, batch_size, device, what,
+            measured = check_scale(net.eval(), scale, what, '--scale', num_in_ch)
+            self.upscaler = build_upscaler(net, measured, tile, tile_pad, batch_size, device, what,
                                            self._pad_below_receptive_field, num_in_ch)
-            self.upscaler.scale = check_scale(self.net, scale, what, '--scale', num_in_ch)
         except (TilingError, ScaleError) as err:
             raise InferenceError(str(err)) from err
 

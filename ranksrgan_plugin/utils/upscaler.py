@@ -155,8 +155,12 @@ def infer_scale(net: torch.nn.Module, num_in_ch: int = 3, name: str = 'the netwo
     """
     param = next(net.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device('cpu'), torch.float32)
-    with torch.no_grad():
-        out = net(torch.zeros(1, num_in_ch, PROBE_SIDE, PROBE_SIDE, device=device, dtype=dtype))
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros(1, num_in_ch, PROBE_SIDE, PROBE_SIDE, device=device, dtype=dtype))
+    except RuntimeError as err:  # e.g. a Ranker's kernels outgrow its downsampled input
+        raise ScaleError(f'{name} cannot run on a (1, {num_in_ch}, {PROBE_SIDE}, {PROBE_SIDE}) input to measure its '
+                         f'scale (is it a super-resolution generator?): {err}') from err
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if (not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[-1] != out.shape[-2]
             or out.shape[-1] < PROBE_SIDE or out.shape[-1] % PROBE_SIDE):
