@@ -160,10 +160,13 @@ def checked_ranker_weights(net: nn.Module, checkpoint: Any, path: str, option: s
 
 
 def load_ranker(net: RankerVGG, path: str, param_key: Optional[str] = 'params', strict: bool = True,
-                option: str = 'the Ranker checkpoint') -> RankerVGG:
+                option: str = 'the Ranker checkpoint', checkpoint: Any = None) -> RankerVGG:
     """Load a Ranker checkpoint (plugin, original mmsr or older ``features.N`` layout) into ``net``; a file
-    that does not fit is refused by name (:func:`checked_ranker_weights`)."""
-    checkpoint = read_checkpoint(path)
+    that does not fit is refused by name (:func:`checked_ranker_weights`).
+
+    ``checkpoint``: the file's content when the caller has read it already (e.g. for its record).
+    """
+    checkpoint = read_checkpoint(path) if checkpoint is None else checkpoint
     weights = checked_ranker_weights(net, checkpoint, path, option,
                                      lambda: ranker_state_dict(checkpoint, net, param_key), strict)
     net.load_state_dict(weights, strict=strict)

@@ -30,7 +30,8 @@ class RankContentLoss(nn.Module):
         loss_weight (float): Weight (paper: 0.03). Default: 0.03.
         bias (float): Subtracted from the score inside the sigmoid. Default: 0.
         reduction (str): 'sum' (over the total batch, see above) or 'mean'. Default: 'sum' (the original).
-        higher_is_better (bool): The Ranker's score grows with quality. Default: False.
+        higher_is_better (bool): The Ranker's score grows with quality. Default: False (every Ranker the plugin
+            trains: see :mod:`ranksrgan_plugin.models.ranker_record`, which RankSRGAN checks it against).
     """
 
     def __init__(self, loss_weight: float = 0.03, bias: float = 0.0, reduction: str = 'sum',
@@ -38,6 +39,9 @@ class RankContentLoss(nn.Module):
         super().__init__()
         self.loss_weight, self.bias = loss_weight, bias
         self.reduction = _check_reduction(reduction)
+        if not isinstance(higher_is_better, bool):  # a quoted 'false' would flip the loss
+            raise ValueError(f'RankContentLoss higher_is_better must be true or false, got {higher_is_better!r}.')
+        self.higher_is_better = higher_is_better
         self.sign = -1.0 if higher_is_better else 1.0
 
     def forward(self, scores: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..archs.ranker_arch import RankerVGG, checked_ranker_weights, ranker_state_dict
 from ..compat.mmagic import mmengine_checkpoint_globals
+from ..models.ranker_record import RECORD_KEY, read_ranker_record
 from ..utils import checkpoint as checkpoint_io
 
 MMENGINE_RANKER_PREFIX = 'ranker.'
@@ -48,13 +49,14 @@ def ranker_weights(checkpoint: Mapping[str, Any], net: nn.Module,
 
 
 def load_ranker_checkpoint(net: nn.Module, path: str, prefix: str = MMENGINE_RANKER_PREFIX,
-                           option: str = 'model.ranker_checkpoint') -> nn.Module:
+                           option: str = 'model.ranker_checkpoint', checkpoint: Optional[Any] = None) -> nn.Module:
     """Load a Ranker checkpoint of any supported layout into ``net`` (strict: every key must match).
 
     A file that is not a Ranker of ``net``'s architecture raises ``CheckpointMismatchError`` naming
     ``path``, ``option`` and what the file holds (:func:`~ranksrgan_plugin.archs.ranker_arch.checked_ranker_weights`).
+    ``checkpoint``: the file's content when the caller has read it already (e.g. for its record).
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path) if checkpoint is None else checkpoint
     weights = checked_ranker_weights(net, checkpoint, path, option, lambda: ranker_weights(checkpoint, net, prefix))
     net.load_state_dict(weights, strict=True)
     return net
@@ -66,7 +68,8 @@ def export_ranker_for_basicsr(src: str, dst: str, prefix: str = MMENGINE_RANKER_
 
     The result loads with ``ranksrgan_plugin.archs.load_ranker`` and as ``path.pretrain_network_r`` of
     the BasicSR options. ``ranker`` (default: VGG-12) is only needed to convert the older
-    ``features.N`` layout; the weights are checked against it when given.
+    ``features.N`` layout; the weights are checked against it when given. The source's ``ranker_record``
+    (metric, direction, rank set: :mod:`ranksrgan_plugin.models.ranker_record`) goes along, beside ``params``.
     """
     checkpoint = read_checkpoint(src)
     net = ranker if ranker is not None else RankerVGG()
@@ -74,5 +77,9 @@ def export_ranker_for_basicsr(src: str, dst: str, prefix: str = MMENGINE_RANKER_
     if ranker is not None:
         ranker.load_state_dict(weights, strict=True)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save({'params': OrderedDict((k, v.cpu()) for k, v in weights.items())}, dst)
+    exported: Dict[str, Any] = {'params': OrderedDict((k, v.cpu()) for k, v in weights.items())}
+    record = read_ranker_record(checkpoint)
+    if record is not None:
+        exported[RECORD_KEY] = record
+    torch.save(exported, dst)
     return dst

@@ -1,6 +1,6 @@
 """RankSRGAN and RankESRGAN for MMagic: its SRGAN / ESRGAN plus a frozen Ranker and the rank-content loss."""
 import logging
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 from mmagic.models.editors.esrgan import ESRGAN
@@ -13,9 +13,13 @@ from torch import nn
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker
 from ..compat.mmagic import honour_perceptual_pretrained
+from ..losses.loss_options import check_rank_content_options
 from ..models.frozen_rankers import check_ranker_name, check_unique_names
 from ..models.ranker_monitor import build_monitors, monitor_settings, uses_batch_statistics
-from .checkpoints import load_ranker_checkpoint
+from ..models.ranker_record import check_ranker_direction, read_ranker_record
+from ..utils.built_options import check_built_options, init_keywords
+from ..utils.option_keys import refuse_unknown_keys
+from .checkpoints import load_ranker_checkpoint, read_checkpoint
 from .strict_init import StrictGeneratorLoading, check_model_init_file, strict_generator_init
 
 DEFAULT_RANK_LOSS = dict(type='RankContentLoss', loss_weight=0.03)
@@ -41,40 +45,71 @@ class FrozenNetwork:
         return self.net(x)
 
 
-def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str],
-                        batchnorm: str = 'batch', option: str = 'model.ranker_checkpoint') -> FrozenNetwork:
-    """Build the Ranker from its config and load a trained checkpoint (required; ``option`` names it in errors)."""
+RANKER_ITEM_KEYS = ('name', 'ranker', 'ranker_checkpoint', 'rank_loss', 'ranker_batchnorm')
+
+
+def build_frozen_ranker(ranker: Dict[str, Any], ranker_checkpoint: Optional[str], batchnorm: str = 'batch',
+                        option: str = 'model.ranker_checkpoint', rank_loss: Optional[nn.Module] = None,
+                        loss_option: str = 'model.rank_loss') -> FrozenNetwork:
+    """Build the Ranker from its config and load a trained checkpoint (required; ``option`` names it in errors).
+
+    A file that records its training (:mod:`ranksrgan_plugin.models.ranker_record`) is first checked against
+    ``rank_loss`` (``loss_option`` names it): a contradicting ``higher_is_better`` is refused.
+    """
     check_ranker_checkpoint(ranker_checkpoint, option, 'options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py')
+    checkpoint = read_checkpoint(ranker_checkpoint)
+    direction = check_ranker_direction(read_ranker_record(checkpoint), rank_loss, loss_option, ranker_checkpoint,
+                                       option)
     net = MODELS.build(ranker)
-    load_ranker_checkpoint(net, ranker_checkpoint, option=option)
+    load_ranker_checkpoint(net, ranker_checkpoint, option=option, checkpoint=checkpoint)
     print_log(f'Frozen Ranker {type(net).__name__} loaded from {ranker_checkpoint} '
-              f'(BatchNorm: {batchnorm} statistics).', logger='current')
+              f'(BatchNorm: {batchnorm} statistics); {direction}.', logger='current')
     return FrozenNetwork(net, batchnorm)
 
 
-def build_frozen_rankers(ranker: Optional[Dict[str, Any]], ranker_checkpoint: Optional[str],
-                         rank_loss: Optional[Dict[str, Any]], ranker_batchnorm: str,
-                         rankers: Optional[List[Dict[str, Any]]]) -> Dict[str, tuple]:
-    """``{name: (FrozenNetwork, rank-loss config)}``: ``''`` for the single ``ranker``, else one per ``rankers`` item
-    (``dict(name, ranker, ranker_checkpoint, rank_loss, ranker_batchnorm)``)."""
+def ranker_entries(ranker: Optional[Dict[str, Any]], ranker_checkpoint: Optional[str],
+                   rank_loss: Optional[Dict[str, Any]], ranker_batchnorm: str,
+                   rankers: Optional[List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """``[{name, ranker, checkpoint, rank_loss, batchnorm, option, loss_option}]``: ``''`` for the single
+    ``ranker``, else one per ``rankers`` item (``dict(name, ranker, ranker_checkpoint, rank_loss,
+    ranker_batchnorm)``); every block's keys checked, by the name it has in the config."""
     if rankers and ranker:
         raise ValueError('RankSRGAN takes ranker (one Ranker) or rankers (a list), not both.')
     if not rankers:
         if ranker is None:
             raise ValueError('RankSRGAN needs ranker=dict(type=\'RankerVGG\', ...) and ranker_checkpoint, or rankers.')
-        return {'': (build_frozen_ranker(ranker, ranker_checkpoint, ranker_batchnorm), rank_loss)}
+        return [_entry('', ranker, ranker_checkpoint, rank_loss, ranker_batchnorm, 'model.ranker',
+                       'model.ranker_checkpoint', 'model.rank_loss')]
+    single = {'ranker_checkpoint': ranker_checkpoint is not None, 'rank_loss': rank_loss is not None,
+              'ranker_batchnorm': ranker_batchnorm != 'batch'}
+    given = [key for key, set_ in single.items() if set_]
+    if given:
+        raise ValueError(f'model.{", model.".join(given)}: not read with model.rankers (each Ranker takes its own: '
+                         f'{", ".join("model.rankers[i]." + key for key in given)}); move it into the rankers items.')
     check_unique_names(rankers)
-    built = {}
+    entries = []
     for index, item in enumerate(rankers):
-        unknown = sorted(set(item) - {'name', 'ranker', 'ranker_checkpoint', 'rank_loss', 'ranker_batchnorm'})
-        if unknown or 'ranker' not in item:
-            raise ValueError(f'model.rankers[{index}] needs name and ranker, and takes ranker_checkpoint, rank_loss, '
+        where = f'model.rankers[{index}]'
+        if not isinstance(item, Mapping):
+            raise ValueError(f'{where} must be a dict (name, ranker, ranker_checkpoint, ...), got {item!r}.')
+        refuse_unknown_keys(item, RANKER_ITEM_KEYS, where)
+        if 'ranker' not in item:
+            raise ValueError(f'{where} needs name and ranker, and takes ranker_checkpoint, rank_loss, '
                              f'ranker_batchnorm; got {sorted(item)}.')
-        check_ranker_name(item.get('name'), f'model.rankers[{index}]')
-        built[item['name']] = (build_frozen_ranker(item['ranker'], item.get('ranker_checkpoint'),
-                                                   item.get('ranker_batchnorm', 'batch'),
-                                                   f'model.rankers[{index}].ranker_checkpoint'), item.get('rank_loss'))
-    return built
+        check_ranker_name(item.get('name'), where)
+        entries.append(_entry(item['name'], item['ranker'], item.get('ranker_checkpoint'), item.get('rank_loss'),
+                              item.get('ranker_batchnorm', 'batch'), f'{where}.ranker', f'{where}.ranker_checkpoint',
+                              f'{where}.rank_loss'))
+    return entries
+
+
+def _entry(name: str, ranker: Any, checkpoint: Optional[str], rank_loss: Optional[Dict[str, Any]], batchnorm: str,
+           ranker_option: str, option: str, loss_option: str) -> Dict[str, Any]:
+    check_built_options(ranker, ranker_option, MODELS, 'model', 'RankerVGG')
+    rank_loss = rank_loss or DEFAULT_RANK_LOSS
+    check_rank_content_options(rank_loss, loss_option, MODELS)
+    return {'name': name, 'ranker': ranker, 'checkpoint': checkpoint, 'rank_loss': rank_loss,
+            'batchnorm': batchnorm, 'option': option, 'loss_option': loss_option}
 
 
 class RankContentMixin(StrictGeneratorLoading):
@@ -93,13 +128,23 @@ class RankContentMixin(StrictGeneratorLoading):
     ``enabled``, ``margin``, ``share_limit``, ``every`` (10: about 1% of a step; the logged values are then
     mmengine's window mean over the last 100 monitored steps), ``period``; see
     :mod:`ranksrgan_plugin.models.ranker_monitor`.
+
+    Every keyword and block (``ranker``, ``rank_loss``, ``rankers`` items, ``ranker_monitor``) refuses a key it
+    does not know, with the closest valid name. A Ranker file that records its training
+    (:mod:`ranksrgan_plugin.models.ranker_record`) is checked against its rank-content loss's ``higher_is_better``.
     """
 
     def __init__(self, *, ranker: Optional[Dict[str, Any]] = None, ranker_checkpoint: Optional[str] = None,
                  rank_loss: Optional[Dict[str, Any]] = None, ranker_batchnorm: str = 'batch',
                  rankers: Optional[List[Dict[str, Any]]] = None, perceptual_loss: Optional[Dict[str, Any]] = None,
                  ranker_monitor: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
-        frozen = build_frozen_rankers(ranker, ranker_checkpoint, rank_loss, ranker_batchnorm, rankers)
+        refuse_unknown_keys(kwargs, init_keywords(type(self)) or (), f'model ({type(self).__name__})')
+        monitoring = monitor_settings(ranker_monitor, 10, 5000, 'model.ranker_monitor')
+        entries = ranker_entries(ranker, ranker_checkpoint, rank_loss, ranker_batchnorm, rankers)
+        rank_losses = {entry['name']: MODELS.build(entry['rank_loss']) for entry in entries}
+        frozen = {entry['name']: build_frozen_ranker(entry['ranker'], entry['checkpoint'], entry['batchnorm'],
+                                                     entry['option'], rank_losses[entry['name']], entry['loss_option'])
+                  for entry in entries}
         perceptual_loss, vgg_weights = honour_perceptual_pretrained(perceptual_loss)
         generator = dict(kwargs.pop('generator'))
         generator_init = strict_generator_init(generator.pop('init_cfg', None))
@@ -108,12 +153,12 @@ class RankContentMixin(StrictGeneratorLoading):
         # applied by init_weights after the generator's own: MMagic's MSRResNet takes no init_cfg (and its
         # init_weights would ignore one)
         self._generator_init = generator_init
-        self._frozen_rankers = {name: net for name, (net, _) in frozen.items()}
-        self._rank_losses = {name: MODELS.build(loss or DEFAULT_RANK_LOSS) for name, (_, loss) in frozen.items()}
+        self._frozen_rankers = frozen
+        self._rank_losses = rank_losses
         if '' in frozen:  # the paper's single Ranker, under today's name
             self.rank_loss = self._rank_losses['']
         self._ranker_monitors = build_monitors(
-            list(frozen), monitor_settings(ranker_monitor, 10, 5000, 'model.ranker_monitor'),
+            list(frozen), monitoring,
             {name: getattr(loss, 'sign', 1.0) for name, loss in self._rank_losses.items()})
         self._output_channel_order: Optional[str] = None
 

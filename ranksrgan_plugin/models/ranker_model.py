@@ -1,4 +1,5 @@
 """BasicSR model that trains the Ranker (paper Sec. 3.2, "Ranker")."""
+import os.path as osp
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional
 
@@ -8,13 +9,18 @@ from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
 from basicsr.models.base_model import BaseModel
 from basicsr.models.sr_model import SRModel
-from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from tqdm import tqdm
 
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
+from ..losses.loss_options import check_ranker_loss_options
 from ..metrics.rank_metrics import batch_pair_accuracy
+from ..utils.built_options import check_built_options
 from .checkpoint_loading import NamedCheckpointLoading
-from .training_precision import TrainingPrecision
+from .ranker_record import RECORD_KEY, ranker_record
+from .training_precision import TrainingPrecision, check_train_options
 
 
 @MODEL_REGISTRY.register()
@@ -34,10 +40,17 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
         (default: the first ``calculate_srocc`` metric).
 
     The training log has ``l_rank`` (the loss) and ``pair_acc`` (share of the batch's pairs the
-    scores order as the labels).
+    scores order as the labels). Every ``net_r_*.pth`` carries, beside ``params``, the ``ranker_record`` of the
+    training set (metric, direction, manifest digest: :mod:`.ranker_record`), which RankSRGAN checks its
+    rank-content loss against. ``network_r``, ``train.rank_opt`` and ``train`` refuse keys they do not know.
     """
 
+    # the train.* keys read beside BasicSR's own (training_precision.BASICSR_TRAIN_OPTIONS) and the precision family
+    train_options = ('optim_r', 'rank_opt', 'pair_forward')
+
     def __init__(self, opt: Dict[str, Any]) -> None:
+        check_train_options(opt, self.train_options, type(self).__name__)
+        check_built_options(opt.get('network_r'), 'network_r', ARCH_REGISTRY, 'network', 'RankerVGG')
         super().__init__(opt)
         self.net_r = self.model_to_device(build_network(opt['network_r']))
         self.print_network(self.net_r)
@@ -53,7 +66,9 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
         train_opt = self.opt['train']
         if not train_opt.get('rank_opt'):
             raise ValueError('RankerModel needs train.rank_opt (e.g. type: RankLoss).')
+        check_ranker_loss_options(train_opt['rank_opt'], 'train.rank_opt', LOSS_REGISTRY)
         self.cri_rank = build_loss(train_opt['rank_opt']).to(self.device)
+        self.ranker_record = self._training_set_record()
         self.pair_forward = train_opt.get('pair_forward', 'separate')
         if self.pair_forward not in PAIR_FORWARDS:
             raise ValueError(f'train.pair_forward must be one of {PAIR_FORWARDS}, got {self.pair_forward!r}.')
@@ -148,6 +163,30 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
 
     def get_current_visuals(self) -> Dict[str, torch.Tensor]:
         return OrderedDict(scores=self.scores.detach().cpu())
+
+    def _training_set_record(self) -> Optional[Dict[str, Any]]:
+        """The record of the training split (``datasets.train``) that every saved Ranker carries."""
+        dataset_opt = (self.opt.get('datasets') or {}).get('train') or {}
+        direction = dataset_opt['higher_is_better'] if 'higher_is_better' in dataset_opt else None
+        record = ranker_record(dataset_opt.get('dataroot'), None if direction is None else bool(direction))
+        if record is not None:
+            get_root_logger().info(
+                f"Ranker record: {record['metric'] or 'unnamed'} labels, higher_is_better {record['higher_is_better']}"
+                f"{'' if record['manifest'] is None else ' from ' + record['manifest']}; saved in every net_r file.")
+        return record
+
+    @master_only
+    def save_network(self, net: Any, net_label: str, current_iter: Any, param_key: Any = 'params') -> None:
+        """BasicSR's ``{param_key: state_dict}`` file, plus ``ranker_record`` for the Ranker (when known)."""
+        record = getattr(self, 'ranker_record', None)
+        if record is None or net is not self.net_r or param_key != 'params':
+            super().save_network(net, net_label, current_iter, param_key)
+            return
+        current_iter = 'latest' if current_iter == -1 else current_iter
+        weights = OrderedDict((key[len('module.'):] if key.startswith('module.') else key, value.cpu())
+                              for key, value in self.get_bare_model(net).state_dict().items())
+        torch.save({'params': weights, RECORD_KEY: dict(record)},
+                   osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
     def save(self, epoch: int, current_iter: int) -> None:
         self.save_network(self.net_r, 'net_r', current_iter)

@@ -21,6 +21,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
+from ..utils.option_keys import refuse_unknown_keys
+
 DEFAULTS = {'enabled': True, 'margin': 0.5, 'share_limit': 0.5, 'every': None, 'period': None}
 
 
@@ -100,11 +102,13 @@ def uses_batch_statistics(net: torch.nn.Module) -> bool:
 
 def monitor_settings(options: Optional[Mapping[str, Any]], every: int, period: int, where: str) -> Dict[str, Any]:
     """The monitor's settings from an options mapping (``None``: the defaults), ``every`` and ``period`` filled
-    with the toolbox's defaults when unset; unknown keys are refused, naming ``where``."""
+    with the toolbox's defaults when unset; an unknown key is refused, naming ``where`` and its closest valid name."""
+    if options is not None and not isinstance(options, Mapping):
+        raise ValueError(f'{where} must be a mapping of {sorted(DEFAULTS)}, got {options!r}.')
     options = dict(options or {})
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f'{where}: unknown option(s) {unknown}; it takes {sorted(DEFAULTS)}.')
+    refuse_unknown_keys(options, DEFAULTS, where)
+    if not isinstance(options.get('enabled', True), bool):  # a quoted 'false' is truthy
+        raise ValueError(f"{where}.enabled must be true or false, got {options['enabled']!r}.")
     settings = {**DEFAULTS, **options}
     settings['every'] = int(every if settings['every'] is None else settings['every'])
     settings['period'] = int(period if settings['period'] is None else settings['period'])

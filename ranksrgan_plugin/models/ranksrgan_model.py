@@ -11,10 +11,12 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
 from ..compat.basicsr import check_perceptual_weights
+from ..utils.checkpoint import read_checkpoint
 from .checkpoint_loading import NamedCheckpointLoading
 from .frozen_rankers import ranker_specs
 from .ranker_monitor import build_monitors, monitor_settings, uses_batch_statistics
-from .training_precision import TrainingPrecision
+from .ranker_record import check_ranker_direction, read_ranker_record
+from .training_precision import TrainingPrecision, check_train_options
 from .validation_metrics import check_validation_metrics
 
 
@@ -45,24 +47,32 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
       with ``out_beats_gt``, the share of outputs scored better than their GT by more than ``margin`` (0.5);
       one warning per validation period when that share averaged ``share_limit`` (0.5) or more. Keys:
       ``enabled``, ``margin``, ``share_limit``, ``every``, ``period``; see :mod:`.ranker_monitor`.
+
+    Every block above refuses a key it does not know, with the closest valid name; so does ``train`` (its keys:
+    :attr:`train_options`, BasicSR's and :mod:`.training_precision`'s). A Ranker file that records its training
+    (:mod:`.ranker_record`) is checked against its rank-content loss's ``higher_is_better``.
     """
 
     frozen_networks = ('network_r',)
+    # the train.* keys read beside BasicSR's own (training_precision.BASICSR_TRAIN_OPTIONS) and the precision family
+    train_options = ('ema_decay', 'pixel_opt', 'perceptual_opt', 'gan_opt', 'net_d_iters', 'net_d_init_iters',
+                     'optim_g', 'optim_d', 'rank_opt', 'ranker_batchnorm', 'relativistic', 'ranker_monitor')
 
     def __init__(self, opt: Dict[str, Any]) -> None:
         check_validation_metrics(opt)
+        check_train_options(opt, self.train_options, type(self).__name__)
         super().__init__(opt)
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
         specs = ranker_specs(self.opt)
         check_perceptual_weights(train_opt.get('perceptual_opt'))
-        self.rankers = {spec['name']: self._load_frozen_ranker(spec) for spec in specs}
+        self.rank_losses = {spec['name']: build_loss(dict(spec['rank_opt'])).to(self.device) for spec in specs}
+        self.rankers = {spec['name']: self._load_frozen_ranker(spec, self.rank_losses[spec['name']]) for spec in specs}
         if '' in self.rankers:  # the paper's single Ranker, under today's names
             self.net_r = self.rankers['']
         self.relativistic = bool(train_opt.get('relativistic', False))
         super().init_training_settings()
-        self.rank_losses = {spec['name']: build_loss(dict(spec['rank_opt'])).to(self.device) for spec in specs}
         if '' in self.rank_losses:
             self.cri_rank = self.rank_losses['']
         self.ranker_monitors = build_monitors(list(self.rankers), self._monitor_settings(), {
@@ -76,12 +86,16 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         return monitor_settings(self.opt['train'].get('ranker_monitor'), logger.get('print_freq', 100), int(period),
                                 'train.ranker_monitor')
 
-    def _load_frozen_ranker(self, spec: Dict[str, Any]) -> torch.nn.Module:
+    def _load_frozen_ranker(self, spec: Dict[str, Any], rank_loss: torch.nn.Module) -> torch.nn.Module:
+        """The Ranker of ``spec``, loaded and frozen, after its record (if any) is checked against ``rank_loss``."""
         path = check_ranker_checkpoint(spec['path'], spec['option'], 'options/train_Ranker_NIQE.yml')
+        checkpoint = read_checkpoint(path)
+        direction = check_ranker_direction(read_ranker_record(checkpoint), rank_loss, spec['loss_option'], path,
+                                           spec['option'])
         net_r = build_network(dict(spec['network']))
-        load_ranker(net_r, path, spec['param_key'], spec['strict'], spec['option'])
+        load_ranker(net_r, path, spec['param_key'], spec['strict'], spec['option'], checkpoint)
         get_root_logger().info(f"Frozen Ranker {spec['name'] or net_r.__class__.__name__} loaded from {path} "
-                               f"(BatchNorm: {spec['batchnorm']} statistics).")
+                               f"(BatchNorm: {spec['batchnorm']} statistics); {direction}.")
         return freeze_ranker(net_r.to(self.device), spec['batchnorm'])
 
     def optimize_parameters(self, current_iter: int) -> None:

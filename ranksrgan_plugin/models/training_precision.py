@@ -13,6 +13,11 @@ Options (defaults: the original's fp32 training, unchanged):
         arguments: the forward of every network of the step is compiled (the modules are not wrapped, so
         checkpoints, EMA and resume keep their keys).
     train.fused_optimizers: ``true`` gives Adam / AdamW ``fused=True`` on CUDA, ``foreach=True`` elsewhere.
+
+A misspelt key (``precison``, ``channel_last``, ``nonfinite_limt``) would leave its default in force without a
+word, so the plugin's models refuse any ``train`` key they do not read (:func:`check_train_options`): their
+``train`` block is read only by BasicSR 1.4.2 (``basicsr/train.py``: ``total_iter``, ``warmup_iter``;
+``BaseModel``: ``scheduler``; ``SRModel`` / ``SRGANModel`` for RankSRGAN) and the plugin, so the list is closed.
 """
 import contextlib
 import os.path as osp
@@ -21,7 +26,21 @@ from typing import Any, ContextManager, Dict, Iterable, Mapping
 import torch
 from torch import nn
 
+from ..utils.option_keys import refuse_unknown_keys
+
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+PRECISION_OPTIONS = ('precision', 'channels_last', 'nonfinite_limit', 'compile', 'fused_optimizers')
+BASICSR_TRAIN_OPTIONS = ('total_iter', 'warmup_iter', 'scheduler')  # basicsr/train.py, BaseModel.setup_schedulers
+
+
+def check_train_options(opt: Mapping[str, Any], model_options: Iterable[str], model: str) -> None:
+    """Refuse a key of a training run's ``train`` block that neither BasicSR nor ``model`` reads, with the closest
+    valid name (``train (RankSRGANModel): unknown option 'precison' (did you mean 'precision'?); it takes [...]``).
+    """
+    train_opt = opt.get('train')
+    if opt.get('is_train') and isinstance(train_opt, Mapping):
+        known = {*BASICSR_TRAIN_OPTIONS, *PRECISION_OPTIONS, *model_options}
+        refuse_unknown_keys(train_opt, known, f'train ({model})')
 
 
 class NonFiniteTrainingError(RuntimeError):
@@ -36,8 +55,13 @@ class TrainingPrecision:
         self.precision = train_opt.get('precision', 'fp32')
         if self.precision not in PRECISIONS:
             raise ValueError(f'train.precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}.')
-        self.channels_last = bool(train_opt.get('channels_last', False))
-        self.nonfinite_limit = int(train_opt.get('nonfinite_limit', 10))
+        self.channels_last = train_opt.get('channels_last', False)
+        self.nonfinite_limit = train_opt.get('nonfinite_limit', 10)
+        if not isinstance(self.channels_last, bool):  # a quoted 'false' is truthy
+            raise ValueError(f'train.channels_last must be true or false, got {self.channels_last!r}.')
+        if isinstance(self.nonfinite_limit, bool) or not isinstance(self.nonfinite_limit, int) \
+                or self.nonfinite_limit < 1:
+            raise ValueError(f'train.nonfinite_limit must be a whole number >= 1, got {self.nonfinite_limit!r}.')
         self.nonfinite_steps, self._nonfinite_run = 0, 0
         self.scalers: Dict[str, Any] = {}
         if self.precision == 'fp16':
