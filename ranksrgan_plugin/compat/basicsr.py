@@ -14,6 +14,7 @@ import importlib
 import os
 import os.path as osp
 import sys
+import time
 import types
 from typing import Any, Dict, Iterator, Mapping, Optional
 
@@ -117,6 +118,9 @@ def load_resume_state_any_device(opt: Dict[str, Any]) -> Optional[Dict[str, Any]
     - the file is read with the safe loader (:func:`read_training_state`): a state holding anything
       but what BasicSR saves is refused with an error naming the file and the type (upstream's
       ``torch.load`` is the safe loader too on torch >= 2.6, with a generic error);
+    - a missing, empty, truncated or non-torch file, or a file that is not a training state (a weights
+      file), is refused naming it and ``path.resume_state`` or ``--auto_resume``'s pick (upstream: torch's
+      errors, or ``KeyError: 'iter'``);
     - a model class's ``frozen_networks`` keep their pretrained paths (:func:`keep_frozen_network_paths`).
     """
     from basicsr.utils import check_resume, scandir
@@ -135,9 +139,96 @@ def load_resume_state_any_device(opt: Dict[str, Any]) -> Optional[Dict[str, Any]
         return None
     keep_frozen_network_paths(opt)
     device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
-    resume_state = read_training_state(resume_state_path, map_location=device)
+    resume_state = read_resume_state(opt, resume_state_path, device)
     check_resume(opt, resume_state['iter'])
     return resume_state
+
+
+def read_resume_state(opt: Dict[str, Any], path: str, map_location: Any = 'cpu') -> Dict[str, Any]:
+    """The training state ``path`` that ``opt`` resumes, refused by name when it is not one (see above)."""
+    from ..utils.checkpoint import UnreadableCheckpointError
+    from ..utils.training_state_fit import check_is_training_state, resume_source
+
+    source = resume_source(opt, path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{source} does not exist.')
+    try:
+        state = read_training_state(path, map_location=map_location)
+    except UnreadableCheckpointError as error:
+        advice = ' (delete it to resume from the state before it)' if opt.get('auto_resume') else ''
+        raise UnreadableCheckpointError(source, error.problem + advice) from None
+    check_is_training_state(state, source)
+    return state
+
+
+def load_resume_state_checked(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``basicsr.train.load_resume_state`` of the plugin's entry points: :func:`load_resume_state_any_device`,
+    then the state checked against the options before anything is built or written.
+
+    Upstream builds the model (loading this experiment's ``net_<x>_<iter>.pth``, as ``check_resume`` set)
+    and then asserts ``Wrong lengths of optimizers`` when the state is another model's, or fails on a
+    missing file (the options copy, a weights file) when it is another experiment's. For a host user of
+    those entry points: the same decision; a state recorded as (or, without the record, whose optimizer
+    count says it is) another model type's, or whose ``net_<x>_<iter>.pth`` files are not in this
+    experiment, raises :class:`~ranksrgan_plugin.utils.training_state_fit.ResumeStateMismatchError`
+    naming the file, the option that named it and what wrote it.
+    """
+    from ..utils.training_state_fit import check_resumed_networks_exist, check_state_fits_options, resume_source
+
+    state = load_resume_state_any_device(opt)
+    if state is not None:
+        source = resume_source(opt)
+        check_state_fits_options(state, opt, source)
+        check_resumed_networks_exist(opt, source, state['iter'])
+    return state
+
+
+def resume_training_checked(self: Any, resume_state: Mapping[str, Any]) -> None:
+    """Replacement for ``BaseModel.resume_training`` (basicsr 1.4.2) that checks the state fits first.
+
+    Upstream asserts ``Wrong lengths of optimizers`` / ``schedulers`` (naming no file), and a state of
+    another network (same count of tensors, other shapes) loads and fails inside the first optimiser
+    step with torch's size error. For a host user: the same resume; a state whose optimizers or
+    schedulers do not fit the model's, tensor by tensor, raises ``ResumeStateMismatchError`` naming the
+    file, ``path.resume_state`` or ``--auto_resume``'s pick, the network and what wrote the file.
+    """
+    from ..utils.training_state_fit import check_state_fits_model, resume_source
+
+    check_state_fits_model(self, resume_state, resume_source(self.opt))
+    _UPSTREAM['resume_training'](self, resume_state)
+
+
+def training_state(model: Any, epoch: int, current_iter: int) -> Dict[str, Any]:
+    """What ``BaseModel.save_training_state`` (basicsr 1.4.2) saves, plus the record of what wrote it.
+
+    ``{'epoch', 'iter', 'optimizers', 'schedulers'}`` as upstream, and ``written_by``: the options'
+    ``model_type``, ``name`` and network types (:func:`~ranksrgan_plugin.utils.training_state_fit.
+    training_state_record`), which a later resume compares. Upstream's resume ignores the extra entry.
+    """
+    from ..utils.training_state_fit import RECORD_KEY, training_state_record
+
+    return {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in model.optimizers],
+            'schedulers': [s.state_dict() for s in model.schedulers], RECORD_KEY: training_state_record(model.opt)}
+
+
+def save_training_state_recorded(self: Any, epoch: int, current_iter: int) -> None:
+    """Replacement for ``BaseModel.save_training_state`` (basicsr 1.4.2): the same file and retries, with
+    the record of :func:`training_state`. For a host user: the state has one more entry, ``written_by``."""
+    from basicsr.utils import get_root_logger
+
+    if current_iter == -1:
+        return
+    state = training_state(self, epoch, current_iter)
+    save_path = osp.join(self.opt['path']['training_states'], f'{current_iter}.state')
+    for remaining in (2, 1, 0):  # upstream: "avoid occasional writing errors"
+        try:
+            torch.save(state, save_path)
+            return
+        except Exception as error:
+            get_root_logger().warning(f'Save training state error: {error}, remaining retry times: {remaining}')
+            if remaining:
+                time.sleep(1)
+    get_root_logger().warning(f'Still cannot save {save_path}. Just ignore it.')
 
 
 def keep_frozen_network_paths(opt: Dict[str, Any]) -> None:
@@ -303,17 +394,19 @@ def patch_basicsr_train() -> None:
 
     Called by the plugin's train / test entry points (``ranksrgan_plugin.train``), not at import. For a
     host user of those entry points, process-wide: ``basicsr.train.load_resume_state`` is
-    :func:`load_resume_state_any_device`, ``basicsr.utils.options.init_dist`` is
+    :func:`load_resume_state_checked`, ``basicsr.utils.options.init_dist`` is
     :func:`init_dist_any_device`, ``BaseModel.model_to_device`` is :func:`model_to_device_any_device`,
     ``basicsr.train.create_train_val_dataloader`` is :func:`create_train_val_dataloader_checked`,
-    ``basicsr.train.MessageLogger`` is :func:`resume_aware_message_logger`'s class and
-    ``PairedImageDataset.__getitem__`` names undecodable files (:func:`name_unreadable_training_images`).
+    ``basicsr.train.MessageLogger`` is :func:`resume_aware_message_logger`'s class,
+    ``PairedImageDataset.__getitem__`` names undecodable files (:func:`name_unreadable_training_images`),
+    and ``BaseModel``'s ``resume_training`` / ``save_training_state`` are :func:`resume_training_checked` /
+    :func:`save_training_state_recorded`.
     """
     import basicsr.train
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
 
-    basicsr.train.load_resume_state = load_resume_state_any_device
+    basicsr.train.load_resume_state = load_resume_state_checked
     basicsr.utils.options.init_dist = init_dist_any_device
     name_unreadable_training_images()
     if 'create_train_val_dataloader' not in _UPSTREAM:
@@ -323,6 +416,10 @@ def patch_basicsr_train() -> None:
     if 'model_to_device' not in _UPSTREAM:
         _UPSTREAM['model_to_device'] = BaseModel.model_to_device
         BaseModel.model_to_device = model_to_device_any_device
+    if 'resume_training' not in _UPSTREAM:
+        _UPSTREAM['resume_training'] = BaseModel.resume_training
+        BaseModel.resume_training = resume_training_checked
+        BaseModel.save_training_state = save_training_state_recorded
 
 
 @contextlib.contextmanager

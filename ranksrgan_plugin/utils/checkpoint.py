@@ -3,9 +3,13 @@
 Wrappers, tried in this order when no ``param_key`` is given (:data:`WRAPPER_KEYS`): BasicSR's
 ``params_ema`` and ``params``, mmengine's ``state_dict``, ``model_state_dict``; a mapping with none
 of them is the state_dict itself. DataParallel's ``module.`` prefix is stripped from every key.
+A file that is not a whole torch checkpoint (empty, cut short, text) raises
+:class:`UnreadableCheckpointError` saying which.
 """
+import os
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
@@ -38,6 +42,41 @@ class RefusedCheckpointError(pickle.UnpicklingError):
             f'allow{allowed_text}. Unpickling it could run code; load only files from a trusted source.')
 
 
+class UnreadableCheckpointError(RuntimeError):
+    """A file that is not a whole torch checkpoint: empty, cut short, or not one at all (the message says which).
+
+    A RuntimeError, as torch's own error for a corrupt archive, so that callers catching that still do.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f'Cannot read {path} as a checkpoint: {problem}.')
+
+
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTOCOL = b'\x80'
+
+
+def unreadable_reason(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a torch checkpoint (empty, an archive cut short, not a torch file), or None
+    when it looks whole or is not a file (then a loading error has another cause)."""
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        return None
+    size = os.path.getsize(path)
+    if size == 0:
+        return 'the file is empty (0 bytes)'
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    if head.startswith(_ZIP_MAGIC):
+        if zipfile.is_zipfile(path):
+            return None
+        return (f'a torch archive cut short ({size} bytes, its end is missing): an interrupted save or copy; '
+                'save or copy it again')
+    if head.startswith(_PICKLE_PROTOCOL):
+        return None  # torch's legacy format: whole or not, its own error says more
+    return f'not a torch checkpoint (it starts with {head!r})'
+
+
 def _global_name(item: Any) -> str:
     return f'{getattr(item, "__module__", "?")}.{getattr(item, "__qualname__", getattr(item, "__name__", item))}'
 
@@ -57,8 +96,16 @@ def read_checkpoint(path: str, safe_globals: Optional[Iterable[Any]] = None, map
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         match = re.search(r'GLOBAL ([\w.]+)', str(error))
+        problem = None if match else unreadable_reason(path)
+        if problem is not None:
+            raise UnreadableCheckpointError(str(path), problem) from error
         raise RefusedCheckpointError(str(path), match.group(1) if match else None,
                                      [_global_name(item) for item in allowed]) from error
+    except (EOFError, KeyError, OSError, RuntimeError, UnicodeDecodeError, ValueError) as error:
+        problem = unreadable_reason(path)
+        if problem is None:
+            raise
+        raise UnreadableCheckpointError(str(path), problem) from error
 
 
 def strip_module_prefix(state_dict: Mapping[str, Any]) -> StateDict:
