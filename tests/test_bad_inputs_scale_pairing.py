@@ -202,3 +202,10 @@ def test_images_too_small_for_niqe_are_all_named_before_any_metric_runs(eval_fol
                                      str(eval_folders['tmp'] / 'o'), '--no-progress', '--crop-border', '8'])
     err = capsys.readouterr().err
     assert rc == 2 and 'at least 112 pixels a side: ' in err and 'coffee.png (103x104)' in err
+
+
+def test_evaluation_refuses_the_hr_folder_as_sr_and_a_negative_crop_border(eval_folders):
+    with pytest.raises(EvaluationError, match='is the HR folder'):
+        evaluate_folder(eval_folders['hr'], eval_folders['hr'], progress=False)
+    with pytest.raises(EvaluationError, match=r'crop_border \(--crop-border\) must be a pixel count >= 0, got -1'):
+        evaluate_folder(eval_folders['sr'], eval_folders['hr'], crop_border=-1, progress=False)
