@@ -135,6 +135,8 @@ def test_mmagic_dataset_refuses_a_contradicting_direction_and_unknown_keywords(t
         DATASETS.build(dict(type='RankPairDataset', data_root=root, test_mode=True, higher_is_beter=True))
     with pytest.raises(RankDatasetError, match=r"'gt_szie' \(did you mean 'gt_size'\?\)"):
         DATASETS.build(dict(type='RankPairDataset', data_root=root, gt_szie=32))
+    with pytest.raises(RankDatasetError, match=r"'data_rot' \(did you mean 'data_root'\?\)"):
+        DATASETS.build(dict(type='RankPairDataset', data_rot=root))
 
 
 # ---------------------------------------------------------------------------------------------- option keys
@@ -225,6 +227,13 @@ def test_builder_refuses_unknown_keys_with_the_closest_name(tmp_path):
         load_config(build_config(tmp_path, metric={'type': 'niqe', 'crop_boder': 0}))
     with pytest.raises(RankDatasetBuildError, match=r"gap_metric: unknown metric type 'nqie' \(did you mean 'niqe'"):
         load_config(build_config(tmp_path, gap_metric={'type': 'nqie'}))
+
+
+@pytest.mark.parametrize('key, value', [('min_gap', '0.1'), ('val_fraction', '0.1'), ('sharpness_threshold', 'off'),
+                                        ('patch_size', '296'), ('stride', 14.8)])
+def test_builder_refuses_values_of_the_wrong_type_by_name(tmp_path, key, value):
+    with pytest.raises(RankDatasetBuildError, match=rf'`{key}` must be a (number|positive integer).*{value!r}'):
+        load_config(build_config(tmp_path, **{key: value}))
 
 
 @pytest.mark.parametrize('metric, crop_border, smallest', [

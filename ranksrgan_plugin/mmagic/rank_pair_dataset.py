@@ -23,7 +23,7 @@ class RankPairDataset(Dataset):
     (``img``, ``label``, ``key``, ``level``). Use ``collate_fn=dict(type='default_collate')``.
 
     Args:
-        data_root (str): The split folder (e.g. ``datasets/rank_DF2K_niqe/train``).
+        data_root (str): The split folder (e.g. ``datasets/rank_DF2K_niqe/train``). Required.
         test_mode (bool): Single (key, level) items instead of pairs. Default: False.
         io_backend (dict, optional): ``dict(type='lmdb')`` or ``dict(type='disk')``. Default: the manifest's storage.
         levels (list[str], optional): Levels to use (>= 2). Default: the manifest's.
@@ -39,8 +39,9 @@ class RankPairDataset(Dataset):
     contradicting the split's manifest).
     """
 
-    def __init__(self, data_root: str, test_mode: bool = False, io_backend: Optional[Dict[str, Any]] = None,
-                 levels: Optional[Sequence[str]] = None, labels_file: Optional[str] = None,
+    def __init__(self, data_root: Optional[str] = None, test_mode: bool = False,
+                 io_backend: Optional[Dict[str, Any]] = None, levels: Optional[Sequence[str]] = None,
+                 labels_file: Optional[str] = None,
                  higher_is_better: Optional[bool] = None, gt_size: Optional[int] = None, use_hflip: bool = False,
                  use_rot: bool = False, pair_order: str = 'better_first', **unknown: Any) -> None:
         super().__init__()
@@ -49,6 +50,9 @@ class RankPairDataset(Dataset):
                  if parameter.kind is not parameter.VAR_KEYWORD]
         refuse_unknown_keys(unknown, known, f'{where} (RankPairDataset, data_root {data_root!r})',
                             error=RankDatasetError)
+        if not data_root:
+            raise RankDatasetError(f'{where} (RankPairDataset): `data_root` (the split folder, e.g. '
+                                   'datasets/rank_DF2K_niqe/train) is required.')
         self.data_root = data_root
         self.test_mode = test_mode
         opt = {'name': where, 'dataroot': data_root, 'phase': 'val' if test_mode else 'train', 'io_backend': io_backend,

@@ -97,6 +97,10 @@ def _check_levels(cfg: Dict[str, Any]) -> None:
 
 def _check_values(cfg: Dict[str, Any]) -> None:
     """Storage, fractions, shard index and sizes in range."""
+    for key, optional in (('val_fraction', False), ('min_gap', True), ('sharpness_threshold', True)):
+        if not (cfg[key] is None and optional) and (isinstance(cfg[key], bool)
+                                                     or not isinstance(cfg[key], (int, float))):
+            raise RankDatasetBuildError(f'`{key}` must be a number{" or null" if optional else ""}, got {cfg[key]!r}.')
     if cfg['storage'] not in ('lmdb', 'folder'):
         raise RankDatasetBuildError(f'`storage` is lmdb or folder, got {cfg["storage"]!r}.')
     if not 0 <= cfg['val_fraction'] < 1:
@@ -104,7 +108,7 @@ def _check_values(cfg: Dict[str, Any]) -> None:
     if not 0 <= cfg['shard_index'] < cfg['num_shards']:
         raise RankDatasetBuildError(f'`shard_index` {cfg["shard_index"]} is not in '
                                     f'[0, num_shards={cfg["num_shards"]}).')
-    for key in ('patch_size', 'stride', 'max_patches_per_image', 'scale'):
+    for key in ('patch_size', 'stride', 'max_patches_per_image', 'scale', 'sharpness_block'):
         if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] <= 0:
             raise RankDatasetBuildError(f'`{key}` must be a positive integer, got {cfg[key]!r}.')
     if cfg['io_threads'] is not None and (not isinstance(cfg['io_threads'], int) or cfg['io_threads'] < 1):
@@ -146,10 +150,11 @@ def _check_metrics(cfg: Dict[str, Any], source: str) -> None:
         factory = _metric_factory(opt, f'{source}, {key}')
         smallest = factory.min_patch_size(opt) if hasattr(factory, 'min_patch_size') else 1
         if cfg['patch_size'] < smallest:
+            gap_off = ' (or turn the gap filter off: min_gap 0, --min-gap 0)' if key == 'gap_metric' else ''
             raise RankDatasetBuildError(
                 f"`patch_size` (--patch-size) {cfg['patch_size']} is too small for the {key} {opt['type']} "
                 f"(crop_border {opt.get('crop_border', 4)}): {factory.size_note}. The smallest patch_size that "
-                f'works is {smallest}.')
+                f'works is {smallest}{gap_off}.')
 
 
 def _metric_factory(opt: Mapping[str, Any], where: str) -> Callable[..., Any]:
