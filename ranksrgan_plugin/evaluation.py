@@ -20,6 +20,8 @@ from tqdm import tqdm
 from .data.rank_dataset_format import IMAGE_EXTENSIONS
 from .iqa import MaModel, load_ma_model, ma_score, niqe_score, perceptual_index
 from .iqa.niqe import BLOCK_SIZE as NIQE_BLOCK
+from .iqa.niqe import MIN_BLOCKS as NIQE_MIN_BLOCKS
+from .iqa.niqe import niqe_block_count
 from .rank_dataset.levels import LevelError, read_image
 from .utils.image_files import describe_shared_stems, files_by_stem, listing
 
@@ -93,12 +95,14 @@ def check_pairs(pairs: Sequence[Pair], crop_border: int) -> List[str]:
         if sr_size and hr_size and sr_size != hr_size:
             problems.append(f'Size mismatch: {sr_path} is {sr_size[0]}x{sr_size[1]}, {hr_path} is '
                             f'{hr_size[0]}x{hr_size[1]} (width x height).')
-        elif sr_size and min(sr_size) - 2 * crop_border < NIQE_BLOCK:
+        elif sr_size and niqe_block_count(sr_size[1], sr_size[0], crop_border) < NIQE_MIN_BLOCKS:
             small.append(f'{sr_path} ({sr_size[0]}x{sr_size[1]})')
     if small:
-        problems.append(f'{len(small)} SR image(s) too small for NIQE, which needs a {NIQE_BLOCK}x{NIQE_BLOCK} '
-                        f'block after the {crop_border}-pixel shave (--crop-border), i.e. at least '
-                        f'{NIQE_BLOCK + 2 * crop_border} pixels a side: {listing(small)}.')
+        side, two = NIQE_BLOCK + 2 * crop_border, 2 * NIQE_BLOCK + 2 * crop_border
+        problems.append(f'{len(small)} SR image(s) too small for NIQE, which needs at least {NIQE_MIN_BLOCKS} full '
+                        f'{NIQE_BLOCK}x{NIQE_BLOCK} blocks after the {crop_border}-pixel shave (--crop-border), '
+                        f'e.g. {side}x{two} or {two}x{side} pixels (with one block the covariance of its features '
+                        f'is undefined and the score meaningless): {listing(small)}.')
     return problems
 
 

@@ -135,19 +135,19 @@ def test_inference_refuses_the_input_folder_as_output(tmp_path, lr_folder):
 
 @pytest.fixture
 def eval_folders(tmp_path):
-    """HR and SR folders of two 104x104 images (one NIQE block after the 4-pixel shave)."""
+    """HR and SR folders of two 104x200 images (two NIQE blocks after the 4-pixel shave: the fewest it takes)."""
     hr, sr = tmp_path / 'HR', tmp_path / 'SR'
     hr.mkdir()
     sr.mkdir()
     for i, stem in enumerate(('astronaut', 'coffee')):
-        cv2.imwrite(str(hr / f'{stem}.png'), _image(104, 104, i))
-        cv2.imwrite(str(sr / f'{stem}.png'), cv2.GaussianBlur(_image(104, 104, i), (5, 5), 1.0))
+        cv2.imwrite(str(hr / f'{stem}.png'), _image(104, 200, i))
+        cv2.imwrite(str(sr / f'{stem}.png'), cv2.GaussianBlur(_image(104, 200, i), (5, 5), 1.0))
     return {'hr': str(hr), 'sr': str(sr), 'tmp': tmp_path}
 
 
 def test_evaluation_refuses_a_stale_file_of_the_same_stem(eval_folders, capsys):
     """Was: astronaut.png and a stale astronaut.tif in the SR folder: the .tif was scored."""
-    cv2.imwrite(osp.join(eval_folders['sr'], 'astronaut.tif'), _image(104, 104, 9))
+    cv2.imwrite(osp.join(eval_folders['sr'], 'astronaut.tif'), _image(104, 200, 9))
     with pytest.raises(EvaluationError, match=r'SR: 1 stem\(s\) name more than one image: astronaut.png and '
                                               r'astronaut.tif'):
         evaluate_folder(eval_folders['sr'], eval_folders['hr'], progress=False)
@@ -173,15 +173,15 @@ def test_evaluation_refuses_an_hr_image_without_its_sr_unless_allowed(eval_folde
 
 # ------------------------------------------------------------------------------------ 6b. too small for NIQE
 def test_images_too_small_for_niqe_are_all_named_before_any_metric_runs(eval_folders, monkeypatch, capsys):
-    """BasicSR's NIQE needs one full 96x96 block after the shave: 103 pixels (95 after it) is refused, by file."""
+    """NIQE needs two full 96x96 blocks after the shave: 104x199 (one block) is refused, by file."""
     second = eval_folders['tmp'] / 'SR2'
     second.mkdir()
     for folder in (eval_folders['sr'], str(second)):
         for stem in ('astronaut', 'coffee'):
-            cv2.imwrite(osp.join(folder, f'{stem}.png'), _image(104, 104, 3))
+            cv2.imwrite(osp.join(folder, f'{stem}.png'), _image(104, 200, 3))
     for stem in ('astronaut', 'coffee'):  # the HR images too, as sizes must agree
-        cv2.imwrite(osp.join(eval_folders['hr'], f'{stem}.png'), _image(104, 103, 3))
-        cv2.imwrite(osp.join(eval_folders['sr'], f'{stem}.png'), _image(104, 103, 3))
+        cv2.imwrite(osp.join(eval_folders['hr'], f'{stem}.png'), _image(104, 199, 3))
+        cv2.imwrite(osp.join(eval_folders['sr'], f'{stem}.png'), _image(104, 199, 3))
     cv2.imwrite(osp.join(str(second), 'coffee.png'), _image(100, 100, 3))
 
     def no_metric(*args, **kwargs):
@@ -193,15 +193,16 @@ def test_images_too_small_for_niqe_are_all_named_before_any_metric_runs(eval_fol
                          progress=False)
     message = str(info.value)
     assert message.startswith('3 problems, nothing evaluated')
-    assert ('2 SR image(s) too small for NIQE, which needs a 96x96 block after the 4-pixel shave (--crop-border), '
-            f'i.e. at least 104 pixels a side: {eval_folders["sr"]}{os.sep}astronaut.png (103x104), '
-            f'{eval_folders["sr"]}{os.sep}coffee.png (103x104).') in message
-    assert f'SR2{os.sep}coffee.png is 100x100, ' in message  # its HR is 103x104: the size mismatch, named
-    assert f'Size mismatch: {second}{os.sep}astronaut.png is 104x104' in message
+    assert ('2 SR image(s) too small for NIQE, which needs at least 2 full 96x96 blocks after the 4-pixel shave '
+            '(--crop-border), e.g. 104x200 or 200x104 pixels (with one block the covariance of its features is '
+            f'undefined and the score meaningless): {eval_folders["sr"]}{os.sep}astronaut.png (199x104), '
+            f'{eval_folders["sr"]}{os.sep}coffee.png (199x104).') in message
+    assert f'SR2{os.sep}coffee.png is 100x100, ' in message  # its HR is 199x104: the size mismatch, named
+    assert f'Size mismatch: {second}{os.sep}astronaut.png is 200x104' in message
     rc = load_tool('evaluate').main(['--hr', eval_folders['hr'], '--sr', eval_folders['sr'], '--output',
                                      str(eval_folders['tmp'] / 'o'), '--no-progress', '--crop-border', '8'])
     err = capsys.readouterr().err
-    assert rc == 2 and 'at least 112 pixels a side: ' in err and 'coffee.png (103x104)' in err
+    assert rc == 2 and 'e.g. 112x208 or 208x112 pixels' in err and 'coffee.png (199x104)' in err
 
 
 def test_evaluation_refuses_the_hr_folder_as_sr_and_a_negative_crop_border(eval_folders):

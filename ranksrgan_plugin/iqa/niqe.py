@@ -30,9 +30,12 @@ from .image_prep import ImageBatch, as_batch, batch_layout, gray_basicsr, shave,
 from .numpy1_sums import exact_one_sided_means, mean32, numpy_sum32, sqrt32
 from .scratch import Scratch
 
-__all__ = ['niqe_batch', 'niqe_score', 'BLOCK_SIZE']
+__all__ = ['niqe_batch', 'niqe_score', 'niqe_block_count', 'BLOCK_SIZE', 'MIN_BLOCKS']
 
 BLOCK_SIZE = 96  # the official (and BasicSR's) block size, no overlap
+# NIQE fits a Gaussian to the blocks' features: with one block the covariance is that of a single sample
+# (BasicSR's np.cov gives NaN, turned into zeros), so the score is a number without a meaning
+MIN_BLOCKS = 2
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))  # horizontal, vertical and both diagonal neighbour products
 _CONVERSIONS = ('y', 'gray')
 _F32_UNIT = 2.0**-24  # unit roundoff of float32
@@ -350,6 +353,11 @@ def _niqe_gray(img: torch.Tensor, step: int, scratch: Scratch) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------ batched API
+def niqe_block_count(height: int, width: int, crop_border: int) -> int:
+    """How many full NIQE blocks an image of ``height`` x ``width`` keeps after the ``crop_border`` shave."""
+    return max(height - 2 * crop_border, 0) // BLOCK_SIZE * (max(width - 2 * crop_border, 0) // BLOCK_SIZE)
+
+
 def _check_size(h: int, w: int, crop_border: int) -> None:
     """Raise a ValueError when no full 96x96 block is left after cropping (BasicSR fails inside imresize)."""
     if crop_border < 0:
