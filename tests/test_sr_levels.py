@@ -492,3 +492,13 @@ def test_level_and_patch_metric_registries():
         build_level({'name': 'x', 'type': 'gan'}, SCALE)
     with pytest.raises(ValueError, match=r"^Unknown rank-dataset metric 'brisque'; available: \[.*'ma', 'niqe', 'pi'"):
         build_patch_metric({'type': 'brisque'})
+
+
+def test_network_level_that_is_no_upscaler_is_refused_by_name(tmp_path):
+    """Was: a Ranker as a level network: a raw ScaleError traceback from the tool (or 'upscales x0' before)."""
+    opt = {'type': 'RankerVGG', 'depth': 8}
+    weights = tmp_path / 'ranker.pth'
+    torch.save({'params': build_network(dict(opt)).state_dict()}, weights)
+    with pytest.raises(LevelError, match=rf"Level 'srgan': the network RankerVGG \({weights}\) (cannot run on|maps)"):
+        build_level({'name': 'srgan', 'type': 'network', 'network': opt, 'weights': str(weights)}, SCALE,
+                    device='cpu')

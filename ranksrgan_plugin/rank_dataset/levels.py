@@ -23,7 +23,7 @@ from ..iqa import matlab_resize_uint8
 from ..utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
 from ..utils.registry import TypeNameRegistry
 from ..utils.tiling import TilingError
-from ..utils.upscaler import HoldsUpscaler, build_upscaler, infer_scale
+from ..utils.upscaler import HoldsUpscaler, ScaleError, build_upscaler, infer_scale
 
 LEVEL_REGISTRY = TypeNameRegistry('rank_level')
 
@@ -139,16 +139,20 @@ class NetworkLevel(HoldsUpscaler, SRLevel):
         net = build_network(deepcopy(self.network_opt))
         load_network_weights(net, weights, param_key, f'Level {name!r}')
         num_in_ch = int(self.network_opt.get('num_in_ch', 3))
+        try:  # measured first: a network that is no integer upscaler fails the receptive-field probe obscurely
+            measured = infer_scale(net.eval(), num_in_ch, f"Level {name!r}: the network {self.network_opt.get('type')} "
+                                                   f'({weights})')
+        except ScaleError as err:
+            raise LevelError(str(err)) from err
+        if measured != scale:
+            raise LevelError(f"Level {name!r}: the network {self.network_opt.get('type')} ({weights}) upscales "
+                             f"x{measured}, the rank dataset's `scale` is {scale}: give a x{scale} network, or set "
+                             f'scale: {measured}.')
         try:
             self.upscaler = build_upscaler(net, scale, tile, tile_pad, batch_size, device, f'Level {name!r}',
                                            self._pad_below_receptive_field, num_in_ch)
         except TilingError as err:
             raise LevelError(str(err)) from err
-        measured = infer_scale(self.net, num_in_ch)
-        if measured != scale:
-            raise LevelError(f"Level {name!r}: the network {self.network_opt.get('type')} ({weights}) upscales "
-                             f"x{measured}, the rank dataset's `scale` is {scale}: give a x{scale} network, or set "
-                             f'scale: {measured}.')
 
     def _pad_below_receptive_field(self, tile_pad: int, radius: int) -> None:
         """A rank dataset's levels must not depend on the tiling: refuse the pad."""
