@@ -306,6 +306,8 @@ def test_basicsr_rankers_items_refuse_unknown_keys(workspace, dotted, value, mes
     ('train.pixel_opt', {'type': 'L1Loss'}, r"^train \(RankerModel\): unknown option 'pixel_opt'"),
     ('train.rank_opt.margn', 0.3, r"^train\.rank_opt: unknown option 'margn' \(did you mean 'margin'\?\)"),
     ('train.rank_opt.type', 'RankContentLoss', r"^train\.rank_opt\.type 'RankContentLoss' is RankSRGAN's generator"),
+    ('train.rank_opt.higher_is_better', True,
+     r"^train\.rank_opt takes no higher_is_better: a Ranker's direction is its training set.s \(datasets\.train\."),
     ('network_r.stage_width', [8, 8, 16, 16], r"^network_r: unknown option 'stage_width' \(did you mean 'stage_wid"),
 ])
 def test_basicsr_ranker_model_refuses_unknown_keys(tmp_path, rank_sets, dotted, value, message):
@@ -359,6 +361,8 @@ def test_mmagic_rankesrgan_and_rankers_items_refuse_unknown_keys(sr_workspace): 
                                                        r"'margin'\?\)"),
     (dict(ranker=dict(TINY_RANKER, num_hiden=8)), r"^model\.ranker: unknown option 'num_hiden' \(did you mean "
                                                   r"'num_hidden'\?\)"),
+    (dict(rank_loss=dict(type='RankLoss', higher_is_better=True)),
+     r'^model\.rank_loss takes no higher_is_better: .*\(train_dataloader\.dataset\.higher_is_better;'),
 ])
 def test_mmagic_ranker_model_refuses_unknown_keys(config, message):
     from mmagic.registry import MODELS

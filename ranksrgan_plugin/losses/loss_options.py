@@ -5,7 +5,7 @@ Each block is refused by the name the user wrote it under (``train.rank_opt``, `
 ``type``, and a loss of the other stage (the pair losses train a Ranker; the rank-content loss trains the
 generator), which would otherwise fail at the first step with a ``TypeError`` about ``forward``.
 """
-from typing import Any
+from typing import Any, Mapping
 
 from ..utils.built_options import check_built_options
 from .rank_content_loss import RankContentLoss
@@ -20,8 +20,13 @@ def check_rank_content_options(options: Any, where: str, registry: Any) -> None:
                          'rank-content loss is type RankContentLoss.')
 
 
-def check_ranker_loss_options(options: Any, where: str, registry: Any) -> None:
-    """A Ranker-training loss block (``RankLoss`` or ``RankRegressionLoss``)."""
+def check_ranker_loss_options(options: Any, where: str, registry: Any, dataset_option: str) -> None:
+    """A Ranker-training loss block (``RankLoss`` or ``RankRegressionLoss``); ``dataset_option`` names the training
+    set's ``higher_is_better``, where a Ranker's direction is set."""
+    if isinstance(options, Mapping) and 'higher_is_better' in options:
+        raise ValueError(f"{where} takes no higher_is_better: a Ranker's direction is its training set's "
+                         f'({dataset_option}; default: the rank set manifest\'s), and its score always grows with '
+                         'the labels so set.')
     cls = check_built_options(options, where, registry, 'loss', 'RankLoss')
     if isinstance(cls, type) and issubclass(cls, RankContentLoss):
         raise ValueError(f"{where}.type 'RankContentLoss' is RankSRGAN's generator loss; a Ranker trains with "

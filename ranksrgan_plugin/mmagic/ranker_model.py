@@ -49,7 +49,8 @@ class RankerModel(BaseModel):
                  init_cfg: Optional[Dict[str, Any]] = None, **unknown: Any) -> None:
         refuse_unknown_keys(unknown, init_keywords(RankerModel) or (), f'model ({type(self).__name__})')
         check_built_options(ranker, 'model.ranker', MODELS, 'model', 'RankerVGG')
-        check_ranker_loss_options(rank_loss or DEFAULT_RANK_LOSS, 'model.rank_loss', MODELS)
+        check_ranker_loss_options(rank_loss or DEFAULT_RANK_LOSS, 'model.rank_loss', MODELS,
+                                  'train_dataloader.dataset.higher_is_better')
         super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'), init_cfg=init_cfg)
         if pair_forward not in PAIR_FORWARDS:
             raise ValueError(f'RankerModel pair_forward must be one of {PAIR_FORWARDS}, got {pair_forward!r}.')

@@ -66,7 +66,8 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
         train_opt = self.opt['train']
         if not train_opt.get('rank_opt'):
             raise ValueError('RankerModel needs train.rank_opt (e.g. type: RankLoss).')
-        check_ranker_loss_options(train_opt['rank_opt'], 'train.rank_opt', LOSS_REGISTRY)
+        check_ranker_loss_options(train_opt['rank_opt'], 'train.rank_opt', LOSS_REGISTRY,
+                                  'datasets.train.higher_is_better')
         self.cri_rank = build_loss(train_opt['rank_opt']).to(self.device)
         self.ranker_record = self._training_set_record()
         self.pair_forward = train_opt.get('pair_forward', 'separate')
