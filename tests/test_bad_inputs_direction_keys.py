@@ -267,6 +267,7 @@ RANKSRGAN_TYPOS = [
      r"^train\.ranker_monitor: unknown option 'share_limt' \(did you mean 'share_limit'\?\)"),
     ('train.ranker_monitor', {'enabled': 'false'}, r'train\.ranker_monitor\.enabled must be true or false'),
     ('train.channels_last', 'false', r'train\.channels_last must be true or false'),
+    ('train.nonfinite_limit', 0, r'train\.nonfinite_limit must be a whole number >= 1, got 0'),
 ]
 
 
