@@ -66,6 +66,7 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
         specs = ranker_specs(self.opt)
+        monitoring = self._monitor_settings()  # every option block checked before any network is built
         check_perceptual_weights(train_opt.get('perceptual_opt'))
         self.rank_losses = {spec['name']: build_loss(dict(spec['rank_opt'])).to(self.device) for spec in specs}
         self.rankers = {spec['name']: self._load_frozen_ranker(spec, self.rank_losses[spec['name']]) for spec in specs}
@@ -75,7 +76,7 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         super().init_training_settings()
         if '' in self.rank_losses:
             self.cri_rank = self.rank_losses['']
-        self.ranker_monitors = build_monitors(list(self.rankers), self._monitor_settings(), {
+        self.ranker_monitors = build_monitors(list(self.rankers), monitoring, {
             name: getattr(loss, 'sign', 1.0) for name, loss in self.rank_losses.items()})
         networks = [self.net_g, self.net_d, *self.rankers.values()]
         self.setup_precision(train_opt, networks + ([self.cri_perceptual] if self.cri_perceptual else []), ('g', 'd'))
