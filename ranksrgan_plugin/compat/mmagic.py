@@ -225,7 +225,9 @@ def allow_mmengine_checkpoint_globals() -> None:
     This re-registers mmengine's loader for local files (the ``''`` scheme) so that it loads with
     exactly those globals allowed, still under the safe loader; other loads are untouched. For a host
     user: ``mmengine.runner.CheckpointLoader`` reads local checkpoints holding those types (anything
-    else is still refused by torch), process-wide once ``ranksrgan_plugin.mmagic`` is imported.
+    else is refused, naming the file and the type), process-wide once ``ranksrgan_plugin.mmagic`` is
+    imported; an empty, truncated or non-torch file raises ``UnreadableCheckpointError`` saying which
+    (upstream: ``EOFError``, torch's zip error, ``KeyError: 101``).
     Idempotent; a no-op on torch without ``torch.serialization.safe_globals`` (< 2.5).
     """
     from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
@@ -234,8 +236,12 @@ def allow_mmengine_checkpoint_globals() -> None:
         return
 
     def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
-        with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
-            return load_from_local(filename, map_location)
+        from ..utils.checkpoint import read_checkpoint
+
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')  # upstream's message
+        return read_checkpoint(filename, mmengine_checkpoint_globals(), map_location)
 
     _UPSTREAM.setdefault('mmengine_loaders', {})[''] = load_from_local
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safely, force=True)
@@ -321,32 +327,99 @@ def honour_perceptual_pretrained(perceptual_loss: Optional[Dict[str, Any]]
     return perceptual_loss, mmagic_vgg_weights(weights)
 
 
+LOAD_FROM_OPTION = "load_from / tools/test.py's checkpoint"
+RESUME_OPTION = '--resume / resume=True'
+_RESUMING: list = []  # the files Runner.resume is loading (a stack: resume calls load_checkpoint)
+
+
 def name_checkpoint_in_mismatch_errors() -> None:
-    """Name the file in the plugin models' refusal of a checkpoint loaded by mmengine's Runner (mmengine 0.10.7).
+    """Name the file and the option in the refusal of a checkpoint loaded by mmengine's Runner (mmengine 0.10.7).
 
     ``Runner.load_checkpoint`` (``load_from``, MMagic's ``tools/test.py``) and ``Runner.resume`` load with
-    ``strict=False``: a checkpoint of another network leaves the generator random with a warning.
-    RankSRGAN / RankESRGAN refuse such a state_dict (``CheckpointMismatchError``) but do not see the
-    file's path; these wrappers put it at the head of the message. For a host user: the same methods;
-    only that error's message changes.
+    ``strict=False``: a checkpoint of another network leaves the generator random with a warning, and a
+    resume from another model's (or another discriminator's) checkpoint fails later in torch's size
+    errors or ``KeyError: 'meta'``. RankSRGAN / RankESRGAN refuse such a state_dict
+    (``CheckpointMismatchError``) but do not see the file's path; these wrappers put it at the head of
+    the message with the option (``load_from`` or ``--resume``), and the Runner's checkpoint must fit the
+    model (:func:`check_checkpoint_fits`). For a host user: the same methods; a ``load_from`` that loads
+    nothing or part of a network, or a resume from a file that is not a training checkpoint of this model,
+    raises ``CheckpointMismatchError`` naming the file (upstream: a model part left random with a
+    warning among key lists, or a raw error); only the messages of those errors change.
     """
+    import mmengine.runner.runner as runner_module
     from mmengine.runner import Runner
 
+    from ..utils.checkpoint import UnreadableCheckpointError
     from ..utils.checkpoint_fit import CheckpointMismatchError
 
-    def naming(method: Callable[..., Any]) -> Callable[..., Any]:
+    def naming(method: Callable[..., Any], resume: bool) -> Callable[..., Any]:
         @functools.wraps(method)
         def load(self: Any, filename: str, *args: Any, **kwargs: Any) -> Any:
+            option = RESUME_OPTION if resume or _RESUMING else LOAD_FROM_OPTION
+            if resume:
+                _RESUMING.append(str(filename))
             try:
                 return method(self, filename, *args, **kwargs)
             except CheckpointMismatchError as error:
-                raise CheckpointMismatchError(str(error).replace('The checkpoint', str(filename), 1)) from None
+                message = str(error).replace('The checkpoint', str(filename), 1)
+                raise CheckpointMismatchError(message.replace(GENERIC_LOAD_OPTION, option)) from None
+            except UnreadableCheckpointError as error:
+                if f'(named by {option})' in str(error):
+                    raise
+                raise UnreadableCheckpointError(f'{filename} (named by {option})', error.problem) from None
+            finally:
+                if resume:
+                    _RESUMING.pop()
         return load
 
     for name in ('load_checkpoint', 'resume'):
         if name not in _UPSTREAM:
             _UPSTREAM[name] = getattr(Runner, name)
-            setattr(Runner, name, naming(_UPSTREAM[name]))
+            setattr(Runner, name, naming(_UPSTREAM[name], resume=name == 'resume'))
+    if 'load_checkpoint_to_model' not in _UPSTREAM:
+        upstream = _UPSTREAM['load_checkpoint_to_model'] = runner_module._load_checkpoint_to_model
+
+        @functools.wraps(upstream)
+        def load_checkpoint_to_model(model: torch.nn.Module, checkpoint: Any, *args: Any, **kwargs: Any) -> Any:
+            check_checkpoint_fits(model, checkpoint, resume=bool(_RESUMING))
+            return upstream(model, checkpoint, *args, **kwargs)
+
+        runner_module._load_checkpoint_to_model = load_checkpoint_to_model
+
+
+GENERIC_LOAD_OPTION = "load_from / tools/test.py's checkpoint / --resume"  # what strict_init's messages say
+
+
+def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, resume: bool) -> None:
+    """A checkpoint the Runner loads into ``model`` must fit its trainable parts (the children with parameters
+    that train: generator, discriminator, Ranker ...).
+
+    ``load_from``: each such part the file holds weights of must fit whole (a part it lacks stays as built),
+    and at least one must be there. ``--resume``: the file must be an mmengine training checkpoint holding
+    every such part. Raises ``CheckpointMismatchError`` starting with 'The checkpoint' (the Runner
+    wrapper puts the file there).
+    """
+    from ..utils.checkpoint import strip_module_prefix
+    from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
+
+    option = RESUME_OPTION if resume else LOAD_FROM_OPTION
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if resume and (not isinstance(meta, dict) or 'iter' not in meta or 'message_hub' not in checkpoint):
+        raise CheckpointMismatchError(
+            f'The checkpoint (named by {option}) is not an mmengine training checkpoint (no meta.iter / '
+            f'message_hub): it is {describe_weights(checkpoint)}. --resume continues a run from an iter_<N>.pth its '
+            'work_dir holds; to start from these weights, set load_from (or the generator\'s init_cfg) without '
+            '--resume.')
+    if not isinstance(checkpoint, dict):
+        return  # mmengine's own error follows
+    state = strip_module_prefix(checkpoint.get('state_dict', checkpoint))
+    parts = [(name, child) for name, child in model.named_children()
+             if any(param.requires_grad for param in child.parameters())]
+    held = [(name, child) for name, child in parts if any(key.startswith(name + '.') for key in state)]
+    for name, child in (parts if resume else held or parts[:1]):
+        weights = {key[len(name) + 1:]: value for key, value in state.items() if key.startswith(name + '.')}
+        check_weights_fit(child.state_dict(), weights, 'The checkpoint', option, checkpoint,
+                          f'the {name} of {type(model).__name__} (keys {name}.*)')
 
 
 class UnreadableImageError(ValueError):

@@ -7,27 +7,43 @@ warning among the key lists every correct run also prints. Here:
 - ``StrictPretrained`` (``generator.init_cfg``, MMagic's ``Pretrained`` arguments): every weight of
   the generator must be in the file with its shape, else :class:`CheckpointMismatchError` naming the
   file, ``model.generator.init_cfg.checkpoint`` and what the file holds; a fitting file loads with no
-  key-mismatch lines. RankSRGAN / RankESRGAN turn a generator ``Pretrained`` into it.
+  key-mismatch lines. RankSRGAN / RankESRGAN turn a generator ``Pretrained`` into it. A BasicSR
+  ``params`` / ``params_ema`` file is taken where the two toolboxes' networks are the same
+  (:func:`generator_weights`: RRDBNet, the plugin's RankSRGANGenerator); BasicSR's MSRResNet is refused,
+  saying why (MMagic's MSRResNet has the same weights but another forward).
 - :func:`check_model_init_file`: a model-level ``init_cfg`` ``Pretrained`` file must hold the whole
   generator under ``generator.``.
 - :class:`StrictGeneratorLoading` (RankSRGAN, RankESRGAN, :class:`StrictEditModel` of the test configs):
   any state_dict loaded into the whole model (``load_from``, ``tools/test.py``'s checkpoint,
   ``--resume``) must hold the whole generator (:func:`check_generator_in_state_dict`).
 """
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
 from mmagic.models import BaseEditModel
+from mmagic.models.editors.esrgan.rrdb_net import RRDBNet
 from mmagic.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
+from ..archs.ranksrgan_generator_arch import RankSRGANGenerator
 from ..compat.mmagic import mmengine_checkpoint_globals
-from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
-from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit
+from ..utils.checkpoint import read_checkpoint, strip_module_prefix, unwrap_state_dict
+from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
 
 GENERATOR_PREFIX = 'generator.'
 GENERATOR_INIT_OPTION = 'model.generator.init_cfg.checkpoint'
+BASICSR_WRAPPERS = ('params_ema', 'params')
+# MMagic generator classes whose BasicSR namesake has the same keys and the same forward (the same output
+# for the same weights, tested): a BasicSR file's weights go in as they are
+SAME_AS_BASICSR = (RRDBNet, RankSRGANGenerator)
+# MMagic generator classes whose BasicSR namesake differs: (keys a BasicSR file of it holds, why it cannot go in)
+NOT_AS_BASICSR = {
+    'MSRResNet': (('body.0.conv1.weight', 'upconv1.weight'),
+                  "BasicSR's MSRResNet applies a LeakyReLU after each pixel shuffle and MMagic's MSRResNet does not: "
+                  'the keys map one to one (body.N -> trunk_net.N, upconvN -> upsampleN.upsample_conv), but the same '
+                  'weights give another output'),
+}
 
 
 def weights_under(checkpoint: Mapping[str, Any], prefix: Optional[str]) -> Mapping[str, Any]:
@@ -65,15 +81,53 @@ class StrictPretrained:
 
     def __call__(self, module: nn.Module) -> None:
         loaded = read_file(self.checkpoint, self.option)
-        weights = weights_under(loaded, self.prefix)
-        check_weights_fit(module.state_dict(), weights, self.checkpoint, self.option, loaded,
-                          f'the {type(module).__name__}' + (f' (keys {self.prefix}*)' if self.prefix else ''))
+        weights, read = generator_weights(module, loaded, self.checkpoint, self.option, self.prefix)
         module.load_state_dict({key: weights[key] for key in module.state_dict()}, strict=True)
-        print_log(f'{type(module).__name__} initialised from {self.checkpoint}'
-                  + (f' ({self.prefix}*)' if self.prefix else ''), logger='current')
+        print_log(f'{type(module).__name__} initialised from {self.checkpoint} ({read})', logger='current')
 
     def _get_init_info(self) -> str:
         return f'{type(self).__name__}: load from {self.checkpoint}'
+
+
+def basicsr_wrapper(checkpoint: Any) -> Optional[str]:
+    """``params_ema`` / ``params`` when ``checkpoint`` is a BasicSR file (the first holding weights), else None."""
+    if not isinstance(checkpoint, Mapping) or isinstance(checkpoint.get('state_dict'), Mapping):
+        return None
+    return next((key for key in BASICSR_WRAPPERS if isinstance(checkpoint.get(key), Mapping)), None)
+
+
+def generator_weights(module: nn.Module, checkpoint: Any, source: str, option: str,
+                      prefix: Optional[str] = GENERATOR_PREFIX) -> Tuple[Mapping[str, Any], str]:
+    """(the weights of a loaded ``checkpoint`` for ``module``, checked to fit it; where they were read).
+
+    An mmengine checkpoint gives its ``prefix`` keys (all keys without a prefix). A BasicSR file gives
+    its ``params_ema`` (else ``params``) weights when ``module`` is a class the two toolboxes share
+    (:data:`SAME_AS_BASICSR`); for MMagic's MSRResNet, or another class, it is refused saying why.
+
+    Raises:
+        CheckpointMismatchError: naming ``source``, ``option`` and what the file holds.
+    """
+    network = f'the {type(module).__name__}'
+    wrapper = basicsr_wrapper(checkpoint)
+    if wrapper is None:
+        weights = weights_under(checkpoint, prefix)
+        check_weights_fit(module.state_dict(), weights, source, option, checkpoint,
+                          network + (f' (keys {prefix}*)' if prefix else ''))
+        return weights, f'keys {prefix}*' if prefix else 'its keys'
+    weights = strip_module_prefix(checkpoint[wrapper])
+    keys, why = NOT_AS_BASICSR.get(type(module).__name__, ((), None))
+    if why and all(key in weights for key in keys):
+        raise CheckpointMismatchError(
+            f'{source} (named by {option}) is {describe_weights(checkpoint)}, which {network} cannot take: {why}. '
+            "Initialise from an MMagic checkpoint of this generator (generator.* keys), or use the plugin's "
+            'RankSRGANGenerator / RRDBNet, whose BasicSR files load on both toolboxes.')
+    if not isinstance(module, SAME_AS_BASICSR):
+        raise CheckpointMismatchError(
+            f'{source} (named by {option}) is {describe_weights(checkpoint)}: a BasicSR file is taken only by the '
+            f'generators the two toolboxes share (RRDBNet, RankSRGANGenerator), not by {network}. Give an MMagic '
+            'checkpoint of this generator (generator.* keys).')
+    check_weights_fit(module.state_dict(), weights, source, option, checkpoint, network)
+    return weights, f"a BasicSR file: its '{wrapper}' weights"
 
 
 def strict_generator_init(init_cfg: Optional[Mapping[str, Any]]) -> Optional[dict]:
@@ -123,4 +177,4 @@ class StrictEditModel(StrictGeneratorLoading, BaseEditModel):
 
 
 __all__ = ['CheckpointMismatchError', 'StrictEditModel', 'StrictGeneratorLoading', 'StrictPretrained',
-           'check_generator_in_state_dict', 'check_model_init_file', 'strict_generator_init']
+           'check_generator_in_state_dict', 'check_model_init_file', 'generator_weights', 'strict_generator_init']

@@ -1,14 +1,15 @@
 """The paper road's first step: every input checked before any hour of GPU time, all problems at once.
 
 :func:`check_road` lists what is missing or does not fit (a weights file that does not load into the
-network its option names is refused here, not hours later), each with where it comes from and
-where it goes, and the free disk the rank dataset needs. It reads and writes nothing else.
+network its option names is refused here, not hours later; an image file that is truncated, empty or
+not an image, or an LR image of the wrong size: :func:`check_image_files`), each with where it comes
+from and where it goes, and the free disk the rank dataset needs. It reads and writes nothing else.
 """
 import os
 import os.path as osp
 import shutil
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from basicsr.archs import build_network
@@ -16,6 +17,8 @@ from basicsr.archs import build_network
 from ..data.rank_dataset_format import IMAGE_EXTENSIONS
 from ..rank_dataset.levels import LevelError, load_network_weights
 from ..utils.checkpoint import RefusedCheckpointError
+from ..utils.cores import usable_cores
+from .image_check import check_files, size_mismatches
 from .layout import REQUIRED_TEST_SET, SRRESNET_INIT, TEST_SETS, VGG19_FILE, RoadLayout
 
 ORIGINAL_WEIGHTS = ('the authors\' file, linked from the original repository XPixelGroup/RankSRGAN '
@@ -89,6 +92,37 @@ def check_pairs(what: str, hr_folder: str, lr_folder: str, lr_name: str, layout:
                     f'{lr_name.format("<stem>")}: {shown}')]
 
 
+def road_image_folders(layout: RoadLayout) -> List[Tuple[str, str, Optional[Tuple[str, str]]]]:
+    """(what, folder, (its HR folder, LR name pattern) or None) of every image folder the road reads: DIV2K
+    train HR / LR, Flickr2K HR, and the test sets that are required, asked for or present."""
+    folders = [('DIV2K train HR', layout.div2k_hr, None), ('Flickr2K HR', layout.flickr2k_hr, None),
+               ('DIV2K train LR x4', layout.div2k_lr, (layout.div2k_hr, '{}x4.png'))]
+    for name in TEST_SETS:
+        hr, lr = layout.test_set_folders(name)
+        if name == REQUIRED_TEST_SET or name in layout.test_sets or list_images(hr):
+            folders += [(f'{name} HR', hr, None), (f'{name} LR', lr, (hr, '{}.png'))]
+    return folders
+
+
+def check_image_files(layout: RoadLayout, show_bar: bool = False) -> List[Problem]:
+    """Every image of :func:`road_image_folders` read whole (see :mod:`.image_check`): one problem per file that
+    is truncated, corrupt, empty or not an image, and per LR image that is not its HR image's size / 4."""
+    folders = road_image_folders(layout)
+    owner = {osp.join(folder, name): what for what, folder, _ in folders for name in list_images(folder)}
+    results = check_files(sorted(owner), workers=max(2, min(8, usable_cores())), show_bar=show_bar)
+    problems = [Problem('wrong', f'{owner[path]} image', path, _source(owner[path], layout),
+                        problem) for path, (problem, _) in results.items() if problem]
+    sizes = {path: size for path, (_, size) in results.items()}
+    for what, folder, partner in folders:
+        if partner:
+            hr_folder, pattern = partner
+            pairs = [(osp.join(hr_folder, name), osp.join(folder, pattern.format(osp.splitext(name)[0])))
+                     for name in list_images(hr_folder)]
+            problems += [Problem('wrong', f'{what} image', lr, _source(what, layout), detail)
+                         for lr, detail in size_mismatches(pairs, sizes)]
+    return problems
+
+
 def check_weights(what: str, path: str, network_opt: Dict[str, Any], option: str, layout: RoadLayout) -> List[Problem]:
     """The file exists and loads strictly into the network of ``network_opt`` (official layouts converted)."""
     if not osp.isfile(path):
@@ -157,8 +191,9 @@ def check_disk(need: int, folder: str) -> List[Problem]:
                     f'{free / 2**30:.1f} GiB free on {existing}')]
 
 
-def check_road(layout: RoadLayout, rank_dataset_done: bool = False) -> List[Problem]:
-    """Every problem of the road's inputs (empty when all is in place); see the module's docstring."""
+def check_road(layout: RoadLayout, rank_dataset_done: bool = False, show_bar: bool = False) -> List[Problem]:
+    """Every problem of the road's inputs (empty when all is in place); see the module's docstring.
+    ``show_bar``: a progress bar over the image files read."""
     problems: List[Problem] = []
     for what, folder in (('DIV2K train HR', layout.div2k_hr), ('DIV2K train LR x4', layout.div2k_lr),
                          ('Flickr2K HR', layout.flickr2k_hr)):
@@ -169,6 +204,7 @@ def check_road(layout: RoadLayout, rank_dataset_done: bool = False) -> List[Prob
         if name == REQUIRED_TEST_SET or name in layout.test_sets:
             problems += check_image_folder(f'{name} HR', hr, layout) + check_image_folder(f'{name} LR', lr, layout)
             problems += check_pairs(f'{name} LR', hr, lr, '{}' + '.png', layout)
+    problems += check_image_files(layout, show_bar)
     for problem in problems:
         if problem.what.startswith(tuple(TEST_SETS)):
             problem.source = _source(problem.what.split()[0], layout)

@@ -82,7 +82,7 @@ class PaperRoad:
     def check(self) -> bool:
         """The preflight: prints every problem; True when there is none."""
         started = time.perf_counter()
-        problems = check_road(self.layout, rank_dataset_done=self.is_done('rank_dataset'))
+        problems = check_road(self.layout, rank_dataset_done=self.is_done('rank_dataset'), show_bar=self.show_bars)
         if problems:
             self.echo(f'[check] {len(problems)} problem(s) with the inputs of the {self.layout.variant.name} road '
                       '(nothing was written):')
@@ -92,8 +92,9 @@ class PaperRoad:
         self.stage('check').update(status='done', seconds=time.perf_counter() - started)
         tested = present_test_sets(self.layout)
         untested = [name for name in TEST_SETS if name not in tested]
-        self.echo(f'[check] every input of the {self.layout.variant.name} road is in place; test sets: '
-                  + ', '.join(tested) + (f' ({", ".join(untested)} not found: not tested)' if untested else ''))
+        self.echo(f'[check] every input of the {self.layout.variant.name} road is in place, every image file whole '
+                  f'({time.perf_counter() - started:.0f} s); test sets: ' + ', '.join(tested)
+                  + (f' ({", ".join(untested)} not found: not tested)' if untested else ''))
         return True
 
     def run(self, start: Optional[str] = None, until: str = 'report', check_only: bool = False) -> int:

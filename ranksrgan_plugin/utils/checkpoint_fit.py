@@ -46,6 +46,8 @@ def describe_weights(checkpoint: Any) -> str:
                          ('state_dict', 'an mmengine (MMagic) checkpoint')):
         if isinstance(checkpoint.get(wrapper), Mapping):
             return f"{who} (weights under '{wrapper}') of {describe_weights(checkpoint[wrapper])}"
+    if all(key in checkpoint for key in ('iter', 'optimizers', 'schedulers')):
+        return f"a BasicSR training state (<iter>.state, iteration {checkpoint['iter']}), not weights"
     keys = [key for key, value in checkpoint.items() if isinstance(value, torch.Tensor)]
     if not keys:
         return f'a mapping without tensors (entries {_sample(checkpoint)})'
