@@ -27,10 +27,9 @@ def _content(head: bytes) -> str:
     for signature, name in _SIGNATURES:
         if head.startswith(signature):
             return f'{name} data'
-    try:
-        return f'text ({head[:24].decode("ascii")!r}...)' if head.isascii() else f'unknown data ({head[:8]!r})'
-    except UnicodeDecodeError:
-        return f'unknown data ({head[:8]!r})'
+    if head.isascii():
+        return f'text ({head.decode("ascii")!r}{"..." if len(head) >= 32 else ""})'
+    return f'unknown data ({head[:8]!r}...)'
 
 
 def png_problem(data: bytes) -> Tuple[Optional[str], Optional[Size]]:

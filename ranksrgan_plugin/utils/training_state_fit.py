@@ -68,7 +68,9 @@ def describe_training_state(state: Mapping[str, Any]) -> str:
 
     if len(optimizers) == 2:
         guess = "a GAN's (generator and discriminator: RankSRGANModel, SRGANModel, ESRGANModel ...)"
-    elif len(optimizers) == 1 and isinstance(optimizers[0], Mapping) and _has_matrices(optimizers[0]):
+    elif len(optimizers) == 1 and not (isinstance(optimizers[0], Mapping) and optimizers[0].get('state')):
+        guess = "a one-network model's (RankerModel, SRModel ...)"
+    elif len(optimizers) == 1 and _has_matrices(optimizers[0]):
         guess = "a Ranker's (RankerModel: one network with fully connected layers)"
     elif len(optimizers) == 1:
         guess = "a generator-only model's (SRModel: one convolutional network)"
