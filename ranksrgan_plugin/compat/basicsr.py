@@ -151,7 +151,8 @@ def read_resume_state(opt: Dict[str, Any], path: str, map_location: Any = 'cpu')
 
     source = resume_source(opt, path)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{source} does not exist.')
+        raise FileNotFoundError(f'{source} ' + ('is a folder, not a <iter>.state file.' if osp.isdir(path) else
+                                                'does not exist.'))
     try:
         state = read_training_state(path, map_location=map_location)
     except UnreadableCheckpointError as error:
