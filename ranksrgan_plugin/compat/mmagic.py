@@ -329,6 +329,7 @@ def honour_perceptual_pretrained(perceptual_loss: Optional[Dict[str, Any]]
 
 LOAD_FROM_OPTION = "load_from / tools/test.py's checkpoint"
 RESUME_OPTION = '--resume / resume=True'
+GENERIC_LOAD_OPTION = f'{LOAD_FROM_OPTION} / --resume'  # what a model's own refusal says: it cannot tell which
 _RESUMING: list = []  # the files Runner.resume is loading (a stack: resume calls load_checkpoint)
 
 
@@ -387,9 +388,6 @@ def name_checkpoint_in_mismatch_errors() -> None:
         runner_module._load_checkpoint_to_model = load_checkpoint_to_model
 
 
-GENERIC_LOAD_OPTION = "load_from / tools/test.py's checkpoint / --resume"  # what strict_init's messages say
-
-
 def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, resume: bool) -> None:
     """A checkpoint the Runner loads into ``model`` must fit its trainable parts (the children with parameters
     that train: generator, discriminator, Ranker ...).
@@ -399,6 +397,8 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, resume: bool)
     every such part. Raises ``CheckpointMismatchError`` starting with 'The checkpoint' (the Runner
     wrapper puts the file there).
     """
+    from mmengine.model import is_model_wrapper
+
     from ..utils.checkpoint import strip_module_prefix
     from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
 
@@ -413,11 +413,12 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, resume: bool)
     if not isinstance(checkpoint, dict):
         return  # mmengine's own error follows
     state = strip_module_prefix(checkpoint.get('state_dict', checkpoint))
-    parts = [(name, child) for name, child in model.named_children()
-             if any(param.requires_grad for param in child.parameters())]
+    parts = [(name, child.module if is_model_wrapper(child) else child) for name, child in model.named_children()
+             if any(param.requires_grad for param in child.parameters())]  # DDP-wrapped parts (separate DDP)
     held = [(name, child) for name, child in parts if any(key.startswith(name + '.') for key in state)]
     for name, child in (parts if resume else held or parts[:1]):
-        weights = {key[len(name) + 1:]: value for key, value in state.items() if key.startswith(name + '.')}
+        weights = strip_module_prefix({key[len(name) + 1:]: value for key, value in state.items()
+                                       if key.startswith(name + '.')})  # a DDP run saves generator.module.*
         check_weights_fit(child.state_dict(), weights, 'The checkpoint', option, checkpoint,
                           f'the {name} of {type(model).__name__} (keys {name}.*)')
 

@@ -27,7 +27,7 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
 from ..archs.ranksrgan_generator_arch import RankSRGANGenerator
-from ..compat.mmagic import mmengine_checkpoint_globals
+from ..compat.mmagic import GENERIC_LOAD_OPTION, mmengine_checkpoint_globals
 from ..utils.checkpoint import read_checkpoint, strip_module_prefix, unwrap_state_dict
 from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
 
@@ -154,7 +154,7 @@ def check_model_init_file(generator: nn.Module, init_cfg: Optional[Mapping[str, 
 def check_generator_in_state_dict(generator: nn.Module, state_dict: Mapping[str, Any], model: str) -> None:
     """A state_dict loaded into a whole model must hold its whole generator (``generator.*``)."""
     check_weights_fit(generator.state_dict(), weights_under(state_dict, GENERATOR_PREFIX), 'The checkpoint',
-                      "load_from / tools/test.py's checkpoint / --resume", state_dict,
+                      GENERIC_LOAD_OPTION, state_dict,
                       f'the generator of {model} (keys {GENERATOR_PREFIX}*)')
 
 
