@@ -351,6 +351,7 @@ def test_road_check_names_every_unreadable_image(tmp_path, capsys, monkeypatch):
     flipped = bytearray((flickr / '000003.png').read_bytes())
     flipped[len(flipped) // 2] ^= 0xFF
     (flickr / '000003.png').write_bytes(bytes(flipped))
+    (flickr / '000004.png').mkdir()
     (lr / '0003x4.png').write_bytes((lr / '0003x4.png').read_bytes()[:-12])  # the IEND chunk cut off
     cv2.imwrite(str(lr / '0004x4.png'), cv2.resize(cv2.imread(str(lr / '0004x4.png')), (50, 40)))
     status = load_tool('reproduce').main(['--check', '--data', str(data), '--pretrained', str(tmp_path / 'none'),
@@ -360,7 +361,8 @@ def test_road_check_names_every_unreadable_image(tmp_path, capsys, monkeypatch):
     expected = {hr / '0001.png': 'truncated', hr / '0002.png': 'zero bytes',
                 flickr / '000001.png': 'not a PNG: JPEG data under a .png name',
                 flickr / '000002.png': "not a PNG: text ('<html>404 Not Found",
-                flickr / '000003.png': 'fails its CRC', lr / '0003x4.png': 'ends before its IEND chunk',
+                flickr / '000003.png': 'fails its CRC', flickr / '000004.png': 'cannot be read: Is a directory',
+                lr / '0003x4.png': 'ends before its IEND chunk',
                 lr / '0004x4.png': '50x40, where its HR image 0004.png'}
     for path, says in expected.items():
         block = out.split(f'image: {path}\n', 1)

@@ -72,8 +72,11 @@ def decoded_problem(data: bytes) -> Tuple[Optional[str], Optional[Size]]:
 
 def image_problem(path: str) -> Tuple[Optional[str], Optional[Size]]:
     """(what is wrong with the image file ``path``, or None; its (width, height))."""
-    with open(path, 'rb') as f:
-        data = f.read()
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as error:  # a folder, a dangling link, no permission
+        return f'cannot be read: {error.strerror or error}', None
     if path.lower().endswith('.png'):
         return png_problem(data)
     return decoded_problem(data)
