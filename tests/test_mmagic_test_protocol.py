@@ -36,8 +36,9 @@ def _chw(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
 
 
-def _sr_and_hr(folder, count=3, size=120):
-    """A Set5-like pair of folders: GTmod12 (HR) and SR outputs (a distorted HR), BGR uint8 PNGs."""
+def _sr_and_hr(folder, count=3, size=200):
+    """A Set5-like pair of folders: GTmod12 (HR) and SR outputs (a distorted HR), BGR uint8 PNGs; 200 px: two NIQE
+    blocks a side after the shave (evaluation refuses fewer than two)."""
     hr_dir, sr_dir = folder / 'GTmod12', folder / 'SR'
     hr_dir.mkdir(parents=True)
     sr_dir.mkdir()
