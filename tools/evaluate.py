@@ -9,7 +9,7 @@ Writes ``<output>/<name>.csv`` per folder (one row per image, then the mean) and
 matched to HR images by file stem, one to one: two images of one stem in a folder, or an image
 without its partner, are refused (all listed) before any metric runs; ``--allow-missing`` scores the
 pairs alone and the table counts ``N of M`` images. Y channel and a 4-pixel shave by default
-(``--crop-border``); NIQE needs SR images of at least 96 + 2 x crop-border pixels a side.
+(``--crop-border``); NIQE needs SR images with two full 96x96 blocks after the shave (e.g. 104x200).
 """
 import argparse
 import sys
