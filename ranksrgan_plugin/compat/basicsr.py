@@ -215,12 +215,15 @@ def training_state(model: Any, epoch: int, current_iter: int) -> Dict[str, Any]:
 def save_training_state_recorded(self: Any, epoch: int, current_iter: int) -> None:
     """Replacement for ``BaseModel.save_training_state`` (basicsr 1.4.2): the same file and retries, with
     the record of :func:`training_state`. For a host user: the state has one more entry, ``written_by``."""
+    if current_iter != -1:
+        write_training_state(self.opt, training_state(self, epoch, current_iter))
+
+
+def write_training_state(opt: Mapping[str, Any], state: Mapping[str, Any]) -> None:
+    """``state`` written as ``path.training_states/<iter>.state`` with upstream's three tries (basicsr 1.4.2)."""
     from basicsr.utils import get_root_logger
 
-    if current_iter == -1:
-        return
-    state = training_state(self, epoch, current_iter)
-    save_path = osp.join(self.opt['path']['training_states'], f'{current_iter}.state')
+    save_path = osp.join(opt['path']['training_states'], f"{state['iter']}.state")
     for remaining in (2, 1, 0):  # upstream: "avoid occasional writing errors"
         try:
             torch.save(state, save_path)
@@ -387,6 +390,95 @@ def close_distributed() -> None:
         torch.distributed.destroy_process_group()
 
 
+GENERATOR_FACTOR_KEYS = ('upscale', 'scale', 'upscale_factor')  # MSRResNet / RankSRGANGenerator / SwinIR, RRDBNet
+_OPTIONS_FILE: Dict[str, str] = {}  # the -opt file of the running pipeline (for messages)
+
+
+def declared_scales(opt: Mapping[str, Any]) -> list:
+    """``[(scale, option)]``: the options' top-level ``scale`` (BasicSR copies it into every dataset), or
+    without one each ``datasets.<phase>.scale`` given."""
+    if 'scale' in opt:
+        return [(opt['scale'], "scale (the options' top-level scale)")]
+    return [(dataset['scale'], f'datasets.{phase}.scale') for phase, dataset in (opt.get('datasets') or {}).items()
+            if isinstance(dataset, Mapping) and 'scale' in dataset]
+
+
+def measure_generator_scale(net: torch.nn.Module, name: str, num_in_ch: int = 3) -> int:
+    """:func:`~ranksrgan_plugin.utils.upscaler.infer_scale` of a model's generator as it is being trained:
+    measured in eval mode (a BatchNorm keeps its statistics) and through the uncompiled forward
+    (``train.compile`` replaces the instance's ``forward``; a probe would compile it for a 16x16 input)."""
+    from ..utils.upscaler import infer_scale
+
+    was_training, compiled = net.training, net.__dict__.pop('forward', None)
+    try:
+        return infer_scale(net.eval(), num_in_ch, name)
+    finally:
+        net.train(was_training)
+        if compiled is not None:
+            net.forward = compiled
+
+
+def check_generator_scale(model: Any) -> None:
+    """Refuse a model whose ``net_g`` does not upscale by the options' ``scale`` (:func:`declared_scales`).
+
+    Upstream trains and validates anyway: the paired dataset's crop fails naming only sizes (``Scale
+    mismatches. GT (32, 32) is not 2x multiplication of LQ (8, 8)``), or the loss / ``calculate_psnr``
+    fails on tensors of other shapes, after data was read. For a host user of the plugin's entry points
+    (and of the plugin's models): a :class:`~ranksrgan_plugin.utils.upscaler.ScaleError` naming the options
+    file, the option and the network when the model is built. A model without ``net_g`` (a Ranker) or
+    without a declared scale is not checked; a network that cannot be probed on a 16x16 image (a video
+    model's) is skipped with a warning, unless it is the plugin's RankSRGANModel.
+    """
+    from ..utils.upscaler import ScaleError
+
+    net, opt = getattr(model, 'net_g', None), model.opt
+    declared = declared_scales(opt)
+    if net is None or not declared or getattr(model, 'generator_scale', None) is not None:
+        return
+    network_opt = opt.get('network_g') or {}
+    name = f"network_g ({network_opt.get('type', type(net).__name__)})"
+    where = f'{_OPTIONS_FILE["path"]}: ' if _OPTIONS_FILE.get('path') else ''
+    for value, option in declared:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ScaleError(f'{where}{option} must be a positive integer, got {value!r}.')
+    num_in_ch = network_opt.get('num_in_ch', network_opt.get('in_chans', 3))
+    try:
+        measured = measure_generator_scale(model.get_bare_model(net), name, num_in_ch)
+    except ScaleError as error:
+        if type(model).__name__ == 'RankSRGANModel':
+            raise ScaleError(f'{where}{error}') from None
+        from basicsr.utils import get_root_logger
+
+        get_root_logger().warning(f'The options\' scale is not checked against the network: {error}')
+        return
+    for value, option in declared:
+        if value != measured:
+            raise ScaleError(f'{where}{option.replace("scale", f"scale {value}", 1)} does not match {name}: it '
+                             f'upscales x{measured}, so the x{value} data would be cropped, trained and validated '
+                             f'against x{measured} outputs. Set scale: {measured} (with x{measured} data), or give '
+                             f'{_factor_option(network_opt, value)}.')
+    model.generator_scale = measured
+
+
+def _factor_option(network_opt: Mapping[str, Any], value: int) -> str:
+    key = next((key for key in GENERATOR_FACTOR_KEYS if key in network_opt), None)
+    return f'network_g.{key}: {value}' if key else f'a network_g of factor {value}'
+
+
+def build_model_checked(opt: Dict[str, Any]) -> Any:
+    """``basicsr.models.build_model`` (basicsr 1.4.2), then :func:`check_generator_scale`."""
+    model = _UPSTREAM['build_model'](opt)
+    check_generator_scale(model)
+    return model
+
+
+def parse_options_noted(root_path: str, is_train: bool = True) -> tuple:
+    """``basicsr.utils.options.parse_options`` that notes the ``-opt`` file for the messages of the checks."""
+    opt, args = _UPSTREAM['parse_options'](root_path, is_train=is_train)
+    _OPTIONS_FILE['path'] = args.opt
+    return opt, args
+
+
 _UPSTREAM: Dict[str, Any] = {}
 
 
@@ -400,12 +492,14 @@ def patch_basicsr_train() -> None:
     ``basicsr.train.create_train_val_dataloader`` is :func:`create_train_val_dataloader_checked`,
     ``basicsr.train.MessageLogger`` is :func:`resume_aware_message_logger`'s class,
     ``PairedImageDataset.__getitem__`` names undecodable files (:func:`name_unreadable_training_images`),
-    and ``BaseModel``'s ``resume_training`` / ``save_training_state`` are :func:`resume_training_checked` /
-    :func:`save_training_state_recorded`.
+    ``BaseModel``'s ``resume_training`` / ``save_training_state`` are :func:`resume_training_checked` /
+    :func:`save_training_state_recorded`, and the pipelines' (``basicsr.train`` / ``basicsr.test``)
+    ``build_model`` is :func:`build_model_checked` (the options' scale checked against ``net_g``).
     """
     import basicsr.train
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
+    from basicsr.utils.dist_util import master_only
 
     basicsr.train.load_resume_state = load_resume_state_checked
     basicsr.utils.options.init_dist = init_dist_any_device
@@ -417,10 +511,16 @@ def patch_basicsr_train() -> None:
     if 'model_to_device' not in _UPSTREAM:
         _UPSTREAM['model_to_device'] = BaseModel.model_to_device
         BaseModel.model_to_device = model_to_device_any_device
+    if 'build_model' not in _UPSTREAM:
+        import basicsr.test
+
+        _UPSTREAM['build_model'], _UPSTREAM['parse_options'] = basicsr.train.build_model, basicsr.train.parse_options
+        for pipeline in (basicsr.train, basicsr.test):
+            pipeline.build_model, pipeline.parse_options = build_model_checked, parse_options_noted
     if 'resume_training' not in _UPSTREAM:
         _UPSTREAM['resume_training'] = BaseModel.resume_training
         BaseModel.resume_training = resume_training_checked
-        BaseModel.save_training_state = save_training_state_recorded
+        BaseModel.save_training_state = master_only(save_training_state_recorded)  # as upstream's: rank 0 writes
 
 
 @contextlib.contextmanager

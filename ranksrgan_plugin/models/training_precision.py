@@ -20,7 +20,6 @@ word, so the plugin's models refuse any ``train`` key they do not read (:func:`c
 ``BaseModel``: ``scheduler``; ``SRModel`` / ``SRGANModel`` for RankSRGAN) and the plugin, so the list is closed.
 """
 import contextlib
-import os.path as osp
 from typing import Any, ContextManager, Dict, Iterable, Mapping
 
 import torch
@@ -125,18 +124,20 @@ class TrainingPrecision:
                 f'(train.nonfinite_limit {self.nonfinite_limit}, precision {self.precision}); losses: {values}.')
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """BasicSR's training state, plus the gradient scalers in fp16."""
+        """BasicSR's training state with the record of what wrote it (``written_by``: see
+        :func:`~ranksrgan_plugin.compat.basicsr.training_state`), plus the gradient scalers in fp16."""
         if not getattr(self, 'scalers', None) or current_iter == -1:
             super().save_training_state(epoch, current_iter)
             return
         from basicsr.utils.dist_util import get_dist_info
 
+        from ..compat.basicsr import training_state, write_training_state
+
         if get_dist_info()[0] != 0:
             return
-        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers],
-                 'scalers': {name: scaler.state_dict() for name, scaler in self.scalers.items()}}
-        torch.save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        state = training_state(self, epoch, current_iter)
+        state['scalers'] = {name: scaler.state_dict() for name, scaler in self.scalers.items()}
+        write_training_state(self.opt, state)
 
     def resume_training(self, resume_state: Mapping[str, Any]) -> None:
         """BasicSR's resume, plus the gradient scalers of an fp16 run."""

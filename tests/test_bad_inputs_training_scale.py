@@ -1,0 +1,145 @@
+"""Training / test pipelines whose scale is not the generator's (issue 29 item 1), MMagic init_model given a BasicSR
+MSRResNet file, and fp16 training states recording what wrote them."""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import basicsr.test
+import basicsr.train
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from basicsr.models import build_model
+from test_ranksrgan_model import RANKER_OPT, tiny_options
+
+from ranksrgan_plugin.archs import RankerVGG
+from ranksrgan_plugin.compat.basicsr import patch_basicsr_train, read_training_state
+
+# ------------------------------------------------------------------------------------------------
+# BasicSR: the options' scale against network_g
+
+
+def write_pairs(root: Path, factor: int, count: int = 2, size: int = 32) -> None:
+    """``count`` GT images of ``size`` and their LQ images ``factor`` times smaller under root/data/{gt,lq}."""
+    rng = np.random.default_rng(0)
+    for kind in ('gt', 'lq'):
+        (root / 'data' / kind).mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        gt = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / 'data' / 'gt' / f'{index}.png'), gt)
+        cv2.imwrite(str(root / 'data' / 'lq' / f'{index}.png'), cv2.resize(gt, (size // factor, size // factor)))
+
+
+@pytest.fixture
+def ranker_root(tmp_path):
+    torch.manual_seed(0)
+    torch.save({'params': RankerVGG(**{k: v for k, v in RANKER_OPT.items() if k != 'type'}).state_dict()},
+               tmp_path / 'ranker.pth')
+    return tmp_path
+
+
+def with_phases(options: dict) -> dict:
+    opt = copy.deepcopy(options)
+    for phase, dataset in opt['datasets'].items():
+        dataset.update(phase=phase.split('_')[0], scale=opt.get('scale'))
+    return opt
+
+
+def sr_options(root: Path, scale: int, network: dict) -> dict:
+    """BasicSR's SRModel (options/train_SRResNet_demo.yml's model) with ``network`` as network_g."""
+    options = tiny_options(root, perceptual=False)
+    options.update(name='tiny_sr', model_type='SRModel', scale=scale, network_g=network)
+    for key in ('network_d', 'network_r'):
+        options.pop(key)
+    options['path'].pop('pretrain_network_r')
+    options['train'] = {key: options['train'][key] for key in ('optim_g', 'scheduler', 'total_iter', 'pixel_opt')}
+    return options
+
+
+def test_ranksrgan_model_refuses_a_scale_its_generator_does_not_have(ranker_root):
+    options = tiny_options(ranker_root, perceptual=False)
+    options['scale'] = 2  # network_g: RankSRGANGenerator upscale 4
+    with pytest.raises(ValueError) as error:
+        build_model(with_phases(options))
+    message = str(error.value)
+    assert message.startswith("scale 2 (the options' top-level scale) does not match network_g (RankSRGANGenerator): "
+                              'it upscales x4')
+    assert 'Set scale: 4 (with x4 data), or give network_g.upscale: 2.' in message
+    options['scale'] = 4
+    assert build_model(with_phases(options)).generator_scale == 4
+
+
+@pytest.mark.parametrize('network, key', [
+    ({'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1, 'upscale': 4}, 'network_g.upscale: 2'),
+    ({'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4,
+      'scale': 4}, 'network_g.scale: 2')])
+def test_basicsr_models_of_the_plugin_entry_refuse_another_scale(tmp_path, network, key):
+    """BasicSR's own SRModel (MSRResNet, RRDBNet) built by the train and test pipelines the plugin runs."""
+    patch_basicsr_train()
+    options = sr_options(tmp_path, 2, network)
+    for pipeline in (basicsr.train, basicsr.test):
+        with pytest.raises(ValueError, match=rf'does not match network_g \({network["type"]}\): it upscales x4.*{key}'):
+            pipeline.build_model(with_phases(options))
+    test_options = with_phases(sr_options(tmp_path, 4, network))
+    test_options['is_train'] = False
+    assert basicsr.test.build_model(test_options).generator_scale == 4
+
+
+def test_a_dataset_scale_without_a_top_level_one_is_checked(tmp_path):
+    patch_basicsr_train()
+    options = with_phases(sr_options(tmp_path, 4, {'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1,
+                                                   'upscale': 4}))
+    del options['scale']
+    options['datasets']['val']['scale'] = 3
+    with pytest.raises(ValueError, match=r'^datasets.val.scale 3 does not match network_g \(MSRResNet\)'):
+        basicsr.train.build_model(options)
+    options['datasets']['val']['scale'] = 4.0
+    with pytest.raises(ValueError, match='datasets.val.scale must be a positive integer, got 4.0'):
+        basicsr.train.build_model(options)
+
+
+def test_train_entry_refuses_the_scale_before_reading_data(tmp_path):
+    """``ranksrgan-train -opt`` with scale 2, x2 data and an x4 MSRResNet: was a torch shape error in the L1 loss."""
+    write_pairs(tmp_path, factor=2)
+    options = sr_options(tmp_path, 2, {'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1, 'upscale': 4})
+    options['datasets']['train']['gt_size'] = 16
+    options_file = tmp_path / 'sr.yml'
+    options_file.write_text(yaml.safe_dump(options))
+    run = subprocess.run([sys.executable, '-m', 'ranksrgan_plugin.train', '-opt', str(options_file)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode != 0 and last.startswith(f'ranksrgan_plugin.utils.upscaler.ScaleError: {options_file}: '
+                                                   "scale 2 (the options' top-level scale) does not match network_g "
+                                                   '(MSRResNet): it upscales x4'), run.stderr[-2000:]
+    assert not list(tmp_path.glob('experiments/tiny_sr/models/*.pth'))
+
+
+# ------------------------------------------------------------------------------------------------
+# fp16 training states record what wrote them
+
+
+def test_fp16_training_state_records_what_wrote_it(ranker_root):
+    patch_basicsr_train()
+    options = with_phases(tiny_options(ranker_root, perceptual=False))
+    options['train']['precision'] = 'fp16'
+    experiment = ranker_root / 'experiments' / 'fp16'
+    options['path'].update(training_states=str(experiment / 'training_states'), models=str(experiment / 'models'))
+    (experiment / 'training_states').mkdir(parents=True)
+    model = build_model(options)
+    model.scalers['g'].scale(torch.ones(()))  # the scaler's first use (it starts lazily)
+    model.scalers['g'].update(1024.0)  # a scale a run reached
+    model.save_training_state(epoch=0, current_iter=2)
+    path = str(experiment / 'training_states' / '2.state')
+    state = read_training_state(path)
+    assert state['written_by'] == {'model_type': 'RankSRGANModel', 'name': 'tiny_ranksrgan', 'networks': {
+        'network_g': 'RankSRGANGenerator', 'network_d': 'VGGStyleDiscriminatorAnySize', 'network_r': 'RankerVGG'}}
+    assert state['scalers']['g']['scale'] == 1024.0 and len(state['optimizers']) == 2
+    other = copy.deepcopy(options)  # an SRGANModel also has 2 optimizers: only the record tells the states apart
+    other.update(model_type='SRGANModel', auto_resume=False)
+    other['path']['resume_state'] = path
+    with pytest.raises(ValueError, match=f'{path} \\(named by path.resume_state\\) cannot resume this SRGANModel run: '
+                                         'it is a state written by RankSRGANModel'):
+        basicsr.train.load_resume_state(other)
