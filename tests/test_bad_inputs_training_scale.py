@@ -143,3 +143,47 @@ def test_fp16_training_state_records_what_wrote_it(ranker_root):
     with pytest.raises(ValueError, match=f'{path} \\(named by path.resume_state\\) cannot resume this SRGANModel run: '
                                          'it is a state written by RankSRGANModel'):
         basicsr.train.load_resume_state(other)
+
+
+# ------------------------------------------------------------------------------------------------
+# MMagic init_model: the checkpoint named when it does not fit
+
+TEST_CONFIG = Path(__file__).resolve().parents[1] / 'options/mmagic/ranksrgan_x4c64b16_test_set5-set14-pirm.py'
+
+
+def tiny_test_config():
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(TEST_CONFIG))
+    cfg.model.generator = dict(type='MSRResNet', in_channels=3, out_channels=3, mid_channels=8, num_blocks=1,
+                               upscale_factor=4)
+    return cfg
+
+
+def test_init_model_refuses_a_basicsr_msrresnet_file_saying_why(tmp_path):
+    """Was torch's ``RuntimeError: Missing key(s) ... trunk_net...``, naming no file."""
+    from basicsr.archs.srresnet_arch import MSRResNet
+
+    from ranksrgan_plugin.mmagic.inference import init_model
+
+    path = str(tmp_path / 'net_g_5000.pth')
+    torch.save({'params': MSRResNet(num_feat=8, num_block=1).state_dict()}, path)
+    with pytest.raises(ValueError) as error:
+        init_model(tiny_test_config(), path)
+    message = str(error.value)
+    assert message.startswith(f"{path} (named by init_model's checkpoint) is a BasicSR checkpoint")
+    assert 'a LeakyReLU after each pixel shuffle' in message
+
+
+def test_init_model_names_a_checkpoint_of_another_network(tmp_path):
+    from ranksrgan_plugin.mmagic.inference import init_model
+
+    path = str(tmp_path / 'ranker.pth')
+    ranker = RankerVGG(**{k: v for k, v in RANKER_OPT.items() if k != 'type'})
+    torch.save({'state_dict': {f'ranker.{k}': v for k, v in ranker.state_dict().items()}}, path)
+    with pytest.raises(RuntimeError) as error:  # a RuntimeError as torch's strict load was
+        init_model(tiny_test_config(), path)
+    message = str(error.value)
+    assert message.startswith(f"{path} (named by init_model's checkpoint) does not fit the generator of the config "
+                              '(MSRResNet): the file is an mmengine (MMagic) checkpoint')
+    assert 'ranker' in message and isinstance(error.value, ValueError)

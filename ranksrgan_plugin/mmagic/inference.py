@@ -24,9 +24,11 @@ from torch import nn
 
 from ..compat.mmagic import mmengine_checkpoint_globals
 from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
+from ..utils.checkpoint_fit import CheckpointMismatchError, describe_weights
 from ..utils.upscaler import ScaleError, check_bgr_uint8, infer_scale
 
 GENERATOR_PREFIX = 'generator.'
+INIT_MODEL_OPTION = "init_model's checkpoint"
 
 
 def inference_config(config: Union[str, Config]) -> Config:
@@ -54,9 +56,9 @@ def generator_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, torch.Te
 def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
     """Build the inference model of ``config`` (see :func:`inference_config`) and load the generator weights.
 
-    The generator's keys must match exactly (``strict``); the other parts of a training checkpoint
-    (discriminator, perceptual VGG) are ignored. ``model.scale`` is the generator's measured upscaling
-    factor (:func:`generator_scale`: it must equal the config's ``scale``).
+    The generator's keys must match exactly (:func:`load_generator_checkpoint`: a misfit names the file); the
+    other parts of a training checkpoint (discriminator, perceptual VGG) are ignored. ``model.scale`` is the
+    generator's measured upscaling factor (:func:`generator_scale`: it must equal the config's ``scale``).
     """
     from mmagic.registry import MODELS
     from mmagic.utils import register_all_modules
@@ -69,12 +71,43 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
         model = MODELS.build(cfg.model)
     name = config if isinstance(config, str) else 'the config'
     if checkpoint is not None:
-        weights = generator_state_dict(read_checkpoint(checkpoint, mmengine_checkpoint_globals()))
-        model.generator.load_state_dict(weights, strict=True)
+        load_generator_checkpoint(model.generator, checkpoint, name)
     model.cfg = cfg
     model = model.to(device).eval()
     model.scale = generator_scale(model.generator, cfg, name)
     return model
+
+
+class InitModelCheckpointError(CheckpointMismatchError, RuntimeError):
+    """``init_model``'s checkpoint does not fit the generator (the message names the file; a ``RuntimeError`` as
+    torch's strict load, which it replaces)."""
+
+
+def load_generator_checkpoint(generator: nn.Module, checkpoint: str, name: str = 'the config') -> None:
+    """Load the weights of ``checkpoint`` (a path) into ``generator``; every misfit names the file.
+
+    A BasicSR ``params`` / ``params_ema`` file goes through :func:`~.strict_init.generator_weights` (taken by the
+    generators the two toolboxes share; BasicSR's MSRResNet refused saying why), unless its weights are exactly
+    the generator's own keys (a file saved as ``{'params': generator.state_dict()}``). Other files: the generator's
+    keys of :func:`generator_state_dict`, refused by :class:`InitModelCheckpointError` when they do not fit.
+    """
+    from .strict_init import basicsr_wrapper, generator_weights
+
+    loaded = read_checkpoint(checkpoint, mmengine_checkpoint_globals())
+    weights = generator_state_dict(loaded) if isinstance(loaded, Mapping) else {}
+    if basicsr_wrapper(loaded) and not _fits(generator.state_dict(), weights):
+        weights = generator_weights(generator, loaded, checkpoint, INIT_MODEL_OPTION)[0]
+    try:
+        generator.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        raise InitModelCheckpointError(
+            f'{checkpoint} (named by {INIT_MODEL_OPTION}) does not fit the generator of {name} '
+            f'({type(generator).__name__}): the file is {describe_weights(loaded)}. {error}') from None
+
+
+def _fits(expected: Mapping[str, torch.Tensor], weights: Mapping[str, Any]) -> bool:
+    return set(expected) == set(weights) and all(
+        isinstance(weights[key], torch.Tensor) and weights[key].shape == value.shape for key, value in expected.items())
 
 
 def generator_scale(generator: nn.Module, cfg: Config, name: str = 'the config') -> int:
