@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from basicsr.models import build_model
+from test_mmagic_training import sr_workspace  # noqa: F401  (fixture)
 from test_ranksrgan_model import RANKER_OPT, tiny_options
 
 from ranksrgan_plugin.archs import RankerVGG
@@ -187,3 +188,55 @@ def test_init_model_names_a_checkpoint_of_another_network(tmp_path):
     assert message.startswith(f"{path} (named by init_model's checkpoint) does not fit the generator of the config "
                               '(MSRResNet): the file is an mmengine (MMagic) checkpoint')
     assert 'ranker' in message and isinstance(error.value, ValueError)
+
+
+# ------------------------------------------------------------------------------------------------
+# MMagic: the config's scale against the generator
+
+
+def x2_generator_config(root: Path, work: Path):
+    """The shipped RankSRGAN config (scale = 4, x4 data), shrunk, with an x2 generator."""
+    from test_mmagic_training import RANKSRGAN_CONFIG, tiny_sr_config
+
+    cfg = tiny_sr_config(root, RANKSRGAN_CONFIG, work, max_iters=2)
+    cfg.model.generator.upscale_factor = 2
+    return cfg
+
+
+def test_mmagic_train_entry_refuses_a_config_scale_before_reading_data(sr_workspace, tmp_path, monkeypatch,  # noqa: F811
+                                                                      capsys):
+    """``tools/mmagic_train.py``: was a torch shape error in the pixel loss after the first batch was read."""
+    import mmagic.datasets.transforms as transforms
+
+    from ranksrgan_plugin.mmagic.train import main, train
+
+    cfg = x2_generator_config(sr_workspace, tmp_path / 'work')
+    monkeypatch.setattr(transforms.LoadImageFromFile, 'transform', lambda *_: pytest.fail('data was read'))
+    with pytest.raises(ValueError) as error:
+        train(cfg)
+    assert str(error.value).startswith(f'{cfg.filename}: scale = 4, but its model.generator (MSRResNet) upscales x2')
+    cfg = x2_generator_config(sr_workspace, tmp_path / 'work2')
+    cfg.scale = 2  # the top-level value alone: the pipeline's SetValues keeps the 4 the file gave it
+    config = tmp_path / 'x2.py'
+    cfg.dump(str(config))
+    with pytest.raises(SystemExit) as exit_status:
+        main([str(config)])
+    assert exit_status.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(f'mmagic_train: {config}: train_dataloader.dataset.pipeline[2].dictionary.scale '
+                              '(SetValues) = 4, but its model.generator (MSRResNet) upscales x2'), message
+    assert 'Traceback' not in message
+
+
+@pytest.mark.parametrize('loop', ['train', 'val'])
+def test_mmagic_runner_refuses_outputs_of_another_scale_than_the_gt(sr_workspace, tmp_path, loop):  # noqa: F811
+    """MMagic's own tools/train.py (a Runner): was a torch shape error in the pixel loss / the metrics' shape error."""
+    from mmengine.runner import Runner
+
+    cfg = x2_generator_config(sr_workspace, tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError) as error:
+        runner.train() if loop == 'train' else runner.val()
+    inputs = '8x8' if loop == 'train' else '26x26'
+    assert str(error.value).startswith(f'model.generator (MSRResNet) maps the {inputs} inputs of this batch to ')
+    assert '(x2), but their GT images are' in str(error.value) and '(x4)' in str(error.value)
