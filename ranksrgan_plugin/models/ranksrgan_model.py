@@ -10,7 +10,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
-from ..compat.basicsr import check_perceptual_weights
+from ..compat.basicsr import check_generator_scale, check_perceptual_weights
 from ..utils.checkpoint import read_checkpoint
 from .checkpoint_loading import NamedCheckpointLoading
 from .frozen_rankers import ranker_specs
@@ -50,7 +50,8 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
 
     Every block above refuses a key it does not know, with the closest valid name; so does ``train`` (its keys:
     :attr:`train_options`, BasicSR's and :mod:`.training_precision`'s). A Ranker file that records its training
-    (:mod:`.ranker_record`) is checked against its rank-content loss's ``higher_is_better``.
+    (:mod:`.ranker_record`) is checked against its rank-content loss's ``higher_is_better``; the options' ``scale``
+    against ``network_g``'s measured factor (:func:`~ranksrgan_plugin.compat.basicsr.check_generator_scale`).
     """
 
     frozen_networks = ('network_r',)
@@ -62,6 +63,7 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         check_validation_metrics(opt)
         check_train_options(opt, self.train_options, type(self).__name__)
         super().__init__(opt)
+        check_generator_scale(self)
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
