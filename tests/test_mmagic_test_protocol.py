@@ -204,3 +204,18 @@ def test_mmagic_tools_test_py_with_generator_weights_only(tmp_path):
     assert not (tmp_path / 'experiments').exists()  # no Ranker, VGG19 or zoo file was looked up there
     for name in ('Set5/PSNR', 'Set5/Y/PSNR', 'Set5/NIQE', 'Set14/Y/SSIM', 'PIRM/PSNR'):
         assert f'{name}: ' in run.stdout + run.stderr
+
+
+def test_test_config_refuses_a_generator_of_another_factor_than_the_data(tmp_path, monkeypatch):
+    """MMagic's tools/test.py with an x2 generator on x4 test data: was a metric's shape error naming no option."""
+    monkeypatch.chdir(tmp_path)
+    _tiny_test_sets(tmp_path / 'data')
+    cfg = _tiny(TEST_CONFIG)
+    cfg.model.generator['upscale_factor'] = 2
+    cfg.work_dir = str(tmp_path / 'work')
+    for loader in cfg.test_dataloader:
+        loader.num_workers = 0
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r'model.generator \(MSRResNet\) maps the 27x27 inputs of this batch to '
+                                         r'54x54 \(x2\), but their GT images are 108x108 \(x4\)'):
+        runner.test()

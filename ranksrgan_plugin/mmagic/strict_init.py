@@ -19,9 +19,11 @@ warning among the key lists every correct run also prints. Here:
 """
 from typing import Any, Mapping, Optional, Tuple
 
+import torch
 from mmagic.models import BaseEditModel
 from mmagic.models.editors.esrgan.rrdb_net import RRDBNet
 from mmagic.registry import MODELS
+from mmagic.structures import DataSample
 from mmengine.logging import print_log
 from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import nn
@@ -30,6 +32,7 @@ from ..archs.ranksrgan_generator_arch import RankSRGANGenerator
 from ..compat.mmagic import GENERIC_LOAD_OPTION, mmengine_checkpoint_globals
 from ..utils.checkpoint import read_checkpoint, strip_module_prefix, unwrap_state_dict
 from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
+from .output_scale import check_outputs_fit_gt
 
 GENERATOR_PREFIX = 'generator.'
 GENERATOR_INIT_OPTION = 'model.generator.init_cfg.checkpoint'
@@ -173,7 +176,16 @@ class StrictEditModel(StrictGeneratorLoading, BaseEditModel):
 
     MMagic's ``tools/test.py`` given a Ranker's (or any other network's) checkpoint would test a random
     generator and report plausible numbers; this model raises ``CheckpointMismatchError`` naming the file.
+    Outputs of another size than their GT (a generator of another factor than the test data's) are refused
+    by :func:`~ranksrgan_plugin.mmagic.output_scale.check_outputs_fit_gt`.
     """
+
+    def forward_tensor(self, inputs: torch.Tensor, data_samples: Optional[DataSample] = None,
+                       **kwargs: Any) -> torch.Tensor:
+        """Upstream's generator pass; outputs of another size than their GT refused."""
+        outputs = super().forward_tensor(inputs, data_samples, **kwargs)
+        check_outputs_fit_gt(inputs, outputs, data_samples, self.generator)
+        return outputs
 
 
 __all__ = ['CheckpointMismatchError', 'StrictEditModel', 'StrictGeneratorLoading', 'StrictPretrained',
