@@ -391,7 +391,14 @@ def close_distributed() -> None:
 
 
 GENERATOR_FACTOR_KEYS = ('upscale', 'scale', 'upscale_factor')  # MSRResNet / RankSRGANGenerator / SwinIR, RRDBNet
-_OPTIONS_FILE: Dict[str, str] = {}  # the -opt file of the running pipeline (for messages)
+# the -opt file of the options dict the running pipeline parsed (for messages); kept with that dict, so a
+# model built later from other options (another pipeline in the same process, a test) is not told a stale file
+_OPTIONS_FILE: Dict[str, Any] = {}
+
+
+def options_file_of(opt: Mapping[str, Any]) -> str:
+    """The ``-opt`` file the patched pipeline parsed ``opt`` from, else ``''``."""
+    return _OPTIONS_FILE['path'] if _OPTIONS_FILE.get('opt') is opt else ''
 
 
 def declared_scales(opt: Mapping[str, Any]) -> list:
@@ -437,7 +444,7 @@ def check_generator_scale(model: Any) -> None:
         return
     network_opt = opt.get('network_g') or {}
     name = f"network_g ({network_opt.get('type', type(net).__name__)})"
-    where = f'{_OPTIONS_FILE["path"]}: ' if _OPTIONS_FILE.get('path') else ''
+    where = f"{_OPTIONS_FILE['building']}: " if _OPTIONS_FILE.get('building') else ''
     for value, option in declared:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ScaleError(f'{where}{option} must be a positive integer, got {value!r}.')
@@ -467,15 +474,20 @@ def _factor_option(network_opt: Mapping[str, Any], value: int) -> str:
 
 def build_model_checked(opt: Dict[str, Any]) -> Any:
     """``basicsr.models.build_model`` (basicsr 1.4.2), then :func:`check_generator_scale`."""
-    model = _UPSTREAM['build_model'](opt)
-    check_generator_scale(model)
+    # upstream deep-copies opt: the file is noted for the checks run while this build lasts (the model's own too)
+    _OPTIONS_FILE['building'] = options_file_of(opt)
+    try:
+        model = _UPSTREAM['build_model'](opt)
+        check_generator_scale(model)
+    finally:
+        _OPTIONS_FILE['building'] = ''
     return model
 
 
 def parse_options_noted(root_path: str, is_train: bool = True) -> tuple:
     """``basicsr.utils.options.parse_options`` that notes the ``-opt`` file for the messages of the checks."""
     opt, args = _UPSTREAM['parse_options'](root_path, is_train=is_train)
-    _OPTIONS_FILE['path'] = args.opt
+    _OPTIONS_FILE.update(opt=opt, path=args.opt)
     return opt, args
 
 
