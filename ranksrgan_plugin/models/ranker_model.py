@@ -18,6 +18,7 @@ from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
 from ..losses.loss_options import check_ranker_loss_options
 from ..metrics.rank_metrics import batch_pair_accuracy
 from ..utils.built_options import check_built_options
+from ..utils.checkpoint import strip_module_prefix
 from .checkpoint_loading import NamedCheckpointLoading
 from .ranker_record import RECORD_KEY, ranker_record
 from .training_precision import TrainingPrecision, check_train_options
@@ -179,14 +180,13 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
     @master_only
     def save_network(self, net: Any, net_label: str, current_iter: Any, param_key: Any = 'params') -> None:
         """BasicSR's ``{param_key: state_dict}`` file, plus ``ranker_record`` for the Ranker (when known)."""
-        record = getattr(self, 'ranker_record', None)
-        if record is None or net is not self.net_r or param_key != 'params':
+        if self.ranker_record is None or net is not self.net_r or param_key != 'params':
             super().save_network(net, net_label, current_iter, param_key)
             return
         current_iter = 'latest' if current_iter == -1 else current_iter
-        weights = OrderedDict((key[len('module.'):] if key.startswith('module.') else key, value.cpu())
-                              for key, value in self.get_bare_model(net).state_dict().items())
-        torch.save({'params': weights, RECORD_KEY: dict(record)},
+        weights = OrderedDict((key, value.cpu()) for key, value in
+                              strip_module_prefix(self.get_bare_model(net).state_dict()).items())
+        torch.save({'params': weights, RECORD_KEY: dict(self.ranker_record)},
                    osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
     def save(self, epoch: int, current_iter: int) -> None:
