@@ -23,14 +23,20 @@ from .preflight import find_ma_model, list_images
 
 
 def measure_ranker(network_r: Mapping[str, Any], checkpoint: str, val_root: str, histograms: str,
-                   metric: str) -> Dict[str, float]:
-    """SROCC and pair accuracy of a Ranker checkpoint on a rank-set split; histograms written to ``histograms``."""
+                   metric: str, note: Optional[str] = None) -> Dict[str, float]:
+    """SROCC and pair accuracy of a Ranker checkpoint on a rank-set split, with the sample each was measured on.
+
+    Its histograms are written to ``histograms``, ``note`` (a rehearsal's mark, :func:`.report.rehearsal_mark`)
+    drawn on them. ``patches``: the split's patches (SROCC's sample); ``pairs``: the level pairs of one
+    location with distinct labels (pair accuracy's sample); ``pairs_tied``: the pairs left out.
+    """
     result = evaluate_ranker(load_ranker(build_network(dict(network_r)), checkpoint), val_root)
     os.makedirs(osp.dirname(osp.abspath(histograms)), exist_ok=True)
     plot_ranker_histograms({'Ranker': result}, histograms, metric,
-                           title=f'Ranker {osp.basename(checkpoint)} on {val_root}')
+                           title=f'Ranker {osp.basename(checkpoint)} on {val_root}', note=note)
     return {'srocc': float(result['srocc']), 'pair_accuracy': float(result['pair_accuracy']),
-            'patches': len(result['scores'])}
+            'patches': len(result['scores']), 'pairs': int(result['pairs_measured']),
+            'pairs_tied': int(result['pairs_tied'])}
 
 
 def hr_matching_sr(hr_folder: str, sr_folder: str, cropped_folder: str) -> str:
