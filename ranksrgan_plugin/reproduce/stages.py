@@ -103,7 +103,7 @@ def run_rank_dataset(layout: RoadLayout, forced: bool, echo: Echo, show_bars: bo
             return len(os.listdir(records)) if osp.isdir(records) else 0
 
         status = run_logged(command, layout.repo, layout.log_file('rank_dataset'), '  rank dataset', total, done,
-                            unit='image', show_bar=show_bars)
+                            unit='image', show_bar=show_bars, lock_key=yml)
         if status:
             raise StageFailed(f'the rank-dataset build failed (exit status {status}); see '
                               f"{layout.log_file('rank_dataset')}")
@@ -160,7 +160,8 @@ def train(layout: RoadLayout, stage: str, options: Dict[str, Any], values: Mappi
     while True:
         stop_when = state_saved(experiment, kill_after) if kill_after else None
         status = run_logged(train_command(layout, yml, resume=not forced or bool(runs)), layout.root, log,
-                            f'  {stage}', total, lambda: last_logged_iteration(log), stop_when, show_bar=show_bars)
+                            f'  {stage}', total, lambda: last_logged_iteration(log), stop_when, show_bar=show_bars,
+                            lock_key=yml)
         runs.append({'status': 'killed' if status == KILLED else status, 'iteration': last_logged_iteration(log)})
         if status != KILLED:
             break
