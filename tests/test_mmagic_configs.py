@@ -28,7 +28,7 @@ PLUGIN_IMPORT = dict(imports=['ranksrgan_plugin.mmagic'], allow_failed_imports=F
 VARIANT_CONFIGS = {  # RankSRGAN-M / -PI / -HR and their Rankers: what each changes in the -N config
     'ranksrgan_x4c64b16_1xb8-500k_div2k-ma.py': ('experiments/pretrained_models/Ranker_Ma_basicsr.pth', True),
     'ranksrgan_x4c64b16_1xb8-500k_div2k-pi.py': ('experiments/pretrained_models/Ranker_PI_basicsr.pth', True),
-    'ranksrgan_x4c64b16_1xb8-500k_div2k-hr.py': ('experiments/Ranker_VGG12_NIQE_HR/models/net_r_best.pth', False),
+    'ranksrgan_x4c64b16_1xb8-500k_div2k-hr.py': ('experiments/Ranker_VGG12_NIQE_HR/models/net_r_latest.pth', False),
 }
 RANKER_VARIANTS = {  # data root, higher_is_better
     'ranker_vgg12_1xb16-400k_rank-df2k-ma.py': ('datasets/rank_DF2K_ma', True),
@@ -36,8 +36,9 @@ RANKER_VARIANTS = {  # data root, higher_is_better
     'ranker_vgg12_1xb16-400k_rank-df2k-niqe-hr.py': ('datasets/rank_DF2K_niqe_hr', None),
 }
 
-TEST_CONFIGS = (  # tests/test_mmagic_test_protocol.py
-    'ranksrgan_x4c64b16_test_set5-set14-pirm.py', 'ranksrgan_x4c64b16_test_set5-set14-pirm-ma-pi.py')
+TEST_CONFIGS = (  # tests/test_mmagic_test_protocol.py; the paper road's: tests/test_road_mmagic.py
+    'ranksrgan_x4c64b16_test_set5-set14-pirm.py', 'ranksrgan_x4c64b16_test_set5-set14-pirm-ma-pi.py',
+    'ranksrgan-paper_x4c64b16_test_pirm.py')
 PAPER_CONFIGS = tuple(f'ranksrgan-paper_x4c64b16_1xb8-500k_div2k-pirm-{v}.py' for v in ('niqe', 'ma', 'pi', 'hr'))
 TWO_RANKER_CONFIG = 'ranksrgan-paper_x4c64b16_1xb8-500k_div2k-pirm-niqe-ma.py'  # tests/test_several_rankers.py
 

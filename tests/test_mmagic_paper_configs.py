@@ -51,8 +51,8 @@ def test_paper_config_has_the_original_settings():
 
 
 @pytest.mark.parametrize('name, ranker, ma_pi', [
-    (PAPER_CONFIGS[1], 'experiments/pretrained_models/Ranker_Ma_basicsr.pth', True),
-    (PAPER_CONFIGS[2], 'experiments/pretrained_models/Ranker_PI_basicsr.pth', True),
+    (PAPER_CONFIGS[1], 'experiments/Ranker_VGG12_Ma/models/net_r_latest.pth', True),
+    (PAPER_CONFIGS[2], 'experiments/Ranker_VGG12_PI/models/net_r_latest.pth', True),
     (PAPER_CONFIGS[3], 'experiments/Ranker_VGG12_NIQE_HR/models/net_r_latest.pth', False)])
 def test_paper_variants_change_only_the_ranker_and_validation(name, ranker, ma_pi):
     cfg, base = Config.fromfile(str(CONFIG_DIR / name)), Config.fromfile(str(PAPER_NIQE))

@@ -10,7 +10,8 @@
 #   torchrun --nproc_per_node=4 tools/mmagic_train.py \
 #       options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py --launcher pytorch \
 #       --cfg-options train_dataloader.batch_size=4   # total batch 16, as the original
-# The best checkpoint (best_SROCC_iter_*.pth) is a valid `ranker_checkpoint` of the RankSRGAN configs.
+# The last checkpoint (iter_400000.pth, named by work_dir/last_checkpoint) is the `ranker_checkpoint` the paper road
+# uses (the original selected none); best_SROCC_iter_*.pth is chosen on the val split (docs/fidelity.md R11).
 _base_ = 'mmagic::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['ranksrgan_plugin.mmagic'], allow_failed_imports=False)

@@ -1,4 +1,5 @@
-# RankSRGAN-M as the paper trained it: the -N paper config with the Ma Ranker, and Ma / PI added to the validation
+# RankSRGAN-M as the paper trained it: the -N paper config with the Ma Ranker (options/train_Ranker_Ma.yml's last
+# checkpoint), and Ma / PI added to the validation
 # (Ma et al.'s model.mat: model_path, $RANKSRGAN_MA_MODEL or ~/.cache/ranksrgan_plugin/ma/model.mat).
 _base_ = './ranksrgan-paper_x4c64b16_1xb8-500k_div2k-pirm-niqe.py'
 
@@ -8,7 +9,7 @@ work_dir = f'./work_dirs/{experiment_name}'
 scale = 4
 ma_model_path = None
 
-model = dict(ranker_checkpoint='experiments/pretrained_models/Ranker_Ma_basicsr.pth')
+model = dict(ranker_checkpoint='experiments/Ranker_VGG12_Ma/models/net_r_latest.pth')  # the last
 
 val_evaluator = dict(
     _delete_=True,

@@ -10,8 +10,14 @@
 # - losses: pixel 0, perceptual conv5_4 1, vanilla GAN 5e-3, rank-content 0.03 x sum, batch-statistics Ranker;
 #   Adam 1e-4 (0.9, 0.99), MultiStepLR [50k, 100k, 200k, 300k] x0.5, 500k iterations, seed 10
 #   python tools/mmagic_train.py options/mmagic/ranksrgan-paper_x4c64b16_1xb8-500k_div2k-pirm-niqe.py
-# External files: experiments/pretrained_models/SRResNet_bicx4_in3nf64nb16_basicsr.pth (converted),
-#   experiments/pretrained_models/Ranker_NIQE_basicsr.pth (or your Ranker), vgg19-dcbb9e9d.pth (docs/mmagic.md).
+# - the frozen Ranker: the last checkpoint of the NIQE Ranker (options/train_Ranker_NIQE.yml's net_r_latest.pth),
+#   as the paper road uses it (tools/reproduce.py; the original selected none; net_r_best.pth is chosen on the
+#   val split, docs/fidelity.md R11). The authors' released Ranker: set ranker_checkpoint to its conversion,
+#   experiments/pretrained_models/Ranker_NIQE_basicsr.pth (tools/convert_official_weights.py).
+# The whole road (rank dataset, Ranker, this config through MMagic's Runner, test, report):
+#   python tools/reproduce.py --toolbox mmagic --data datasets   (docs/mmagic.md, "The paper road in MMagic")
+# Test: ranksrgan-paper_x4c64b16_test_pirm.py. External files: experiments/pretrained_models/
+#   SRResNet_bicx4_in3nf64nb16_basicsr.pth (converted), vgg19-dcbb9e9d.pth (docs/mmagic.md).
 _base_ = './ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py'
 
 experiment_name = 'ranksrgan-paper_x4c64b16_1xb8-500k_div2k-pirm-niqe'
@@ -24,7 +30,8 @@ model = dict(
         _delete_=True,
         type='RankSRGANGenerator', num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=scale,
         init_cfg=dict(type='StrictPretrained',
-                      checkpoint='experiments/pretrained_models/SRResNet_bicx4_in3nf64nb16_basicsr.pth')))
+                      checkpoint='experiments/pretrained_models/SRResNet_bicx4_in3nf64nb16_basicsr.pth')),
+    ranker_checkpoint='experiments/Ranker_VGG12_NIQE/models/net_r_latest.pth')
 
 train_dataloader = dict(
     dataset=dict(

@@ -19,7 +19,7 @@
 #       --cfg-options train_dataloader.batch_size=2   # total batch 8
 # External files (not downloaded; see docs/mmagic.md):
 #   experiments/pretrained_models/Ranker_NIQE_basicsr.pth   # tools/convert_official_weights.py, a BasicSR net_r_*.pth,
-#                                                           # or an MMagic Ranker checkpoint (best_SROCC_iter_*.pth)
+#                                                           # or an MMagic Ranker checkpoint (the last: iter_400000.pth)
 #   experiments/pretrained_models/msrresnet_x4c64b16_1x16_300k_div2k_20200521-61556be5.pth   # MMagic model zoo
 #   experiments/pretrained_models/vgg19-dcbb9e9d.pth   # torchvision ImageNet VGG19 (or $TORCH_HOME/hub/checkpoints/)
 _base_ = 'mmagic::srgan_resnet/srgan_x4c64b16_1xb16-1000k_div2k.py'

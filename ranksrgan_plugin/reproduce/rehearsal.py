@@ -5,8 +5,9 @@ HR, PIRM test, Set14, BSDS100, their file-name schemes included), random-weight 
 external files in the authors' layouts, and only the iteration counts changed (:func:`rehearsal_plan`):
 patch 296, Ranker batch 16, RankSRGAN batch 8 and GT 296, the sum rank-content loss and the
 batch-statistics Ranker stay as the paper's files set them. The RankSRGAN stage is killed once after
-its first saved state and run again, as after a crash. The numbers it reports say nothing of the
-method: they are random networks trained for two iterations.
+its first saved state and run again, as after a crash. With ``toolbox='mmagic'`` RankSRGAN is the MMagic
+paper config trained by MMagic's Runner (:mod:`.mmagic_stages`), with the same iteration counts. The
+numbers it reports say nothing of the method: they are random networks trained for two iterations.
 """
 import os
 import os.path as osp
@@ -88,15 +89,33 @@ def write_stand_ins(pretrained: str) -> None:
         torch.save(torchvision.models.vgg19(weights=None).state_dict(), osp.join(pretrained, VGG19_FILE))
 
 
-def rehearsal_plan() -> RoadPlan:
-    """Two iterations per training stage, every one logged and validated at the end; RankSRGAN killed once."""
+# the MMagic road's RankSRGAN stage (mmagic_stages): the same schedule in MMagic's config keys
+MMAGIC_RANKSRGAN_OVERRIDES = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
+                              'default_hooks.checkpoint.interval': 1, 'default_hooks.logger.interval': 1}
+TOOLBOXES = ('basicsr', 'mmagic')
+
+
+def rehearsal_plan(toolbox: str = 'basicsr') -> RoadPlan:
+    """Two iterations per training stage, every one logged and validated at the end; RankSRGAN killed once.
+
+    ``toolbox``: which toolbox trains RankSRGAN (``'mmagic'``: the paper config through MMagic's Runner, its
+    overrides in MMagic's config keys); the rank dataset and the Ranker are the BasicSR stages either way.
+    """
+    if toolbox not in TOOLBOXES:
+        raise ValueError(f'toolbox {toolbox!r}: expected one of {", ".join(TOOLBOXES)}.')
     logged = {'logger.print_freq': 1, 'val.val_freq': 2}
+    ranksrgan = (dict(MMAGIC_RANKSRGAN_OVERRIDES) if toolbox == 'mmagic' else
+                 {'train.total_iter': 2, 'logger.save_checkpoint_freq': 1, **logged})
+    trained_by = ('the paper\'s MMagic config (options/mmagic/ranksrgan-paper_*.py) through MMagic\'s Runner '
+                  '(tools/mmagic_train.py), after the BasicSR rank dataset and Ranker stages'
+                  if toolbox == 'mmagic' else 'BasicSR')
     return RoadPlan(
         overrides={'ranker': {'train.total_iter': 2, 'logger.save_checkpoint_freq': 2, **logged},
-                   'ranksrgan': {'train.total_iter': 2, 'logger.save_checkpoint_freq': 1, **logged}},
+                   'ranksrgan': ranksrgan},
         kill_after={'ranksrgan': 1},
         notes=['REHEARSAL: the paper\'s option files at the paper\'s sizes on a small layout of scikit-image '
                'photos; the authors\' SRResNet / SRGAN / ESRGAN files and the VGG19 are random-weight stand-ins '
                f'(ESRGAN\'s last conv x{ESRGAN_OUTPUT_GAIN:g}); 2 iterations per training stage; RankSRGAN '
-               'killed after its first saved state and resumed. The numbers say nothing about the method.'],
+               f'trained by {trained_by}, killed after its first saved state and resumed. The numbers say nothing '
+               'about the method.'],
         rehearsal=True)
