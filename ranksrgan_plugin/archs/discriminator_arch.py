@@ -1,8 +1,9 @@
 """A VGG-style discriminator for any input size (the paper trains on 296x296 GT patches)."""
-import torch
 from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
+
+from ..compat.basicsr import flatten_channels_last_features
 
 
 @ARCH_REGISTRY.register()
@@ -44,11 +45,7 @@ class VGGStyleDiscriminatorAnySize(VGGStyleDiscriminator):
         elif init != 'pytorch':
             raise ValueError(f"VGGStyleDiscriminatorAnySize init must be 'pytorch' or 'kaiming', got {init!r}.")
         # BasicSR's forward flattens with .view: channels_last features (train.channels_last) need NCHW order
-        self.bn4_1.register_forward_hook(_contiguous_output)
-
-
-def _contiguous_output(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-    return output.contiguous()
+        flatten_channels_last_features(self)
 
 
 def kaiming_init(net: nn.Module) -> nn.Module:

@@ -287,6 +287,33 @@ def model_to_device_any_device(self, net: torch.nn.Module) -> torch.nn.Module:
     return _UPSTREAM['model_to_device'](self, net)
 
 
+FLATTEN_MARK = '_flattens_channels_last'  # set on a discriminator whose features are made contiguous before .view
+
+
+def flatten_channels_last_features(net: torch.nn.Module) -> torch.nn.Module:
+    """Let basicsr 1.4.2's ``VGGStyleDiscriminator`` run in channels-last memory format (``train.channels_last``).
+
+    Upstream's ``forward`` flattens its last feature map with ``feat.view(feat.size(0), -1)``, which raises
+    ``RuntimeError: view size is not compatible with input tensor's size and stride`` on channels-last
+    features larger than 1x1. For a host user: every ``VGGStyleDiscriminator`` in ``net`` (and subclasses) gets a
+    forward hook on its last BatchNorm (``bn4_1``, ``bn5_1`` at ``input_size`` 256) that returns that output in
+    contiguous (NCHW) order: the same values, flattened as upstream does in channels-first format. Applied by
+    the plugin's models when ``train.channels_last`` is set; other networks are left as they are. Returns ``net``.
+    """
+    from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
+
+    for module in net.modules():
+        if isinstance(module, VGGStyleDiscriminator) and not getattr(module, FLATTEN_MARK, False):
+            last = module.bn5_1 if module.input_size == 256 and hasattr(module, 'bn5_1') else module.bn4_1
+            last.register_forward_hook(_contiguous_output)
+            setattr(module, FLATTEN_MARK, True)
+    return net
+
+
+def _contiguous_output(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    return output.contiguous()
+
+
 class TrainingSetTooSmallError(ValueError):
     """A training set that yields no batch per process: BasicSR would train zero iterations."""
 

@@ -31,7 +31,8 @@ def apply() -> None:
     ``mmagic.models`` is imported with the mmcv ops placeholders in place (:func:`mmcv_ops_placeholders`,
     removed again afterwards), mmengine's checkpoint loader gets its allowlist
     (:func:`allow_mmengine_checkpoint_globals`), the Runner's checkpoint errors and undecodable images
-    name their file (:func:`name_checkpoint_in_mismatch_errors`, :func:`name_unreadable_images`) and
+    name their file (:func:`name_checkpoint_in_mismatch_errors`, :func:`name_unreadable_images`), a bf16
+    ``AmpOptimWrapper`` gets no gradient scaler (:func:`no_grad_scaler_without_fp16`) and
     numpy's error state is given back as it was before the plugin imported BasicSR
     (:func:`ranksrgan_plugin.compat.basicsr.undo_basicsr_seterr`).
     """
@@ -41,6 +42,7 @@ def apply() -> None:
     allow_mmengine_checkpoint_globals()
     name_checkpoint_in_mismatch_errors()
     name_unreadable_images()
+    no_grad_scaler_without_fp16()
     basicsr_compat.undo_basicsr_seterr()
 
 
@@ -461,8 +463,8 @@ def any_device_amp_optim_wrapper() -> type:
     Upstream's mixed-precision context is already device-agnostic (``mmengine.runner.amp.autocast`` runs
     bf16 on the CPU); only its constructor refuses. The subclass builds it with that check passed; on the
     CPU its CUDA gradient scaler disables itself (a warning from torch): meant for bf16, which needs no
-    scaler. For a host user: a new optimiser-wrapper type, ``AnyDeviceAmpOptimWrapper``; with an
-    accelerator it is upstream's class unchanged.
+    scaler (with ``dtype='bfloat16'`` it gets none: :func:`no_grad_scaler_without_fp16`). For a host user: a
+    new optimiser-wrapper type, ``AnyDeviceAmpOptimWrapper``; with an accelerator it is upstream's class unchanged.
     """
     from unittest import mock
 
@@ -475,3 +477,41 @@ def any_device_amp_optim_wrapper() -> type:
                 super().__init__(*args, **kwargs)
 
     return AnyDeviceAmpOptimWrapper
+
+
+SCALERLESS_DTYPES = (torch.bfloat16, torch.float32, torch.float64)  # autocast dtypes that need no loss scaling
+
+
+def no_grad_scaler_without_fp16() -> None:
+    """Give mmengine's ``AmpOptimWrapper`` no live gradient scaler when its ``dtype`` is not float16.
+
+    mmengine 0.10.7's ``AmpOptimWrapper.__init__`` builds a ``GradScaler`` whatever ``dtype`` says: with
+    ``dtype='bfloat16'`` on a GPU every step multiplies the loss by 2**16, unscales the gradients, reads their
+    found-inf (a device synchronisation per optimiser step) and skips the step when one overflows, although bf16
+    has float32's exponent range and needs no scaling. For a host user (process-wide once ``ranksrgan_plugin.mmagic``
+    is imported), an ``AmpOptimWrapper`` or ``AnyDeviceAmpOptimWrapper`` with ``dtype`` bfloat16, float32 or
+    float64 has a disabled scaler (``loss_scaler.is_enabled()`` is False: backward and step as ``OptimWrapper``'s,
+    nothing skipped, an empty ``loss_scaler`` entry in its state; a checkpoint's scaler state is ignored on
+    resume); a ``loss_scale`` other than ``'dynamic'`` with such a dtype is refused by name (it would be
+    ignored). float16, and no dtype (float16 on a GPU; bf16 on the CPU, where torch disables the CUDA scaler
+    itself), are upstream's.
+    """
+    from mmengine.optim import AmpOptimWrapper
+
+    if 'amp_init' in _UPSTREAM:
+        return
+    upstream = _UPSTREAM['amp_init'] = AmpOptimWrapper.__init__
+
+    @functools.wraps(upstream)
+    def __init__(self: Any, loss_scale: Any = 'dynamic', dtype: Any = None, use_fsdp: bool = False,
+                 **kwargs: Any) -> None:
+        upstream(self, loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp, **kwargs)
+        if self.cast_dtype not in SCALERLESS_DTYPES:
+            return
+        if loss_scale != 'dynamic':
+            raise ValueError(f'optim_wrapper ({type(self).__name__}): loss_scale={loss_scale!r} with '
+                             f'dtype={str(self.cast_dtype).replace("torch.", "")!r}: only float16 runs scale their '
+                             "losses. Remove loss_scale, or set dtype='float16'.")
+        self.loss_scaler = torch.amp.GradScaler('cuda', enabled=False)
+
+    AmpOptimWrapper.__init__ = __init__

@@ -76,7 +76,7 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
             raise ValueError(f'train.pair_forward must be one of {PAIR_FORWARDS}, got {self.pair_forward!r}.')
         self.setup_optimizers()
         self.setup_schedulers()
-        self.setup_precision(train_opt, [self.net_r], ('r',))
+        self.setup_precision(train_opt, [self.net_r], ('r',), trained=(self.net_r,))
 
     def setup_optimizers(self) -> None:
         optim_opt = dict(self.opt['train']['optim_r'])
@@ -96,6 +96,7 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
             self.img = data['img'].to(self.device)
 
     def optimize_parameters(self, current_iter: int) -> None:
+        self.snapshot_buffers()  # the non-finite guard's (see .training_precision)
         self.optimizer_r.zero_grad()
         with self.autocast():
             score_a, score_b = score_pairs(self.net_r, self.memory_format(self.img_a),
@@ -103,11 +104,11 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
         score_a, score_b = score_a.float(), score_b.float()  # the loss on fp32 values
         l_rank = self.cri_rank(score_a, score_b, self.label_a, self.label_b)
         self.backward(l_rank, 'r')
-        self.count_nonfinite(self.optimizer_step(self.optimizer_r, 'r'), {'l_rank': l_rank}, current_iter)
+        skipped = self.step_optimizers([(self.optimizer_r, 'r')], {'l_rank': l_rank})
+        self.count_nonfinite(skipped, {'l_rank': l_rank}, current_iter)
         pair_acc = batch_pair_accuracy(score_a, score_b, self.label_a, self.label_b)
         self.log_dict = self.reduce_loss_dict(OrderedDict(l_rank=l_rank, pair_acc=pair_acc))
-        if self.nonfinite_steps:
-            self.log_dict['nonfinite_steps'] = float(self.nonfinite_steps)
+        self.log_guard(self.log_dict)
 
     def test(self) -> None:
         """Scores of the fed validation batch, in eval mode, as ``self.scores`` (N,).

@@ -81,7 +81,8 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         self.ranker_monitors = build_monitors(list(self.rankers), monitoring, {
             name: getattr(loss, 'sign', 1.0) for name, loss in self.rank_losses.items()})
         networks = [self.net_g, self.net_d, *self.rankers.values()]
-        self.setup_precision(train_opt, networks + ([self.cri_perceptual] if self.cri_perceptual else []), ('g', 'd'))
+        self.setup_precision(train_opt, networks + ([self.cri_perceptual] if self.cri_perceptual else []), ('g', 'd'),
+                             trained=(self.net_g, self.net_d))
 
     def _monitor_settings(self) -> Dict[str, Any]:
         logger = self.opt.get('logger') or {}
@@ -102,25 +103,30 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         return freeze_ranker(net_r.to(self.device), spec['batchnorm'])
 
     def optimize_parameters(self, current_iter: int) -> None:
+        """SRGAN's iteration (generator step, then discriminator step), both decided together by the non-finite
+        guard (:mod:`.training_precision`) after both backward passes: they step, or neither does and the networks
+        are as before the iteration. The discriminator's pass sees the generator's output of before its step in
+        either order, so the order of the steps changes nothing."""
         loss_dict: Dict[str, torch.Tensor] = OrderedDict()
+        self.snapshot_buffers()
         self.net_d.requires_grad_(False)
         self.optimizer_g.zero_grad()
         with self.autocast():
             self.output = self.net_g(self.memory_format(self.lq))
-        finite = True
+        steps, checked = [], OrderedDict()
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
             with self.autocast():
-                l_g_total = self.generator_losses(loss_dict, current_iter)
-            self.backward(l_g_total, 'g')
-            finite = self.optimizer_step(self.optimizer_g, 'g')
+                checked['l_g_total'] = self.generator_losses(loss_dict, current_iter)
+            self.backward(checked['l_g_total'], 'g')
+            steps.append((self.optimizer_g, 'g'))
         self.net_d.requires_grad_(True)
-        finite = self.discriminator_step(loss_dict) and finite
-        self.count_nonfinite(finite, loss_dict, current_iter)
+        checked.update(self.discriminator_backward(loss_dict))
+        skipped = self.step_optimizers(steps + [(self.optimizer_d, 'd')], checked)
+        self.count_nonfinite(skipped, loss_dict, current_iter)
         self.warn_on_ranker_exploitation(current_iter)
         self.log_dict = self.reduce_loss_dict(loss_dict)
-        if self.nonfinite_steps:
-            self.log_dict['nonfinite_steps'] = float(self.nonfinite_steps)
-        if self.ema_decay > 0:
+        self.log_guard(self.log_dict)
+        if self.ema_decay > 0 and not skipped:
             self.model_ema(decay=self.ema_decay)
 
     def generator_losses(self, loss_dict: Dict[str, Any], current_iter: Optional[int] = None) -> torch.Tensor:
@@ -171,11 +177,15 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
                 + self.cri_gan(fake_pred - real_pred.mean(), True, is_disc=False)) / 2
 
     def discriminator_step(self, loss_dict: Dict[str, Any]) -> bool:
-        """SRGAN's discriminator update on real GT and detached generator output; False when it was skipped
-        (non-finite gradients)."""
+        """SRGAN's discriminator update alone (backward and guarded step); False when it was skipped."""
+        return not self.step_optimizers([(self.optimizer_d, 'd')], self.discriminator_backward(loss_dict))
+
+    def discriminator_backward(self, loss_dict: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        """SRGAN's discriminator losses on real GT and detached generator output, backpropagated (fills
+        ``loss_dict``); returns the losses backpropagated, for the guard."""
         self.optimizer_d.zero_grad()
         if self.relativistic:
-            return self.relativistic_discriminator_step(loss_dict)
+            return self.relativistic_discriminator_backward(loss_dict)
         gt = self.memory_format(self.gt)
         with self.autocast():
             real_d_pred = self.net_d(gt).float()
@@ -187,10 +197,10 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
         loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
         self.backward(loss_dict['l_d_fake'], 'd')
-        return self.optimizer_step(self.optimizer_d, 'd')
+        return {'l_d_real': loss_dict['l_d_real'], 'l_d_fake': loss_dict['l_d_fake']}
 
-    def relativistic_discriminator_step(self, loss_dict: Dict[str, Any]) -> bool:
-        """The original's ``ragan`` discriminator update: both terms, each through both predictions."""
+    def relativistic_discriminator_backward(self, loss_dict: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        """The original's ``ragan`` discriminator losses: both terms, each through both predictions."""
         with self.autocast():
             real_d_pred = self.net_d(self.memory_format(self.gt)).float()
             fake_d_pred = self.net_d(self.output.detach()).float()
@@ -198,5 +208,6 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred - real_d_pred.mean(), False, is_disc=True)
         loss_dict['out_d_real'] = real_d_pred.detach().mean()
         loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
-        self.backward((loss_dict['l_d_real'] + loss_dict['l_d_fake']) / 2, 'd')
-        return self.optimizer_step(self.optimizer_d, 'd')
+        l_d_total = (loss_dict['l_d_real'] + loss_dict['l_d_fake']) / 2
+        self.backward(l_d_total, 'd')
+        return {'l_d_total': l_d_total}
