@@ -1,23 +1,31 @@
 """The paper road's first step: every input checked before any hour of GPU time, all problems at once.
 
-:func:`check_road` lists what is missing or does not fit (a weights file that does not load into the
-network its option names is refused here, not hours later; an image file that is truncated, empty or
-not an image, or an LR image of the wrong size: :func:`check_image_files`), each with where it comes
-from and where it goes, and the free disk the rank dataset needs. It reads and writes nothing else.
+:func:`check_road` lists what is missing or does not fit, each with where it comes from and where it
+goes, and the free disk the rank dataset needs. It reads and writes nothing else. Every file a stage
+will load is loaded here as that stage loads it, with the safe loader: the level networks' weights and
+the generator's initialisation strictly into the networks their options build (:func:`check_weights`),
+the perceptual loss's VGG19 strictly into torchvision's VGG as BasicSR's ``VGGFeatureExtractor`` does
+(:func:`check_vgg19`), Ma et al.'s ``model.mat`` with the metric's own reader (:func:`check_ma_model`).
+A file that does not load is named with what it really is (an HTML page, a Git LFS pointer, a text
+file, a zip of something else, a torch file cut short, another network's weights: :func:`describe_file`,
+:func:`describe_weights`), and the check goes on to the next. Image files that are truncated, empty or
+not images, and LR images of the wrong size: :func:`check_image_files`.
 """
 import os
 import os.path as osp
 import shutil
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from basicsr.archs import build_network
 
 from ..data.rank_dataset_format import IMAGE_EXTENSIONS
-from ..rank_dataset.levels import LevelError, load_network_weights
-from ..utils.checkpoint import RefusedCheckpointError
+from ..rank_dataset.levels import LevelError, arch_state_dict
+from ..utils.checkpoint import RefusedCheckpointError, read_checkpoint
+from ..utils.checkpoint_fit import describe_weights
 from ..utils.cores import usable_cores
+from ..utils.file_kind import TORCH_CHECKPOINT, describe_file
 from .image_check import check_files, size_mismatches
 from .layout import REQUIRED_TEST_SET, SRRESNET_INIT, TEST_SETS, VGG19_FILE, RoadLayout
 
@@ -123,15 +131,94 @@ def check_image_files(layout: RoadLayout, show_bar: bool = False) -> List[Proble
     return problems
 
 
-def check_weights(what: str, path: str, network_opt: Dict[str, Any], option: str, layout: RoadLayout) -> List[Problem]:
-    """The file exists and loads strictly into the network of ``network_opt`` (official layouts converted)."""
+def _sample(items: Sequence[str], count: int = 3) -> str:
+    return ', '.join(items[:count]) + (' ...' if len(items) > count else '')
+
+
+def _network_name(network_opt: Mapping[str, Any]) -> str:
+    return f"{network_opt.get('type')} ({', '.join(f'{k} {v}' for k, v in network_opt.items() if k != 'type')})"
+
+
+def misfit(expected: Mapping[str, torch.Tensor], weights: Mapping[str, Any]) -> str:
+    """What keeps ``weights`` from a strict load into a network whose state_dict is ``expected`` ('' when nothing)."""
+    missing = [key for key in expected if key not in weights]
+    misshaped = [f'{key} {tuple(weights[key].shape)} instead of {tuple(value.shape)}' for key, value in expected.items()
+                 if isinstance(weights.get(key), torch.Tensor) and weights[key].shape != value.shape]
+    unexpected = [key for key, value in weights.items() if key not in expected and isinstance(value, torch.Tensor)]
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} of its {len(expected)} weights are not in the file ({_sample(missing)})')
+    if misshaped:
+        parts.append(f'{len(misshaped)} have another shape ({_sample(misshaped, 2)})')
+    if unexpected:
+        parts.append(f'the file holds {len(unexpected)} weights the network does not have ({_sample(unexpected)})')
+    return '; '.join(parts)
+
+
+def _holding(checkpoint: Any) -> str:
+    """'a torch file holding <what its keys say>'; torchvision's VGGs by their depth."""
+    text = describe_weights(checkpoint)
+    if isinstance(checkpoint, Mapping) and text.startswith("torchvision's VGG"):
+        convs = sum(1 for key, value in checkpoint.items() if key.startswith('features.') and
+                    isinstance(value, torch.Tensor) and value.dim() == 4)
+        norm = '_bn' if any(key.endswith('running_mean') for key in checkpoint) else ''
+        text = f"torchvision's VGG{convs + 3}{norm} ({convs} convolutions and 3 linear layers)"
+    return f'a torch file holding {text}'
+
+
+def _unreadable(path: str, error: BaseException) -> str:
+    """What a file the safe loader could not read is (see :func:`describe_file`)."""
+    kind = describe_file(path)
+    if isinstance(error, RefusedCheckpointError):
+        return f'it is {kind}, which the safe loader refuses: {error}'
+    if not kind.startswith(TORCH_CHECKPOINT):
+        return f'it is {kind}, not a torch checkpoint'
+    if 'cut short' in kind:
+        return f'it is {kind}'
+    return f'it is {kind} that does not load ({type(error).__name__}: {error})'
+
+
+def _read(path: str) -> Tuple[Any, Optional[str]]:
+    """(the checkpoint, None), or (None, why it does not load): never an exception."""
+    try:
+        return read_checkpoint(path), None
+    except Exception as error:  # whatever a bad file raises is a problem to list, not a traceback
+        return None, _unreadable(path, error)
+
+
+def _network_problem(network_opt: Mapping[str, Any], checkpoint: Any, path: str,
+                     param_key: Optional[str] = None) -> Optional[str]:
+    """Why ``checkpoint`` does not load strictly into the network of ``network_opt`` (official layouts converted,
+    as the stages convert them: :func:`arch_state_dict`); None when it does."""
+    held = _holding(checkpoint)
+    if not isinstance(checkpoint, Mapping):
+        return f'it is {held}, not weights'
+    try:
+        state_dict, _, _ = arch_state_dict(checkpoint, param_key, path)
+    except LevelError as error:
+        return f'it is {held}, which does not convert: {error}'
+    with torch.device('meta'):  # names and shapes only: no random initialisation of a 23-block ESRGAN
+        net = build_network(dict(network_opt))
+    problem = misfit(net.state_dict(), state_dict)
+    if problem:
+        return f'it is {held}, not the weights of {_network_name(network_opt)}: {problem}'
+    net.load_state_dict(state_dict, strict=True, assign=True)
+    return None
+
+
+def check_weights(what: str, path: str, network_opt: Dict[str, Any], option: str, layout: RoadLayout,
+                  param_key: Optional[str] = None) -> List[Problem]:
+    """The file exists and loads (safely) strictly into the network of ``network_opt`` (official layouts
+    converted); else one problem naming ``option`` and what the file is."""
     if not osp.isfile(path):
         return [Problem('missing', what, path, _source(what, layout), f'named by {option}')]
-    try:
-        load_network_weights(build_network(dict(network_opt)), path, None, what)
-    except (LevelError, RefusedCheckpointError, RuntimeError, OSError, ValueError) as err:
-        return [Problem('wrong', what, path, _source(what, layout), f'named by {option}: {err}')]
-    return []
+    checkpoint, problem = _read(path)
+    if problem is None:
+        try:
+            problem = _network_problem(network_opt, checkpoint, path, param_key)
+        except Exception as error:  # e.g. a tensor of another dtype: named, not a traceback
+            problem = f'it is {_holding(checkpoint)}, which does not load: {type(error).__name__}: {error}'
+    return [Problem('wrong', what, path, _source(what, layout), f'named by {option}; {problem}')] if problem else []
 
 
 def find_vgg19(layout: RoadLayout) -> Optional[str]:
@@ -150,6 +237,44 @@ def needs_vgg19(gan_options: Mapping[str, Any]) -> bool:
         perceptual.get('vgg_weights', 'imagenet') == 'imagenet'
 
 
+def _vgg_problem(checkpoint: Any, vgg_type: str) -> Optional[str]:
+    """Why ``checkpoint`` is not torchvision's ``vgg_type`` as BasicSR's ``VGGFeatureExtractor`` loads it (the
+    file's mapping as it is, strictly: no wrapper, no prefix); None when it is."""
+    import torchvision
+
+    if not isinstance(checkpoint, Mapping):
+        return f'it is {_holding(checkpoint)}, not a state_dict'
+    with torch.device('meta'):  # names and shapes only: no 548 MB of random initialisation
+        net = getattr(torchvision.models, vgg_type)(weights=None)
+    problem = misfit(net.state_dict(), checkpoint)
+    if problem:
+        return (f"it is {_holding(checkpoint)}, not torchvision's ImageNet {vgg_type.upper()} weights (a bare "
+                f'state_dict, which BasicSR\'s VGGFeatureExtractor loads strictly): {problem}')
+    net.load_state_dict(checkpoint, strict=True, assign=True)
+    return None
+
+
+def check_vgg19(layout: RoadLayout, gan_options: Mapping[str, Any]) -> List[Problem]:
+    """The perceptual loss's VGG19 (:func:`find_vgg19`) exists and loads, safely, strictly into torchvision's VGG."""
+    hub = osp.join(torch.hub.get_dir(), 'checkpoints', VGG19_FILE)
+    path = find_vgg19(layout)
+    if path is None:
+        return [Problem('missing', VGG19_FILE, osp.join(layout.pretrained, VGG19_FILE), _source(VGG19_FILE, layout),
+                        f'or {hub} (the perceptual loss)')]
+    checkpoint, problem = _read(path)
+    if problem is None:
+        vgg_type = gan_options['train']['perceptual_opt'].get('vgg_type', 'vgg19')
+        try:
+            problem = _vgg_problem(checkpoint, vgg_type)
+        except Exception as error:  # named, not a traceback
+            problem = f'it is {_holding(checkpoint)}, which does not load: {type(error).__name__}: {error}'
+    if problem is None:
+        return []
+    return [Problem('wrong', VGG19_FILE, path, _source(VGG19_FILE, layout),
+                    f'the perceptual loss\'s weights ({layout.variant.ranksrgan} train.perceptual_opt.vgg_weights: '
+                    f'imagenet, found here); {problem}')]
+
+
 def find_ma_model(layout: RoadLayout) -> Optional[str]:
     """Ma et al.'s ``model.mat``: ``ma_model``, ``$RANKSRGAN_MA_MODEL`` or the cache path."""
     from ..iqa.ma_model import _resolve_model_path
@@ -158,6 +283,34 @@ def find_ma_model(layout: RoadLayout) -> Optional[str]:
         return str(_resolve_model_path(layout.ma_model))
     except FileNotFoundError:
         return None
+
+
+def _ma_model_origin(layout: RoadLayout) -> str:
+    from ..iqa import ma_model
+
+    if layout.ma_model:
+        return 'named by --ma-model'
+    if os.environ.get(ma_model.MODEL_ENV):
+        return f'named by ${ma_model.MODEL_ENV}'
+    return f'found at the default place {ma_model.DEFAULT_MODEL_PATH}'
+
+
+def check_ma_model(layout: RoadLayout) -> List[Problem]:
+    """Ma et al.'s ``model.mat`` (:func:`find_ma_model`) exists and the metric's reader takes it."""
+    from ..iqa.ma_model import load_ma_model
+
+    path = find_ma_model(layout)
+    if path is None:
+        return [Problem('missing', 'model.mat', layout.ma_model or '--ma-model <path>', _source('model.mat', layout),
+                        'or $RANKSRGAN_MA_MODEL, or ~/.cache/ranksrgan_plugin/ma/model.mat '
+                        f'(the {layout.variant.name} labels and validation)')]
+    try:
+        load_ma_model(path)
+    except Exception as error:  # scipy's errors on a file that is not a .mat, the reader's on another .mat
+        return [Problem('wrong', 'model.mat', path, _source('model.mat', layout),
+                        f"{_ma_model_origin(layout)}; it is {describe_file(path)}, not Ma et al.'s model "
+                        f'({type(error).__name__}: {error})')]
+    return []
 
 
 def rank_dataset_bytes(hr_folders: Iterable[str], options: Dict[str, Any]) -> int:
@@ -212,21 +365,20 @@ def check_road(layout: RoadLayout, rank_dataset_done: bool = False, show_bar: bo
     for level in rank_options['levels']:
         if level.get('type') == 'network':
             problems += check_weights(osp.basename(level['weights']), level['weights'], level['network'],
-                                      f"{layout.variant.rank_dataset} levels[{level['name']}].weights", layout)
+                                      f"{layout.variant.rank_dataset} levels[{level['name']}].weights", layout,
+                                      level.get('param_key'))
     gan_options = layout.read_options('ranksrgan')
     init = osp.join(layout.pretrained, SRRESNET_INIT)
-    if not any(p.path == init for p in problems):
-        problems += check_weights(SRRESNET_INIT, init, gan_options['network_g'],
-                                  f'the generator initialisation ({layout.variant.ranksrgan} network_g)', layout)
-    if needs_vgg19(gan_options) and find_vgg19(layout) is None:
-        problems.append(Problem('missing', VGG19_FILE, osp.join(layout.pretrained, VGG19_FILE),
-                                _source(VGG19_FILE, layout),
-                                f"or {osp.join(torch.hub.get_dir(), 'checkpoints', VGG19_FILE)} (the perceptual loss)"))
-    if layout.variant.needs_ma and find_ma_model(layout) is None:
-        problems.append(Problem('missing', 'model.mat', layout.ma_model or '--ma-model <path>',
-                                _source('model.mat', layout),
-                                'or $RANKSRGAN_MA_MODEL, or ~/.cache/ranksrgan_plugin/ma/model.mat '
-                                f'(the {layout.variant.name} labels and validation)'))
+    init_option = f'the generator initialisation ({layout.variant.ranksrgan} network_g)'
+    found = [p for p in problems if p.path == init]
+    if found:  # the same file as a level's: one problem, both uses named
+        found[0].detail = found[0].detail.replace('named by ', f'named by {init_option} and ', 1)
+    else:
+        problems += check_weights(SRRESNET_INIT, init, gan_options['network_g'], init_option, layout)
+    if needs_vgg19(gan_options):
+        problems += check_vgg19(layout, gan_options)
+    if layout.variant.needs_ma:
+        problems += check_ma_model(layout)
     if not rank_dataset_done and not any(p.kind == 'missing' and 'HR' in p.what for p in problems):
         need = rank_dataset_bytes((layout.div2k_hr, layout.flickr2k_hr), rank_options)
         problems += check_disk(need, rank_options['output'])

@@ -3,8 +3,8 @@
 Wrappers, tried in this order when no ``param_key`` is given (:data:`WRAPPER_KEYS`): BasicSR's
 ``params_ema`` and ``params``, mmengine's ``state_dict``, ``model_state_dict``; a mapping with none
 of them is the state_dict itself. DataParallel's ``module.`` prefix is stripped from every key.
-A file that is not a whole torch checkpoint (empty, cut short, text) raises
-:class:`UnreadableCheckpointError` saying which.
+A file that is not a whole torch checkpoint (empty, cut short, text, a web page, another zip) raises
+:class:`UnreadableCheckpointError` saying which (:func:`~.file_kind.describe_file`).
 """
 import os
 import pickle
@@ -14,6 +14,8 @@ from collections import OrderedDict
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 import torch
+
+from .file_kind import TORCH_CHECKPOINT, describe_file
 
 StateDict = Dict[str, torch.Tensor]
 WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model_state_dict')
@@ -69,12 +71,14 @@ def unreadable_reason(path: str) -> Optional[str]:
         head = f.read(16)
     if head.startswith(_ZIP_MAGIC):
         if zipfile.is_zipfile(path):
-            return None
+            kind = describe_file(path)
+            return None if kind.startswith(TORCH_CHECKPOINT) else f'it is {kind}'
         return (f'a torch archive cut short ({size} bytes, its end is missing): an interrupted save or copy; '
                 'save or copy it again')
     if head.startswith(_PICKLE_PROTOCOL):
-        return None  # torch's legacy format: whole or not, its own error says more
-    return f'not a torch checkpoint (it starts with {head!r})'
+        kind = describe_file(path)  # torch's legacy format, whole or not: its own error says more
+        return None if kind.startswith(TORCH_CHECKPOINT) else f'it is {kind}'
+    return f'not a torch checkpoint (it starts with {head!r}): it is {describe_file(path)}'
 
 
 def _global_name(item: Any) -> str:
@@ -101,7 +105,7 @@ def read_checkpoint(path: str, safe_globals: Optional[Iterable[Any]] = None, map
             raise UnreadableCheckpointError(str(path), problem) from error
         raise RefusedCheckpointError(str(path), match.group(1) if match else None,
                                      [_global_name(item) for item in allowed]) from error
-    except (EOFError, KeyError, OSError, RuntimeError, UnicodeDecodeError, ValueError) as error:
+    except Exception as error:  # the unpickler's errors on a text file range from IndexError to KeyError
         problem = unreadable_reason(path)
         if problem is None:
             raise
