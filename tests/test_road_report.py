@@ -196,3 +196,28 @@ def test_measure_ranker_counts_its_pairs_and_marks_its_histograms(tmp_path):
     scores = measure_ranker(network_r, checkpoint, val, histograms, 'niqe', note=MARK)
     assert (scores['patches'], scores['pairs'], scores['pairs_tied']) == (12, 12, 0)  # 4 locations x 3 levels
     assert png_text(histograms)['Warning'] == MARK
+
+
+@pytest.mark.parametrize('rehearsal', [True, False])
+def test_the_roads_test_stage_marks_a_rehearsals_ranker_histograms(tmp_path, monkeypatch, rehearsal):
+    """PaperRoad's test stage draws the Ranker histograms with the rehearsal's mark (none on a real road)."""
+    from ranksrgan_plugin.reproduce import road as road_module
+
+    state, notes = fake_state(tmp_path, rehearsal), []
+    state['stages']['rank_dataset']['outputs']['rank_dataset'] = str(tmp_path / 'rank_set')
+
+    def measure_ranker_noted(*args, note=None, **kwargs):
+        notes.append(note)
+        return {'srocc': 0.5}
+
+    monkeypatch.setattr(road_module, 'measure_ranker', measure_ranker_noted)
+    monkeypatch.setattr(road_module, 'measure_generator', lambda *args, **kwargs: {})
+    monkeypatch.setattr(road_module, 'best_logged', lambda *args: None)
+    state['stages']['ranker']['outputs'].update(network_r={'type': 'RankerVGG'}, experiment=str(tmp_path))
+    state['stages']['ranksrgan']['outputs'].update(network_g={}, checkpoint='g.pth')
+    layout = RoadLayout(repo=REPO, variant=VARIANTS['niqe'], data=str(tmp_path / 'data'),
+                        pretrained=str(tmp_path / 'pretrained'), output=str(tmp_path / 'out'), root=str(tmp_path))
+    road = road_module.PaperRoad(layout, echo=lambda line: None, show_bars=False)
+    road.state = state
+    road._stage_test(forced=False)
+    assert notes == [MARK if rehearsal else None]

@@ -4,9 +4,10 @@ The paper's option files name their inputs relative to the repository (``dataset
 ``experiments/pretrained_models/...``); :meth:`RoadLayout.relocate` moves those prefixes to the
 road's ``data`` and ``pretrained`` folders, so the option files run as they are wherever the data lie.
 """
+import math
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
@@ -22,6 +23,9 @@ TEST_SETS: Dict[str, Tuple[str, str]] = {
 }
 REQUIRED_TEST_SET = 'PIRM_test'
 SRRESNET_INIT = 'SRResNet_bicx4_in3nf64nb16.pth'
+TOOLBOXES = ('basicsr', 'mmagic')
+# the trained stages whose original batch is a total kept over --gpus processes: stage -> name in messages
+BATCHED_STAGES = {'ranker': 'Ranker', 'ranksrgan': 'RankSRGAN'}
 VGG19_FILE = 'vgg19-dcbb9e9d.pth'
 
 
@@ -39,6 +43,9 @@ class RoadLayout:
         gpus: processes per stage (torchrun when > 1); the per-GPU batch keeps the original's total batch.
         ma_model: Ma et al.'s ``model.mat`` (the -M / -PI variants), else the usual lookup.
         test_sets: test sets asked for by name (they must exist); the others are tested when present.
+        toolbox: which toolbox trains RankSRGAN (``basicsr`` or ``mmagic``); ``output`` should be the
+            variant's folder for BasicSR and ``<variant>_mmagic`` for MMagic (:func:`road_folder`), so that
+            the two roads' states never mix.
     """
 
     repo: str
@@ -50,6 +57,7 @@ class RoadLayout:
     gpus: int = 1
     ma_model: Optional[str] = None
     test_sets: Tuple[str, ...] = field(default_factory=tuple)
+    toolbox: str = 'basicsr'
 
     def data_path(self, relative: str) -> str:
         return osp.join(self.data, relative)
@@ -102,9 +110,43 @@ class RoadLayout:
         hr, lr = TEST_SETS[name]
         return self.data_path(hr), self.data_path(lr)
 
+    def total_batches(self) -> Dict[str, Tuple[int, str]]:
+        """The original's total batch of each trained stage and the options file that sets it
+        (``datasets.train.batch_size_per_gpu``, which the road divides over ``gpus`` processes)."""
+        return {what: (int(self.read_options(stage)['datasets']['train']['batch_size_per_gpu']),
+                       getattr(self.variant, stage)) for stage, what in BATCHED_STAGES.items()}
+
+    def gpus_problem(self) -> Optional[str]:
+        """Why ``gpus`` cannot run this road, saying what would be valid; None when it can."""
+        totals = self.total_batches()
+        named = ' and '.join(f"the {what}'s total batch {total} ({options} datasets.train.batch_size_per_gpu)"
+                             for what, (total, options) in totals.items())
+        valid = valid_process_counts(total for total, _ in totals.values())
+        hint = f'use one of {", ".join(map(str, valid))}, the divisors of {named}'
+        if self.gpus < 1:
+            return f'{self.gpus} is not a number of processes; {hint}.'
+        undivided = [f"the {what}'s total batch {total}" for what, (total, _) in totals.items() if total % self.gpus]
+        if undivided:
+            return (f'{self.gpus} does not divide {" nor ".join(undivided)}, and the road keeps the original\'s '
+                    f'total batch over the processes; {hint}.')
+        return None
+
     def per_gpu_batch(self, total: int, what: str) -> int:
         """The per-process batch that keeps the original's ``total`` batch over ``gpus`` processes."""
+        if self.gpus < 1:
+            raise ValueError(f'--gpus {self.gpus} is not a number of processes; use 1 or more.')
         if total % self.gpus:
             raise ValueError(f'--gpus {self.gpus} does not divide the {what} total batch {total}: the original\'s '
                              'total batch cannot be kept; use a divisor of it.')
         return total // self.gpus
+
+
+def valid_process_counts(totals: Iterable[int]) -> List[int]:
+    """The process counts that divide every one of ``totals`` (the divisors of their greatest common divisor)."""
+    common = math.gcd(*totals)
+    return [n for n in range(1, common + 1) if common % n == 0]
+
+
+def road_folder(output: str, variant: str, toolbox: str = 'basicsr') -> str:
+    """The road's own folder under ``--output``: ``<output>/<variant>``, ``<output>/<variant>_mmagic`` for MMagic."""
+    return osp.join(output, variant if toolbox == 'basicsr' else f'{variant}_{toolbox}')
