@@ -45,10 +45,13 @@ test: install
 demo: install
 	$(PY) tools/demo.py
 
-# The paper road's stages with the paper's option files on a small layout, CPU, a few minutes (from scratch).
+# The paper road's stages with the paper's option files on a small layout, CPU, minutes: from scratch (it deletes
+# results/rehearsal first; `tools/reproduce.py --rehearsal` alone resumes), RankSRGAN in BasicSR, then in MMagic.
 rehearsal: install
+	@echo "make rehearsal: deleting results/rehearsal (an earlier rehearsal) to start from scratch"
 	rm -rf results/rehearsal
 	$(PY) tools/reproduce.py --rehearsal
+	$(PY) tools/reproduce.py --rehearsal --toolbox mmagic
 
 lint: install
 	$(VENV)/bin/ruff check ranksrgan_plugin tools tests basicsr benchmarks

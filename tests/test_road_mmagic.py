@@ -73,7 +73,7 @@ def mmagic_road(tmp_path_factory):
 def test_rehearsal_plan_of_mmagic():
     basicsr, mmagic = rehearsal_plan(), rehearsal_plan('mmagic')
     assert mmagic.overrides['ranker'] == basicsr.overrides['ranker']  # the Ranker stage is the BasicSR one
-    assert mmagic.overrides['ranksrgan'] == {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
+    assert mmagic.overrides['ranksrgan'] == {'train_cfg.max_iters': 3, 'train_cfg.val_interval': 3,
                                              'default_hooks.checkpoint.interval': 1, 'default_hooks.logger.interval': 1}
     assert mmagic.kill_after == {'ranksrgan': 1} and mmagic.rehearsal
     assert 'MMagic' in mmagic.notes[0] and 'MMagic' not in basicsr.notes[0]
@@ -92,25 +92,30 @@ def test_mmagic_stage_runs_the_paper_config_with_the_road_files(mmagic_road):
     assert read_checkpoint(outputs['initialisation']).keys() == {'params'}  # the converted SRResNet
     assert cfg.train_dataloader.dataset.data_root == osp.join(layout.data, 'DIV2K')  # relocated from datasets/
     assert cfg.val_dataloader.dataset.data_root == osp.join(layout.data, 'PIRM', 'test')
-    assert cfg.train_dataloader.batch_size == 2 and cfg.train_cfg.max_iters == 2
+    assert cfg.train_dataloader.batch_size == 2 and cfg.train_cfg.max_iters == 3
     assert cfg.work_dir == outputs['experiment'] and outputs['experiment'].startswith(layout.root)
-    assert {'iter_1.pth', 'iter_2.pth', 'last_checkpoint'} <= set(os.listdir(outputs['experiment']))
+    assert {'iter_1.pth', 'iter_3.pth', 'last_checkpoint'} <= set(os.listdir(outputs['experiment']))
 
 
 def test_mmagic_stage_killed_after_its_first_checkpoint_resumes(mmagic_road):
+    """The kill polls the checkpoint pointer, so it can land an iteration late: the run resumes from the checkpoint
+    the killed run left (1 or 2 of 3) and trains the rest, not from 0."""
     layout, _, outputs, lines = mmagic_road
-    assert outputs['runs'] == [{'status': 'killed', 'iteration': 1}, {'status': 0, 'iteration': 2}]
-    assert outputs['resumed_from'] == [1]
-    assert any('killed at iteration 1' in line for line in lines)
+    killed, finished = outputs['runs']
+    saved = killed['checkpoint']
+    assert killed['status'] == 'killed' and saved in (1, 2) and killed['iteration'] >= saved
+    assert finished == {'status': 0, 'iteration': 3, 'checkpoint': 3}
+    assert outputs['resumed_from'] == [saved]
+    assert any(f'its last checkpoint at iteration {saved}' in line for line in lines)
     with open(layout.log_file('ranksrgan'), encoding='utf-8') as f:
         after_resume = f.read().split('resumed epoch:', 1)[1]
-    assert 'Iter(train) [2/2]' in after_resume and 'Iter(train) [1/2]' not in after_resume  # not from 0
+    assert 'Iter(train) [3/3]' in after_resume and f'Iter(train) [{saved}/3]' not in after_resume  # not from 0
 
 
 def test_mmagic_stage_exports_the_generator_for_the_test_stage(mmagic_road):
     layout, _, outputs, _ = mmagic_road
     assert outputs['network_g'] == TINY_G
-    last = read_checkpoint(osp.join(outputs['experiment'], 'iter_2.pth'), mmengine_checkpoint_globals())
+    last = read_checkpoint(osp.join(outputs['experiment'], 'iter_3.pth'), mmengine_checkpoint_globals())
     exported = read_checkpoint(outputs['checkpoint'])
     assert exported.keys() == {'params'}
     generator = {k[len('generator.'):]: v for k, v in last['state_dict'].items() if k.startswith('generator.')}

@@ -144,6 +144,7 @@ def test_mmagic_niqe_ma_config_is_the_ma_paper_config_with_two_rankers():
     for item in two.model.rankers:
         assert item['rank_loss'] == ma.model.rank_loss and item['ranker'] == ma.model.ranker
     assert two.model.rankers[1]['ranker_checkpoint'] == ma.model.ranker_checkpoint
+    assert two.model.rankers[0]['ranker_checkpoint'] == 'experiments/Ranker_VGG12_NIQE/models/net_r_latest.pth'
     for key in ('generator', 'discriminator', 'perceptual_loss', 'gan_loss', 'pixel_loss'):
         assert two.model[key] == ma.model[key], key
     for key in ('train_dataloader', 'val_dataloader', 'val_evaluator', 'optim_wrapper', 'train_cfg', 'randomness'):

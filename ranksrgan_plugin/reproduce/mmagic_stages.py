@@ -186,12 +186,9 @@ def train_command(layout: RoadLayout, config: str, resume: bool) -> List[str]:
 
 def logged_run(command: List[str], layout: RoadLayout, log: str, config: str, total: int,
                stop_when: Optional[Callable[[], bool]], show_bars: bool) -> int:
-    """``run_logged`` of the training command (with its lock on the config file, where run_logged takes one)."""
-    import inspect
-
-    extra = {'lock_key': config} if 'lock_key' in inspect.signature(run_logged).parameters else {}
+    """``run_logged`` of the training command, locked on its config file (a second road on it is refused)."""
     return run_logged(command, layout.root, log, '  ranksrgan (MMagic)', total, lambda: last_logged_iteration(log),
-                      stop_when, show_bar=show_bars, **extra)
+                      stop_when, show_bar=show_bars, lock_key=config)
 
 
 def archive(work_dir: str, echo: Echo) -> None:
@@ -251,10 +248,13 @@ def run_ranksrgan_mmagic(layout: RoadLayout, ranker_checkpoint: str, forced: boo
         stop_when = checkpoint_saved(work_dir, kill_after, time.time()) if kill_after else None
         status = logged_run(train_command(layout, as_run, resume=not forced or bool(runs)), layout, log, as_run,
                             total, stop_when, show_bars)
-        runs.append({'status': 'killed' if status == KILLED else status, 'iteration': last_logged_iteration(log)})
+        saved = last_checkpoint(work_dir)
+        runs.append({'status': 'killed' if status == KILLED else status, 'iteration': last_logged_iteration(log),
+                     'checkpoint': checkpoint_iteration(saved) if saved else None})
         if status != KILLED:
             break
-        echo(f'  killed at iteration {runs[-1]["iteration"]} (rehearsal); running the same command again')
+        echo(f'  killed at iteration {runs[-1]["iteration"]}, its last checkpoint at iteration '
+             f'{runs[-1]["checkpoint"]} (rehearsal); running the same command again')
         kill_after = None
     if status:
         raise StageFailed(f'RankSRGAN training in MMagic failed (exit status {status}); see {log}')
