@@ -353,9 +353,10 @@ def test_the_rehearsal_plan_is_the_toolboxs():
     tool = load_tool('reproduce')
     for toolbox in ('basicsr', 'mmagic'):
         args = tool.build_parser().parse_args(['--rehearsal', '--toolbox', toolbox])
-        plan = tool.plan_from_args(args)
+        plan = tool.plan_from_args(args, tool.layout_from_args(args))
         assert plan.rehearsal and ('MMagic' in plan.notes[0]) == (toolbox == 'mmagic')
-    assert tool.plan_from_args(tool.build_parser().parse_args([])) == RoadPlan()
+    args = tool.build_parser().parse_args([])
+    assert tool.plan_from_args(args, tool.layout_from_args(args)) == RoadPlan()
 
 
 @pytest.mark.parametrize('raised, status, says', [

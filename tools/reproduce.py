@@ -5,6 +5,7 @@
     python tools/reproduce.py --data datasets --variant ma --ma-model model.mat --gpus 4
     python tools/reproduce.py --data datasets --from ranksrgan # run RankSRGAN (and what follows) again
     python tools/reproduce.py --data datasets --toolbox mmagic # RankSRGAN trained by MMagic (<output>/niqe_mmagic)
+    python tools/reproduce.py --data datasets --fast           # bf16, channels_last, compile, fused Adam, raw cache
     python tools/reproduce.py --rehearsal                      # the same stages on the CPU, on a small layout
 
 Stages: check -> rank_dataset -> ranker -> ranksrgan -> test -> report. The arguments are checked
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--until', choices=STAGES[1:], default='report', help='stop after this stage')
     parser.add_argument('--rehearsal', action='store_true', help='the same stages on a small layout of bundled '
                         'photos with random-weight stand-ins, 2 iterations per training stage (CPU, minutes)')
+    parser.add_argument('--fast', action='store_true', help="the speed options in every training stage (bf16, "
+                        'channels_last, torch.compile on CUDA, fused Adam, the raw-image cache in <root>/raw_cache); '
+                        "not the paper's fp32: the road writes to <output>/<variant>_fast and its report says so")
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     return parser
 
@@ -80,7 +84,7 @@ def layout_from_args(args: argparse.Namespace) -> RoadLayout:
     if args.rehearsal:
         data, pretrained = osp.join(output, 'datasets'), osp.join(output, 'pretrained')
     return RoadLayout(repo=REPO_ROOT, variant=VARIANTS[args.variant], data=data, pretrained=pretrained,
-                      output=osp.abspath(road_folder(output, args.variant, args.toolbox)),
+                      output=osp.abspath(road_folder(output, args.variant, args.toolbox, args.fast)),
                       root=osp.abspath(args.root or (output if args.rehearsal else REPO_ROOT)),
                       gpus=args.gpus, ma_model=args.ma_model, test_sets=tuple(args.test_sets),
                       toolbox=args.toolbox)
@@ -153,13 +157,20 @@ def fail(parser: argparse.ArgumentParser, errors: Sequence[str]) -> NoReturn:
     parser.exit(2, ''.join(f'{parser.prog}: error: {error}\n' for error in errors))
 
 
-def plan_from_args(args: argparse.Namespace) -> RoadPlan:
-    """The rehearsal's plan (for the road's toolbox where the rehearsal takes one), else the paper's."""
-    if not args.rehearsal:
-        return RoadPlan()
-    from ranksrgan_plugin.reproduce.rehearsal import rehearsal_plan
+def plan_from_args(args: argparse.Namespace, layout: RoadLayout) -> RoadPlan:
+    """The rehearsal's plan for the road's toolbox, else the paper's; with ``--fast`` its speed options on top."""
+    plan = RoadPlan()
+    if args.rehearsal:
+        from ranksrgan_plugin.reproduce.rehearsal import rehearsal_plan
 
-    return rehearsal_plan(toolbox=args.toolbox)
+        plan = rehearsal_plan(toolbox=args.toolbox)
+    if args.fast:
+        import torch
+
+        from ranksrgan_plugin.reproduce.fast import fast_plan
+
+        plan = fast_plan(plan, layout, cuda=torch.cuda.is_available())
+    return plan
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -172,7 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if errors:
         fail(parser, errors)
     try:
-        road = PaperRoad(layout, plan_from_args(args), show_bars=not args.no_progress)
+        road = PaperRoad(layout, plan_from_args(args, layout), show_bars=not args.no_progress)
         missing = road.missing_before(args.start)
         if missing:
             fail(parser, [start_error(args, missing)])

@@ -147,6 +147,7 @@ def valid_process_counts(totals: Iterable[int]) -> List[int]:
     return [n for n in range(1, common + 1) if common % n == 0]
 
 
-def road_folder(output: str, variant: str, toolbox: str = 'basicsr') -> str:
-    """The road's own folder under ``--output``: ``<output>/<variant>``, ``<output>/<variant>_mmagic`` for MMagic."""
-    return osp.join(output, variant if toolbox == 'basicsr' else f'{variant}_{toolbox}')
+def road_folder(output: str, variant: str, toolbox: str = 'basicsr', fast: bool = False) -> str:
+    """The road's own folder under ``--output``: ``<output>/<variant>``, ``<output>/<variant>_mmagic`` for MMagic,
+    ``..._fast`` with ``--fast``."""
+    return osp.join(output, (variant if toolbox == 'basicsr' else f'{variant}_{toolbox}') + ('_fast' if fast else ''))

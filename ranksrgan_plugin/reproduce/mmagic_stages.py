@@ -232,7 +232,9 @@ def run_ranksrgan_mmagic(layout: RoadLayout, ranker_checkpoint: str, forced: boo
     cfg = read_config(config)
     network = network_g(cfg, config)
     check_ranker(cfg, ranker_checkpoint, config)
-    work_dir = osp.join(layout.root, 'work_dirs', cfg.get('experiment_name') or osp.splitext(osp.basename(config))[0])
+    experiment = (overrides.get('experiment_name') or cfg.get('experiment_name')
+                  or osp.splitext(osp.basename(config))[0])
+    work_dir = osp.join(layout.root, 'work_dirs', experiment)
     values = {**road_values(layout, cfg, ranker_checkpoint, work_dir), **overrides}
     as_run = write_config(config, values, config_as_run(layout),
                           f'{osp.relpath(config, layout.repo)} as tools/reproduce.py --toolbox mmagic runs it')

@@ -155,7 +155,10 @@ def _table1(report: Mapping[str, Any]) -> List[str]:
 def markdown(report: Mapping[str, Any]) -> str:
     """``table1.md``: Table 1's numbers beside ours with what each is, the test sets, checkpoints and times."""
     mine, mark = report['ours'], report['mark']
-    lines = [f"# RankSRGAN road, variant {report['variant']}" + (' — REHEARSAL' if mark else ''), '']
+    lines = [f"# RankSRGAN road, variant {report['variant']}" + (' — REHEARSAL' if mark else '')
+             + (' — FAST SETTINGS' if report['settings'] != 'paper' else ''), '']
+    lines += [f"Training settings: {report['settings']}" + (" (the paper's fp32)." if report['settings'] == 'paper'
+                                                             else ": not the paper's fp32 (see the note below)."), '']
     lines += [f'**{mark}.** Every number below comes from it.', ''] if mark else []
     lines += [f'> {note}' for note in report['notes']] + ([''] if report['notes'] else [])
     lines += _table1(report)
@@ -194,6 +197,7 @@ def write_report(layout: RoadLayout, state: Mapping[str, Any], notes: List[str])
                                  'generator': outputs.get('test', {}).get('generator_checkpoint')})
     report = {
         'variant': layout.variant.name, 'rehearsal': bool(state.get('rehearsal')), 'mark': mark,
+        'settings': state.get('settings', 'paper'),
         'paper_row': layout.variant.paper_row, 'paper': dict(layout.variant.paper), 'ours': mine,
         'described': {key: {'paper': PAPER_SAYS.get(key, 'none given'), 'ours': text}
                       for key, text in mine_says.items()},

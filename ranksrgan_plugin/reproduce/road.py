@@ -8,8 +8,8 @@ after a stage. The check runs first, every time, and nothing is written when it 
 
 Each attempt of a stage records its wall-clock start in the state; when a road killed outright
 (SIGKILL: no ``finally`` ran) is loaded again, the attempt's time up to its log's last write is added
-to the stage's time. The state records its toolbox (``basicsr`` or ``mmagic``, which trains RankSRGAN);
-a state of another variant or toolbox is refused.
+to the stage's time. The state records its toolbox (``basicsr`` or ``mmagic``, which trains RankSRGAN) and
+its training settings (the paper's, or ``--fast``'s); a state of another variant, toolbox or settings is refused.
 """
 import copy
 import json
@@ -41,13 +41,15 @@ class RoadPlan:
 
     ``overrides``: per stage, dotted option keys set on top (the rehearsal's iteration counts);
     ``kill_after``: per training stage, the iteration after whose saved state the run is killed once and
-    run again (the rehearsal's crash); ``notes``: said in the log and in the report.
+    run again (the rehearsal's crash); ``notes``: said in the log and in the report; ``settings``: the
+    training settings, ``'paper'`` (the paper's fp32) or ``'fast'`` (:mod:`.fast`), recorded in the state.
     """
 
     overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     kill_after: Dict[str, int] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
     rehearsal: bool = False
+    settings: str = 'paper'
 
 
 class PaperRoad:
@@ -64,7 +66,7 @@ class PaperRoad:
         """The state on disk (read only: it is written once the check passes), else a new one."""
         if not osp.isfile(self.layout.state_file):
             return {'variant': self.layout.variant.name, 'toolbox': self.layout.toolbox,
-                    'rehearsal': self.plan.rehearsal, 'stages': {}}
+                    'rehearsal': self.plan.rehearsal, 'settings': self.plan.settings, 'stages': {}}
         with open(self.layout.state_file, encoding='utf-8') as f:
             state = json.load(f)
         if state.get('variant') != self.layout.variant.name:
@@ -75,6 +77,11 @@ class PaperRoad:
             raise StageFailed(f'{self.layout.state_file} belongs to the {toolbox} road of the {state["variant"]} '
                               f'variant (--toolbox {toolbox}), not the {self.layout.toolbox} one; use another '
                               '--output for another toolbox.')
+        settings = state.get('settings', 'paper')  # states written before --fast are the paper's
+        if settings != self.plan.settings:
+            raise StageFailed(f'{self.layout.state_file} belongs to a road trained with the {settings} settings, '
+                              f'not the {self.plan.settings} ones (--fast or not); a road never mixes them: use '
+                              'another --output.')
         for name, record in state['stages'].items():
             self._count_killed_attempt(name, record)
         return state
