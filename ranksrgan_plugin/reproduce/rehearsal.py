@@ -93,7 +93,8 @@ def write_stand_ins(pretrained: str) -> None:
 # after its first checkpoint still has one to train after resuming when the kill lands an iteration late (the kill
 # polls the checkpoint pointer; a tiny iteration can finish first)
 MMAGIC_RANKSRGAN_OVERRIDES = {'train_cfg.max_iters': 3, 'train_cfg.val_interval': 3,
-                              'default_hooks.checkpoint.interval': 1, 'default_hooks.logger.interval': 1}
+                              'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 1,
+                              'default_hooks.logger.interval': 1}  # one checkpoint kept: each is 370 MB
 TOOLBOXES = ('basicsr', 'mmagic')
 
 
