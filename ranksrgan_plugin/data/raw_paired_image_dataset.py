@@ -3,43 +3,24 @@
 The paper's RankSRGAN loader crops 296 x 296 from whole DIV2K images (fidelity row S6), so upstream
 decodes a 2K PNG (and its LR) for every crop: about 45 ms per sample on one core, 8 per step. Here
 each image is decoded once into ``raw_cache`` (one ``.npy`` per image, BGR uint8, written atomically,
-redone when the source's size or time changes) and memory-mapped: a crop reads only its rows, and
-every worker and process on the node shares the pages. DIV2K train HR + X4 LR take about 7.1 GB
+redone when the source's size or time changes, or its bytes with ``raw_cache_verify``; see
+:mod:`.raw_cache`: built once per node, old versions pruned) and memory-mapped: a crop reads only its rows,
+and every worker and process on the node shares the pages. DIV2K train HR + X4 LR take about 7.1 GB
 (6.6 + 0.4); in ``/dev/shm`` that is RAM. The crops are upstream's: the same random calls in the
 same order (``paired_random_crop`` on the LR, then ``augment``), on the same pixel values.
 """
-import hashlib
-import os
 import os.path as osp
 from typing import Any, Dict
 
-import cv2
 import numpy as np
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import bgr2ycbcr, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
-from tqdm import tqdm
 
 from .rank_dataset_format import RankDatasetError
-
-
-def raw_path(cache: str, source: str) -> str:
-    """The cache file of ``source``: its stem plus a hash of its absolute path, size and modification time."""
-    stat = os.stat(source)
-    key = f'{osp.abspath(source)}|{stat.st_size}|{stat.st_mtime_ns}'.encode()
-    return osp.join(cache, f'{osp.splitext(osp.basename(source))[0]}-{hashlib.sha1(key).hexdigest()[:12]}.npy')
-
-
-def write_raw(source: str, target: str) -> None:
-    """``source`` decoded as cv2 reads a colour image (BGR uint8), saved to ``target`` atomically."""
-    img = cv2.imread(source, cv2.IMREAD_COLOR)
-    if img is None:
-        raise RankDatasetError(f'Cannot decode image {source} for the raw cache.')
-    tmp = f'{target}.{os.getpid()}.tmp.npy'
-    np.save(tmp, img)
-    os.replace(tmp, target)
+from .raw_cache import RawImageCache, build_once
 
 
 @DATASET_REGISTRY.register()
@@ -47,25 +28,32 @@ class RawPairedImageDataset(PairedImageDataset):
     """BasicSR's ``PairedImageDataset`` (the paper's whole-image crops) with images decoded once (module docstring).
 
     Options: those of ``PairedImageDataset`` (``io_backend: disk``), plus ``raw_cache``: the folder of the
-    decoded copies (made on first use, with a progress bar).
+    decoded copies (made on first use, with a progress bar; it may be shared with other datasets), and
+    ``raw_cache_verify`` (default false): key the copies on the images' bytes, not only on their size and
+    modification time, which a copy that keeps both (``cp -p``, ``rsync -a``, ``tar``) leaves unchanged
+    while the pixels differ; it costs reading every image file whenever the dataset is made.
     """
 
     def __init__(self, opt: Dict[str, Any]) -> None:
+        verify = opt.get('raw_cache_verify', False)
+        if not isinstance(verify, bool):  # a quoted 'false' is truthy
+            raise RankDatasetError(f"RawPairedImageDataset {opt.get('name')!r}: option `raw_cache_verify` is true or "
+                                   f'false, got {verify!r}.')
         super().__init__(opt)
         if opt['io_backend']['type'] != 'disk':
             raise RankDatasetError(f"RawPairedImageDataset {opt.get('name')!r}: io_backend must be disk (it decodes "
                                    'the image files once into raw_cache).')
-        self.cache = opt['raw_cache']
-        os.makedirs(self.cache, exist_ok=True)
+        self.cache = RawImageCache(opt['raw_cache'], verify)
+        self.desc = f'raw cache {osp.basename(osp.normpath(self.cache.folder))}'
         sources = [item[key] for item in self.paths for key in ('gt_path', 'lq_path')]
-        self.raw = {source: raw_path(self.cache, source) for source in sources}
-        missing = [source for source, target in self.raw.items() if not osp.isfile(target)]
-        for source in tqdm(missing, desc=f'raw cache {osp.basename(self.cache)}', unit='img',
-                           disable=not missing):
-            write_raw(source, self.raw[source])
+        self.raw = build_once(self.cache, sources, self.desc)
 
     def _image(self, path: str) -> np.ndarray:
-        return np.load(self.raw[path], mmap_mode='r')
+        try:
+            return np.load(self.raw[path], mmap_mode='r')
+        except FileNotFoundError:  # pruned by a later build after its source changed: map the current one
+            self.raw[path] = self.cache.build([path], self.desc)[path]
+            return np.load(self.raw[path], mmap_mode='r')
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         scale = self.opt['scale']
