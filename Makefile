@@ -64,8 +64,8 @@ clean-venv:
 # benchmarks/gpu_checks.sh's CUDA box (x86-64, CPython 3.12, its own torch and numpy 2.x, no network) lacks these:
 # basicsr 1.4.2 (source only on PyPI: built here as the pure-Python wheel it is, with the virtualenv's torch), lmdb
 # (imported by basicsr), addict and yapf (+ platformdirs: yapf's) declared by basicsr. Never torch, torchvision or
-# numpy: the check runs on the box's own. Carry .whl/ (git-ignored, about 0.5 MB) with the run.
-GPU_WHEELS := lmdb==1.7.3 addict==2.4.0 yapf==0.43.0 platformdirs==4.3.8
+# numpy: the check runs on the box's own. Carry .whl/ (git-ignored, under 1 MB) with the run.
+GPU_WHEELS := lmdb==1.8.1 addict==2.4.0 yapf==0.43.0 platformdirs==4.14.9
 GPU_WHEEL_TARGET := --python-version 3.12 --implementation cp --abi cp312 --abi none --platform manylinux_2_28_x86_64 \
 	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any
 

@@ -15,6 +15,7 @@ import random
 import sys
 import tempfile
 import time
+from typing import List, Optional
 
 import cv2
 
@@ -58,29 +59,35 @@ def samples_per_second(dataset, samples: int) -> float:
     return samples / (time.perf_counter() - start)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--images', type=int, default=4)
     parser.add_argument('--samples', type=int, default=40)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--step-seconds', type=float, nargs='+', default=[0.1, 0.25])
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Print the caption and the header, then each loader's row as soon as it is measured."""
+    args = build_parser().parse_args(argv)
+    print(f'\n{args.images} DIV2K-shaped images ({DIV2K_SIZE[0]}x{DIV2K_SIZE[1]} + x4 LR), GT 296, flips and '
+          f'rotations, {args.samples} samples, one process', flush=True)
+    print('| loader | samples/s per worker | ratio |\n|---|---:|---:|', flush=True)
     with tempfile.TemporaryDirectory() as root:
         write_div2k_like(root, args.images)
         upstream = samples_per_second(PairedImageDataset(dataset_options(root)), args.samples)
+        print(f'| PairedImageDataset (BasicSR, decodes per crop) | {upstream:.1f} | 1.00 |', flush=True)
         start = time.perf_counter()
         raw = RawPairedImageDataset(dataset_options(root, raw_cache=osp.join(root, 'raw')))
         build = (time.perf_counter() - start) / args.images
         ours = samples_per_second(raw, args.samples)
-    print(f'\n{args.images} DIV2K-shaped images ({DIV2K_SIZE[0]}x{DIV2K_SIZE[1]} + x4 LR), GT 296, flips and '
-          f'rotations, {args.samples} samples, one process; raw cache made once: {build:.3f} s per image')
-    print('| loader | samples/s per worker | ratio |\n|---|---:|---:|')
-    print(f'| PairedImageDataset (BasicSR, decodes per crop) | {upstream:.1f} | 1.00 |')
-    print(f'| RawPairedImageDataset (ours, decoded once) | {ours:.1f} | {ours / upstream:.1f} |')
+    print(f'| RawPairedImageDataset (ours, decoded once: {build:.3f} s per image) | {ours:.1f} | '
+          f'{ours / upstream:.1f} |', flush=True)
     for seconds in args.step_seconds:
         need = args.batch / seconds
         print(f'a step of {seconds:g} s at batch {args.batch} needs {need:.0f} samples/s: '
-              f'{need / upstream:.1f} workers of BasicSR\'s loader, {need / ours:.2f} of ours')
+              f'{need / upstream:.1f} workers of BasicSR\'s loader, {need / ours:.2f} of ours', flush=True)
 
 
 if __name__ == '__main__':

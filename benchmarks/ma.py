@@ -14,6 +14,7 @@ the pyiqa reference runs on the same device.
     pip download pyiqa==0.1.16 --no-deps -d /tmp/pyiqa && unzip -q /tmp/pyiqa/pyiqa-*.whl -d /tmp/pyiqa/pkg
     python benchmarks/ma.py [--pyiqa /tmp/pyiqa/pkg] [--threads 2] [--patches 8] [--device cpu|cuda]
     python benchmarks/ma.py --device cuda --patches 256     # batched patches/s on a GPU
+    python benchmarks/ma.py --device cuda --compare-cpu     # first: CUDA features equal the CPU's
 """
 import argparse
 import importlib
@@ -22,7 +23,7 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -98,7 +99,34 @@ def row(name: str, ours: float, reference: Optional[float]) -> str:
     return f'| {name} | {ours:.3f} | {reference:.3f} | {reference / ours:.1f}x |'
 
 
-def main() -> None:
+def relative_difference(values: np.ndarray, reference: np.ndarray) -> float:
+    """Max |values - reference| over the group, relative to the reference's largest magnitude (features near 0
+    would make an element-wise ratio meaningless)."""
+    scale = max(float(np.max(np.abs(reference))), 1e-12)
+    return float(np.max(np.abs(values - reference))) / scale
+
+
+def cpu_agreement(inputs: Dict[str, torch.Tensor], device: str, tolerance: float) -> bool:
+    """Print, per input and feature group, how far the features on ``device`` are from the CPU's; True when every
+    one is within ``tolerance``. Printed before the timings; skipped (a row says so) when ``device`` is the CPU."""
+    print(f'| input | group | max relative difference, {device} vs cpu |\n|---|---|---:|', flush=True)
+    if torch.device(device).type == 'cpu':
+        print('| all | all | skipped on CPU: the comparison needs a CUDA device |\n', flush=True)
+        return True
+    worst = 0.0
+    for name, y in inputs.items():
+        cpu, other = iqa.ma_features_batch(y, 'cpu'), iqa.ma_features_batch(y, device)
+        for group in cpu:
+            difference = relative_difference(other[group], cpu[group])
+            worst = max(worst, difference)
+            print(f'| {name} | {group} | {difference:.2e} |', flush=True)
+    same = worst <= tolerance
+    print(f"features on {device} {'equal' if same else 'DIFFER FROM'} the CPU's (max {worst:.2e}, tolerance "
+          f'{tolerance:g})\n', flush=True)
+    return same
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--patches', type=int, default=8)
@@ -108,7 +136,14 @@ def main() -> None:
     ap.add_argument('--trees', type=int, default=2000)
     ap.add_argument('--depth', type=int, default=10)
     ap.add_argument('--pyiqa', default=None, help='folder holding an unpacked pyiqa wheel (the reference column)')
-    args = ap.parse_args()
+    ap.add_argument('--compare-cpu', action='store_true',
+                    help="first check that the features on --device equal the CPU's (exit status 1 if not)")
+    ap.add_argument('--tolerance', type=float, default=1e-6, help='of --compare-cpu, relative to each group')
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         model, source = iqa.load_ma_model(args.model), 'model.mat'
@@ -121,27 +156,27 @@ def main() -> None:
     patches = np.stack([crops[i % len(crops)] for i in range(args.patches)])
     y_img, y_patches = iqa.to_y_matlab(bgr, 'HWC', 4), iqa.to_y_matlab(patches, 'HWC', 4)
     dev, n = args.device, len(patches)
-    t_img = best_time(lambda: iqa.ma_batch(bgr, 4, 'HWC', model, dev), args.repeats, dev)
-    t_patch = best_time(lambda: iqa.ma_batch(patches, 4, 'HWC', model, dev, batch_size=n), args.repeats, dev) / n
-    t_patch_feats = best_time(lambda: iqa.ma_features_batch(y_patches, dev), args.repeats, dev) / n
-    feats = iqa.ma_features_batch(y_img, dev)
-    t_forest = best_time(lambda: model.predict(feats), args.repeats)
-    ref_img = ref_patch = None
-    if args.pyiqa:
-        reference = pyiqa_features(args.pyiqa)
-        ref_img = best_time(lambda: reference(y_img[:, None].to(dev)), 1, dev)
-        ref_patch = best_time(lambda: reference(y_patches[:, None].to(dev)), 1, dev) / n
+    compared = {'512x512 image': y_img, f'{min(n, 8)} patches 296x296 (one batch)': y_patches[:8]}
+    same = cpu_agreement(compared, dev, args.tolerance) if args.compare_cpu else True
+    reference = pyiqa_features(args.pyiqa) if args.pyiqa else None
     cuda = torch.device(dev).type == 'cuda'
     name = torch.cuda.get_device_name(dev) if cuda else platform.processor() or platform.machine()
     print(f'{name}, torch threads {args.threads}, device {dev}, '
           f'model {source}; reference: pyiqa NRQM features{"" if args.pyiqa else " (not given: --pyiqa)"}\n')
-    print('| input | ours s/image | pyiqa s/image (features only) | pyiqa / ours |\n|---|---|---|---|')
-    print(row('512x512 (504x504 after shave), features + forests', t_img, ref_img))
-    print(row('512x512 forests only', t_forest, None))
-    print(row(f'296x296 patch, batch of {n}', t_patch, ref_patch))
+    print('| input | ours s/image | pyiqa s/image (features only) | pyiqa / ours |\n|---|---|---|---|', flush=True)
+    t_img = best_time(lambda: iqa.ma_batch(bgr, 4, 'HWC', model, dev), args.repeats, dev)
+    ref_img = best_time(lambda: reference(y_img[:, None].to(dev)), 1, dev) if reference else None
+    print(row('512x512 (504x504 after shave), features + forests', t_img, ref_img), flush=True)
+    feats = iqa.ma_features_batch(y_img, dev)
+    print(row('512x512 forests only', best_time(lambda: model.predict(feats), args.repeats), None), flush=True)
+    t_patch = best_time(lambda: iqa.ma_batch(patches, 4, 'HWC', model, dev, batch_size=n), args.repeats, dev) / n
+    ref_patch = best_time(lambda: reference(y_patches[:, None].to(dev)), 1, dev) / n if reference else None
+    print(row(f'296x296 patch, batch of {n}', t_patch, ref_patch), flush=True)
+    t_patch_feats = best_time(lambda: iqa.ma_features_batch(y_patches, dev), args.repeats, dev) / n
     print(f'\n296x296 patches, batch of {n}: {1 / t_patch:.1f} patches/s (features + forests), '
-          f'{1 / t_patch_feats:.1f} patches/s (features only)')
+          f'{1 / t_patch_feats:.1f} patches/s (features only)', flush=True)
+    return 0 if same else 1
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

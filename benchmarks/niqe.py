@@ -20,7 +20,7 @@ import argparse
 import multiprocessing as mp
 import platform
 import time
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -59,8 +59,6 @@ def make_patches(num: int, seed: int = 0) -> np.ndarray:
             patch = cv2.resize(small, (PATCH, PATCH), interpolation=cv2.INTER_CUBIC)
         patches[i] = patch
     return patches
-
-
 
 
 def _init_worker() -> None:
@@ -117,40 +115,46 @@ def machine() -> str:
     return f'{cpu}, {usable_cores()} cores, torch {torch.__version__}, numpy {np.__version__}{gpu}'
 
 
-def table(rows: Sequence[Tuple[str, str, float, np.ndarray]], baseline: Tuple[float, np.ndarray]) -> List[str]:
+TABLE_HEADER = ['| method | device | patches/s | ratio vs basicsr pool | max \\|diff\\| |', '|---|---|---:|---:|---:|']
+
+
+def table_row(method: str, device: str, rate: float, values: np.ndarray, baseline: Tuple[float, np.ndarray]) -> str:
+    """One row: ``rate`` patches/s, its ratio to the BasicSR pool's and the max |NIQE difference| to its scores."""
     base_rate, base_values = baseline
-    lines = ['| method | device | patches/s | ratio vs basicsr pool | max \\|diff\\| |', '|---|---|---:|---:|---:|']
-    for method, device, rate, values in rows:
-        diff = float(np.max(np.abs(values - base_values)))
-        lines.append(f'| {method} | {device} | {rate:.1f} | {rate / base_rate:.2f}x | {diff:.2e} |')
-    return lines
+    diff = float(np.max(np.abs(values - base_values)))
+    return f'| {method} | {device} | {rate:.1f} | {rate / base_rate:.2f}x | {diff:.2e} |'
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--num-patches', type=int, default=256)
     default_devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
     parser.add_argument('--device', nargs='+', default=default_devices, choices=['cpu', 'cuda'])
     parser.add_argument('--workers', type=int, default=usable_cores())
     parser.add_argument('--repeats', type=int, default=3)
-    args = parser.parse_args()
+    return parser
 
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Print the caption and the header, then each method's row as soon as it is measured."""
+    args = build_parser().parse_args(argv)
     patches = make_patches(args.num_patches)
-    print(f'{len(patches)} patches {PATCH}x{PATCH}, crop_border={CROP_BORDER}, convert_to=y; {machine()}')
+    print(f'{len(patches)} patches {PATCH}x{PATCH}, crop_border={CROP_BORDER}, convert_to=y; {machine()}', flush=True)
+    print('\n'.join(TABLE_HEADER), flush=True)
     seconds, base_values = bench_basicsr_pool(patches, args.workers, args.repeats)
-    base_rate = len(patches) / seconds
-    rows = [(f'basicsr calculate_niqe, {args.workers}-process spawn pool', 'cpu', base_rate, base_values)]
+    baseline = (len(patches) / seconds, base_values)
+    print(table_row(f'basicsr calculate_niqe, {args.workers}-process spawn pool', 'cpu', baseline[0], base_values,
+                    baseline), flush=True)
     for device in args.device:
         if device == 'cpu':
             torch.set_num_threads(usable_cores())
         seconds, values = bench_ours(patches, device, args.repeats)
         threads = f' ({torch.get_num_threads()} threads)' if device == 'cpu' else ''
-        rows.append((f'niqe_batch{threads}', device, len(patches) / seconds, values))
+        print(table_row(f'niqe_batch{threads}', device, len(patches) / seconds, values, baseline), flush=True)
         if device == 'cpu':
             seconds, values = bench_ours_processes(patches, args.workers, args.repeats)
-            rows.append((f'niqe_batch in {args.workers} worker processes (NiqeProcessPool)', device,
-                         len(patches) / seconds, values))
-    print('\n'.join(table(rows, (base_rate, base_values))))
+            print(table_row(f'niqe_batch in {args.workers} worker processes (NiqeProcessPool)', device,
+                            len(patches) / seconds, values, baseline), flush=True)
 
 
 if __name__ == '__main__':

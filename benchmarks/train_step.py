@@ -9,19 +9,25 @@ random weights here (timing only, no download).
 
     python benchmarks/train_step.py [--gt-size 128] [--batch 4] [--steps 7] [--device cpu|cuda]
 
-With ``--precision`` (and ``--channels-last`` / ``--compile``): one RankSRGANModel and one RankerModel step per
-configuration instead (``train.precision``, ``channels_last``, ``compile``), seconds per step and the ratio vs
-fp32, same run; the Ranker step is the paper's (pairs of ``--ranker-batch`` patches of GT size, one pass per side):
+With ``--precision`` (and ``--channels-last`` / ``--fused`` / ``--compile``): one RankSRGANModel and one RankerModel
+step per configuration instead (``train.precision``, ``channels_last``, ``fused_optimizers``, ``compile``; the last
+three added one by one on bf16, or ``--base-precision``: the last row is the road's ``--fast``), seconds per step,
+the ratio vs the first row and the hours implied for the paper's 500k RankSRGAN + 400k Ranker iterations; the
+Ranker step is the paper's (pairs of ``--ranker-batch`` patches of GT size, one pass per side). The header is
+printed first and every row as soon as it is measured (a run stopped by a timeout keeps its rows); a row that
+fails prints its error and the next one runs (exit status 1); compile and fp16 rows are skipped on the CPU:
 
-    python benchmarks/train_step.py --precision fp32 bf16 --channels-last [--compile] --batch 8 --gt-size 296
+    python benchmarks/train_step.py --precision fp32 bf16 fp16 --channels-last --fused --compile --tf32 \\
+        --batch 8 --ranker-batch 16 --gt-size 296 --device cuda
 """
 import argparse
 import copy
 import os
 import statistics
+import sys
 import tempfile
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -31,6 +37,7 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes first, registers the plugin
 from basicsr.models import build_model
 
 from ranksrgan_plugin.archs import RankerVGG
+from ranksrgan_plugin.models.training_precision import PRECISIONS
 
 
 def model_options(model_type: str, gt_size: int, device: str, ranker_path: str) -> Dict[str, Any]:
@@ -91,67 +98,165 @@ def ranker_options(device: str, values: Dict[str, Any]) -> Dict[str, Any]:
                       'scheduler': {'type': 'MultiStepLR', 'milestones': [100000], 'gamma': 0.5}, **values}}
 
 
-def configurations(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
-    """``{row name: train.* values}``: each precision, then channels_last and compile on the last one."""
-    rows = {precision: {'precision': precision} for precision in args.precision}
-    last = args.precision[-1]
-    if args.channels_last:
-        rows[f'{last} + channels_last'] = {'precision': last, 'channels_last': True}
-    if args.compile:
-        rows[f'{last}{" + channels_last" if args.channels_last else ""} + compile'] = {
-            'precision': last, 'channels_last': args.channels_last, 'compile': True}
+PRECISION_HOURS = {'RankSRGAN': 500_000, 'Ranker': 400_000}  # the paper's iterations per training stage
+SPEEDUPS = (('channels_last', 'channels_last', 'channels_last'), ('fused', 'fused_optimizers', 'fused'),
+            ('compile', 'compile', 'compile'))  # (flag, train.* option, row label), added in this order
+
+
+def base_precision(args: argparse.Namespace) -> str:
+    """The precision the channels_last / fused / compile rows build on: ``--base-precision``, else bf16 when listed
+    (the road's ``--fast``), else the last of ``--precision``."""
+    if args.base_precision:
+        return args.base_precision
+    return 'bf16' if 'bf16' in args.precision else args.precision[-1]
+
+
+def precision_label(precision: str, args: argparse.Namespace) -> str:
+    return 'fp32 (TF32)' if precision == 'fp32' and args.tf32 and args.device == 'cuda' else precision
+
+
+def configurations(args: argparse.Namespace) -> List[Tuple[str, Dict[str, Any]]]:
+    """``(row name, train.* values)``: each precision, then channels_last, fused optimisers and compile added one
+    by one on :func:`base_precision` (the last row is the road's ``--fast``: ``ranksrgan_plugin.reproduce.fast``)."""
+    rows = [(precision_label(precision, args), {'precision': precision}) for precision in args.precision]
+    base = base_precision(args)
+    name, values = precision_label(base, args), {'precision': base}
+    for flag, option, label in SPEEDUPS:
+        if getattr(args, flag):
+            name, values = f'{name} + {label}', {**values, option: True}
+            rows.append((name, values))
     return rows
 
 
-def precision_table(args: argparse.Namespace, ranker_path: str) -> None:
-    gan_batch = {'lq': torch.rand(args.batch, 3, args.gt_size // 4, args.gt_size // 4),
-                 'gt': torch.rand(args.batch, 3, args.gt_size, args.gt_size)}
-    pairs = {'img_a': torch.rand(args.ranker_batch, 3, args.gt_size, args.gt_size),
-             'img_b': torch.rand(args.ranker_batch, 3, args.gt_size, args.gt_size),
-             'label_a': torch.rand(args.ranker_batch), 'label_b': torch.rand(args.ranker_batch)}
-    seconds: Dict[str, Dict[str, float]] = {}
-    for row, values in configurations(args).items():
-        seconds[row] = {}
-        for name, options, batch in (
-                ('RankSRGAN', model_options('RankSRGANModel', args.gt_size, args.device, ranker_path), gan_batch),
-                ('Ranker', ranker_options(args.device, {}), pairs)):
-            options['train'].update(values)
-            torch.manual_seed(0)
-            model = build_model(copy.deepcopy(options))
-            seconds[row][name] = statistics.median(time_steps(model, batch, args.steps, args.device))
-    reference = seconds[args.precision[0]]
-    print(f'\ndevice {args.device}, GT {args.gt_size}, RankSRGAN batch {args.batch}, Ranker {args.ranker_batch} '
-          f'pairs, median of {args.steps - 2} steps')
-    print(f'| configuration | RankSRGAN s / step | ratio vs {args.precision[0]} | h for 500k | Ranker s / step | ratio '
-          '| h for 400k |')
-    print('|---|---:|---:|---:|---:|---:|---:|')
-    for row, values in seconds.items():
-        print(f"| {row} | {values['RankSRGAN']:.3f} | {reference['RankSRGAN'] / values['RankSRGAN']:.2f}x | "
-              f"{values['RankSRGAN'] * 500_000 / 3600:.1f} | {values['Ranker']:.3f} | "
-              f"{reference['Ranker'] / values['Ranker']:.2f}x | {values['Ranker'] * 400_000 / 3600:.1f} |")
-    print('(ratio: how many times faster than the first row; hours: the paper\'s iterations at this step time, '
-          'training steps only)')
+def skip_reason(values: Dict[str, Any], device: str) -> str:
+    """Why a configuration is not measured on ``device`` ('' when it is)."""
+    if device == 'cuda':
+        return ''
+    if values.get('compile'):
+        return ('skipped on CPU: torch.compile is measured on CUDA only (minutes of compiling here; '
+                'tools/reproduce.py --fast leaves it off the CPU too)')
+    if values['precision'] == 'fp16':
+        return 'skipped on CPU: fp16 autocast has no fast CPU kernels (seen 5x to 40x slower than fp32 here)'
+    return ''
 
 
-def main() -> None:
+def step_batches(args: argparse.Namespace) -> Dict[str, Dict[str, torch.Tensor]]:
+    """The RankSRGAN batch (``--batch`` LR/GT pairs) and the Ranker's (``--ranker-batch`` pairs of GT size)."""
+    size = args.gt_size
+    return {'RankSRGAN': {'lq': torch.rand(args.batch, 3, size // 4, size // 4),
+                          'gt': torch.rand(args.batch, 3, size, size)},
+            'Ranker': {'img_a': torch.rand(args.ranker_batch, 3, size, size),
+                       'img_b': torch.rand(args.ranker_batch, 3, size, size),
+                       'label_a': torch.rand(args.ranker_batch), 'label_b': torch.rand(args.ranker_batch)}}
+
+
+def measure_configuration(args: argparse.Namespace, values: Dict[str, Any], ranker_path: str,
+                          batches: Dict[str, Dict[str, torch.Tensor]]) -> Dict[str, float]:
+    """Median seconds per step of RankSRGANModel and RankerModel with the ``train.*`` ``values``."""
+    seconds = {}
+    for name, options in (('RankSRGAN', model_options('RankSRGANModel', args.gt_size, args.device, ranker_path)),
+                          ('Ranker', ranker_options(args.device, {}))):
+        options['train'].update(values)
+        torch.manual_seed(0)
+        model = build_model(copy.deepcopy(options))
+        seconds[name] = statistics.median(time_steps(model, batches[name], args.steps, args.device))
+        del model
+    return seconds
+
+
+def table_header(args: argparse.Namespace) -> List[str]:
+    """The caption and the table's head, printed before the first row is measured."""
+    device = torch.cuda.get_device_name(0) if args.device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
+    return [f'device {device}, torch {torch.__version__}, GT {args.gt_size}, RankSRGAN batch {args.batch}, Ranker '
+            f'{args.ranker_batch} pairs, median of {args.steps - 2} steps (each row printed as it is measured; ratio: '
+            "times faster than the first row; hours: the paper's iterations at this step time, steps only)",
+            '| configuration | RankSRGAN s / step | ratio | h for 500k | Ranker s / step | ratio | h for 400k '
+            '| h for both |',
+            '|---|---:|---:|---:|---:|---:|---:|---:|']
+
+
+def table_row(name: str, seconds: Dict[str, float], reference: Dict[str, float]) -> str:
+    hours = {stage: seconds[stage] * PRECISION_HOURS[stage] / 3600 for stage in PRECISION_HOURS}
+    return (f"| {name} | {seconds['RankSRGAN']:.3f} | {reference['RankSRGAN'] / seconds['RankSRGAN']:.2f}x | "
+            f"{hours['RankSRGAN']:.1f} | {seconds['Ranker']:.3f} | {reference['Ranker'] / seconds['Ranker']:.2f}x | "
+            f"{hours['Ranker']:.1f} | {sum(hours.values()):.1f} |")
+
+
+def note_row(name: str, note: str) -> str:
+    """A row that was not measured: skipped (why) or failed (the error)."""
+    return f'| {name} | {note} | | | | | | |'
+
+
+def set_tf32(args: argparse.Namespace) -> None:
+    """TF32 matrix products and convolutions in fp32 on CUDA with ``--tf32``; cuDNN autotuning as
+    ``basicsr/train.py`` sets it (``cudnn.benchmark``)."""
+    if args.device == 'cuda':
+        torch.backends.cudnn.benchmark = True
+        if args.tf32:
+            torch.set_float32_matmul_precision('high')
+            torch.backends.cudnn.allow_tf32 = True
+
+
+def precision_table(args: argparse.Namespace, ranker_path: str) -> int:
+    """Print the header, then each configuration's row as soon as it is measured; returns the failed rows' count."""
+    set_tf32(args)
+    batches = step_batches(args)
+    print('\n'.join(table_header(args)), flush=True)
+    reference, failures = None, 0
+    for name, values in configurations(args):
+        reason = skip_reason(values, args.device)
+        if reason:
+            print(note_row(name, reason), flush=True)
+            continue
+        try:
+            seconds = measure_configuration(args, values, ranker_path, batches)
+        except Exception as error:  # an OOM or a compile error: the next rows still run
+            failures += 1
+            print(note_row(name, f'failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}'), flush=True)
+            if args.device == 'cuda':
+                torch.cuda.empty_cache()
+            continue
+        reference = reference or seconds
+        print(table_row(name, seconds, reference), flush=True)
+    return failures
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--gt-size', type=int, default=128)
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--ranker-batch', type=int, default=16)
-    parser.add_argument('--steps', type=int, default=7)
+    parser.add_argument('--steps', type=int, default=7, help='steps per model; the first two are not timed')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--precision', nargs='+', choices=['fp32', 'bf16', 'fp16'],
+    parser.add_argument('--precision', nargs='+', choices=list(PRECISIONS),
                         help='the precision table instead of the Ranker-cost table')
+    parser.add_argument('--base-precision', choices=list(PRECISIONS),
+                        help='the precision the channels_last / fused / compile rows add to (default: bf16 when '
+                             'listed, else the last of --precision)')
     parser.add_argument('--channels-last', action='store_true', help='a row with channels_last')
-    parser.add_argument('--compile', action='store_true', help='a row with torch.compile')
-    args = parser.parse_args()
+    parser.add_argument('--fused', action='store_true',
+                        help='a row with fused_optimizers (fused Adam on CUDA, foreach elsewhere)')
+    parser.add_argument('--compile', action='store_true', help='a row with torch.compile (CUDA only)')
+    parser.add_argument('--tf32', action='store_true', help='TF32 for fp32 matrix products on CUDA')
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.steps < 3:
+        raise SystemExit('--steps must be at least 3 (the first two are not timed).')
     torch.manual_seed(0)
     if args.precision:
         with tempfile.TemporaryDirectory() as tmp:
             ranker_path = os.path.join(tmp, 'ranker.pth')
             torch.save({'params': RankerVGG(depth=12).state_dict()}, ranker_path)
-            precision_table(args, ranker_path)
-        return
+            return 1 if precision_table(args, ranker_path) else 0
+    ranker_cost_table(args)
+    return 0
+
+
+def ranker_cost_table(args: argparse.Namespace) -> None:
+    """RankSRGANModel (one, two Rankers) vs SRGANModel, and the monitor's cost."""
     batch = {'lq': torch.rand(args.batch, 3, args.gt_size // 4, args.gt_size // 4),
              'gt': torch.rand(args.batch, 3, args.gt_size, args.gt_size)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,4 +309,4 @@ def monitor_cost(args: argparse.Namespace, batch: Dict[str, torch.Tensor], ranke
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
