@@ -33,7 +33,7 @@ import cv2
 import torch
 
 from ranksrgan_plugin import demo
-from ranksrgan_plugin.compat.basicsr import write_options
+from ranksrgan_plugin.utils.options import write_options
 from ranksrgan_plugin.utils.training_logs import ranker_monitor_log
 from ranksrgan_plugin.utils.upscaler import default_device
 

@@ -30,7 +30,8 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes before any basicsr import)
 from basicsr.archs import build_network
 from basicsr.data.transforms import mod_crop
 
-from ranksrgan_plugin.archs.ranker_arch import freeze_ranker, load_ranker
+from ranksrgan_plugin.archs.ranker_arch import freeze_ranker
+from ranksrgan_plugin.checkpoints import load_ranker
 from ranksrgan_plugin.data.rank_dataset_format import read_manifest
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
 from ranksrgan_plugin.demo_images import export_skimage_photos

@@ -20,7 +20,7 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes first)
 
 # isort: split
 from ranksrgan_plugin import demo
-from ranksrgan_plugin.compat.basicsr import write_options
+from ranksrgan_plugin.utils.options import write_options
 from ranksrgan_plugin.utils.upscaler import default_device
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))

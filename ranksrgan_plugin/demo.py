@@ -22,7 +22,7 @@ from basicsr.data.transforms import mod_crop
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import img2tensor
 
-from .archs import load_ranker
+from .checkpoints import load_ranker, load_state_dict
 from .demo_images import export_skimage_photos
 from .metrics.niqe_batch import calculate_niqe_batched
 from .metrics.ranker_evaluation import evaluate_ranker as score_rank_set
@@ -30,7 +30,6 @@ from .metrics.ranker_plots import plot_ranker_histograms
 from .rank_dataset import RankDatasetBuilder, load_config
 from .rank_dataset.levels import matlab_bicubic
 from .rank_dataset.sources import assign_splits
-from .utils.checkpoint import load_state_dict
 from .utils.logged_process import last_logged_iteration, run_logged
 from .utils.upscaler import TiledUpscaler, default_device
 

@@ -3,7 +3,7 @@
 The network is either given by BasicSR options (``{'type': 'RankSRGANGenerator', ...}``, e.g. an
 options YAML's ``network_g``) with a BasicSR checkpoint (``{'params_ema' | 'params': state_dict}``),
 or read off an official RankSRGAN / SRResNet checkpoint by
-:func:`ranksrgan_plugin.archs.official_weights.convert_official_checkpoint` (which also accepts a
+:func:`ranksrgan_plugin.checkpoints.convert_official_checkpoint` (which also accepts a
 plugin checkpoint of a ``RankSRGANGenerator``, and ESRGAN's RRDBNet checkpoints). Tiled, batched
 inference is :class:`ranksrgan_plugin.utils.upscaler.TiledUpscaler`'s (as the rank dataset's network
 levels): the tiles' context defaults to the network's receptive-field radius, so a tiled output
@@ -22,10 +22,17 @@ import yaml
 from basicsr.archs import build_network
 from tqdm import tqdm
 
-from .archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint
+from .checkpoints import (
+    CheckpointKeyError,
+    CheckpointMismatchError,
+    UnknownCheckpointLayout,
+    arch_state_dict,
+    convert_official_checkpoint,
+    read_checkpoint,
+    unwrap_state_dict,
+)
 from .data.rank_dataset_format import IMAGE_EXTENSIONS
-from .rank_dataset.levels import LevelError, arch_state_dict, read_image
-from .utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
+from .rank_dataset.levels import LevelError, read_image
 from .utils.image_files import describe_shared_stems, files_by_stem
 from .utils.tiling import TilingError
 from .utils.upscaler import HoldsUpscaler, ScaleError, build_upscaler, check_scale
@@ -97,7 +104,7 @@ def _build_generator(checkpoint: str, state_dict: Mapping[str, Any],
     try:
         arch_weights, layout, read = arch_state_dict(state_dict, None, checkpoint)
         net.load_state_dict(arch_weights, strict=True)
-    except LevelError as err:
+    except CheckpointMismatchError as err:
         raise InferenceError(str(err)) from err
     except RuntimeError as err:
         origin = f' (an official {layout} checkpoint: {read})' if layout else ''

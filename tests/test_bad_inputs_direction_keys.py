@@ -22,15 +22,20 @@ from test_mmagic_training import (
 )
 from test_ranksrgan_model import RANKER_OPT, _build, tiny_options, workspace  # noqa: F401  (fixture)
 
-from ranksrgan_plugin.archs import RankerVGG, load_ranker
-from ranksrgan_plugin.mmagic.checkpoints import export_ranker_for_basicsr, load_ranker_checkpoint, read_checkpoint
+from ranksrgan_plugin.archs import RankerVGG
+from ranksrgan_plugin.checkpoints import (
+    export_ranker_for_basicsr,
+    load_ranker,
+    load_ranker_checkpoint,
+    read_ranker_file,
+)
 
-RankerDirectionError = ValueError  # ranksrgan_plugin.models.ranker_record's (a ValueError); messages pinned below
+RankerDirectionError = ValueError  # ranksrgan_plugin.rank_content.ranker_record's (a ValueError); messages pinned below
 
 
 def mmengine_record(path: Path) -> dict:
     """The record an MMagic RankerModel checkpoint carries (the Runner's message hub, saved by mmengine)."""
-    return (read_checkpoint(str(path)).get('message_hub') or {}).get('runtime_info', {}).get('ranker_record')
+    return (read_ranker_file(str(path)).get('message_hub') or {}).get('runtime_info', {}).get('ranker_record')
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +140,7 @@ def test_an_inverted_ranker_is_refused_unless_the_loss_says_so(workspace, rank_s
                                                    r'higher_is_better to true\.'):
         _build(options)
     options['train']['rank_opt']['higher_is_better'] = True
-    assert _build(options).cri_rank.sign == -1.0
+    assert _build(options).rank_content.rankers[''].loss.sign == -1.0
 
 
 @pytest.mark.parametrize('layout', ['basicsr', 'bare'], ids=['older_plugin_file', 'authors_bare_state_dict'])
@@ -211,11 +216,11 @@ def test_mmagic_ranksrgan_refuses_a_contradicting_rank_loss(sr_workspace, mmagic
 
 
 def test_mmagic_ranker_list_item_is_named(sr_workspace, mmagic_ma_ranker):  # noqa: F811
-    rankers = [dict(name='niqe', ranker=dict(TINY_RANKER), ranker_checkpoint=str(sr_workspace / 'ranker_basicsr.pth')),
-               dict(name='ma', ranker=dict(TINY_RANKER), ranker_checkpoint=str(mmagic_ma_ranker),
-                    rank_loss=dict(type='RankContentLoss', higher_is_better=True))]
-    with pytest.raises(RankerDirectionError, match=r'^model\.rankers\[1\]\.rank_loss\.higher_is_better is true, .*'
-                                                   r'\(named by model\.rankers\[1\]\.ranker_checkpoint\)'):
+    rankers = [dict(name='niqe', network=dict(TINY_RANKER), path=str(sr_workspace / 'ranker_basicsr.pth')),
+               dict(name='ma', network=dict(TINY_RANKER), path=str(mmagic_ma_ranker),
+                    rank_opt=dict(type='RankContentLoss', higher_is_better=True))]
+    with pytest.raises(RankerDirectionError, match=r'^model\.rankers\[1\]\.rank_opt\.higher_is_better is true, .*'
+                                                   r'\(named by model\.rankers\[1\]\.path\)'):
         mmagic_ranksrgan(sr_workspace, ranker=None, ranker_checkpoint=None, rank_loss=None, rankers=rankers)
 
 
@@ -346,12 +351,12 @@ def test_mmagic_rankesrgan_and_rankers_items_refuse_unknown_keys(sr_workspace): 
     with pytest.raises(ValueError, match=r"^model \(RankESRGAN\): unknown option 'pixel_los' \(did you mean "
                                          r"'pixel_loss'\?\)"):
         mmagic_ranksrgan(sr_workspace, RANKESRGAN_CONFIG, pixel_los=None)
-    item = dict(name='niqe', ranker=dict(TINY_RANKER), ranker_chekpoint=ranker)
-    with pytest.raises(ValueError, match=r"^model\.rankers\[0\]: unknown option 'ranker_chekpoint' \(did you mean "
-                                         r"'ranker_checkpoint'\?\)"):
+    item = dict(name='niqe', network=dict(TINY_RANKER), paht=ranker)
+    with pytest.raises(ValueError, match=r"^model\.rankers\[0\]: unknown option 'paht' \(did you mean 'path'\?\)"):
         mmagic_ranksrgan(sr_workspace, ranker=None, ranker_checkpoint=None, rank_loss=None, rankers=[item])
-    item = dict(name='niqe', ranker=dict(TINY_RANKER), ranker_checkpoint=ranker)
-    with pytest.raises(ValueError, match=r'^model\.rank_loss: not read with model\.rankers'):
+    item = dict(name='niqe', network=dict(TINY_RANKER), path=ranker)
+    with pytest.raises(ValueError, match=r'^model\.rank_loss: not read with a model\.rankers list .*'
+                                         r'model\.rankers\[i\]\.rank_opt'):
         mmagic_ranksrgan(sr_workspace, ranker=None, ranker_checkpoint=None, rank_loss=dict(type='RankContentLoss'),
                          rankers=[item])
 

@@ -22,12 +22,12 @@ from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  
 from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
 from ranksrgan_plugin.archs.discriminator_arch import VGGStyleDiscriminatorAnySize
 from ranksrgan_plugin.archs.ranker_arch import SingleImageBatchNormWarning, freeze_ranker
+from ranksrgan_plugin.checkpoints import CheckpointMismatchError
 from ranksrgan_plugin.data.rank_dataset_format import RankDatasetError
 from ranksrgan_plugin.data.rank_pair_dataset import RankPairDataset
 from ranksrgan_plugin.inference import GeneratorUpscaler
 from ranksrgan_plugin.mmagic.inference import init_model, upscale_image
 from ranksrgan_plugin.rank_dataset import RankDatasetBuildError
-from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
 from ranksrgan_plugin.utils.upscaler import BadImageError
 
 WRONG_FILES = {

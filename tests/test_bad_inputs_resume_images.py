@@ -30,8 +30,9 @@ from tool_loader import load_tool
 
 import ranksrgan_plugin.mmagic  # noqa: F401
 from ranksrgan_plugin.archs import RankerVGG
-from ranksrgan_plugin.compat.basicsr import patch_basicsr_train, read_training_state
+from ranksrgan_plugin.compat.basicsr import patch_basicsr_train
 from ranksrgan_plugin.reproduce.rehearsal import make_rehearsal_data
+from ranksrgan_plugin.utils.training_state import read_training_state
 
 REPO = Path(__file__).resolve().parents[1]
 

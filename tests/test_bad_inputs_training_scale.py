@@ -17,7 +17,8 @@ from test_mmagic_training import sr_workspace  # noqa: F401  (fixture)
 from test_ranksrgan_model import RANKER_OPT, tiny_options
 
 from ranksrgan_plugin.archs import RankerVGG
-from ranksrgan_plugin.compat.basicsr import patch_basicsr_train, read_training_state
+from ranksrgan_plugin.compat.basicsr import patch_basicsr_train
+from ranksrgan_plugin.utils.training_state import read_training_state
 
 # ------------------------------------------------------------------------------------------------
 # BasicSR: the options' scale against network_g

@@ -1,8 +1,8 @@
-"""ranksrgan_plugin.utils.checkpoint: the wrappers it unwraps, the module. prefix, the errors."""
+"""ranksrgan_plugin.checkpoints (read, layout): the wrappers it unwraps, the module. prefix, the errors."""
 import pytest
 import torch
 
-from ranksrgan_plugin.utils.checkpoint import CheckpointKeyError, load_state_dict, unwrap_state_dict
+from ranksrgan_plugin.checkpoints import CheckpointKeyError, load_state_dict, unwrap_state_dict
 
 WEIGHTS = {'conv.weight': torch.ones(1), 'conv.bias': torch.zeros(1)}
 

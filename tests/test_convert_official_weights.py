@@ -16,7 +16,7 @@ from tool_loader import load_tool
 from torch import nn
 
 from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
-from ranksrgan_plugin.archs.official_weights import (
+from ranksrgan_plugin.checkpoints import (
     UnknownCheckpointLayout,
     convert_official_checkpoint,
     detect_layout,

@@ -99,9 +99,13 @@ def test_train_step_prints_its_header_and_first_row_before_measuring_the_next(mo
         return measure(*args, **kwargs)
 
     monkeypatch.setattr(module, 'measure_configuration', measure_then_fail)
-    torch.set_num_threads(1)
-    status = module.main(['--device', 'cpu', '--precision', 'fp32', 'bf16', '--compile', '--gt-size', '32',
-                          '--batch', '2', '--ranker-batch', '2', '--steps', '3'])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # process-wide: given back, or later tests sum in another order
+    try:
+        status = module.main(['--device', 'cpu', '--precision', 'fp32', 'bf16', '--compile', '--gt-size', '32',
+                              '--batch', '2', '--ranker-batch', '2', '--steps', '3'])
+    finally:
+        torch.set_num_threads(threads)
     before_second = printed[1].splitlines()
     assert any(line.startswith('| configuration | RankSRGAN s / step |') for line in before_second)
     assert re.match(r'^\| fp32 \| \d+\.\d{3} \| 1\.00x \| [\d.]+ \| \d+\.\d{3} \| 1\.00x \| [\d.]+ \| [\d.]+ \|$',

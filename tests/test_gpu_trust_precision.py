@@ -13,8 +13,9 @@ from rank_set_factory import make_rank_set
 from test_ranksrgan_model import _build, _free_port, _run, _tiny_batch, tiny_options, workspace  # noqa: F401
 from test_train_ranker import _tiny_ranker_options
 
-from ranksrgan_plugin.compat.basicsr import patch_basicsr_train, read_training_state
+from ranksrgan_plugin.compat.basicsr import patch_basicsr_train
 from ranksrgan_plugin.models.training_precision import GUARD_STATE_KEY, NonFiniteTrainingError, fused_optimizer_kwargs
+from ranksrgan_plugin.utils.training_state import read_training_state
 
 BUCKET_WARNING = 'Grad strides do not match bucket view strides'
 

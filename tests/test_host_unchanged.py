@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from ranksrgan_plugin.compat import basicsr as compat
+from ranksrgan_plugin.utils.training_state import read_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -303,5 +304,5 @@ def test_training_state_as_basicsr_saves_it_loads(tmp_path):
                   CosineAnnealingRestartLR(optimizer, periods=[3, 3], restart_weights=[1, 1])]
     torch.save({'epoch': 0, 'iter': 3, 'optimizers': [optimizer.state_dict()],
                 'schedulers': [s.state_dict() for s in schedulers]}, tmp_path / '3.state')
-    state = compat.read_training_state(str(tmp_path / '3.state'))
+    state = read_training_state(str(tmp_path / '3.state'))
     assert state['iter'] == 3 and state['schedulers'][0]['milestones'] == schedulers[0].milestones

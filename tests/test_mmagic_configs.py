@@ -15,7 +15,7 @@ import ranksrgan_plugin.mmagic  # noqa: F401  (placeholders, registration)
 from ranksrgan_plugin.archs import RankerVGG, VGGStyleDiscriminatorAnySize
 from ranksrgan_plugin.compat import mmagic as compat
 from ranksrgan_plugin.losses import RankContentLoss, RankLoss, RankRegressionLoss
-from ranksrgan_plugin.losses.perceptual_loss import MissingVGGWeightsError
+from ranksrgan_plugin.losses.vgg_weights import MissingVGGWeightsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / 'options' / 'mmagic'
@@ -81,7 +81,7 @@ def test_original_generator_in_mmagic_loads_converted_official_weights():
     from collections import OrderedDict
 
     from ranksrgan_plugin.archs import RankSRGANGenerator
-    from ranksrgan_plugin.archs.official_weights import convert_official_checkpoint, convert_old_generator_keys
+    from ranksrgan_plugin.checkpoints import convert_official_checkpoint, convert_old_generator_keys
 
     assert MODELS.get('RankSRGANGenerator') is RankSRGANGenerator
     torch.manual_seed(0)

@@ -19,7 +19,7 @@ from test_mmagic_training import (  # noqa: F401  (sr_workspace: fixture)
 )
 
 import ranksrgan_plugin.mmagic  # noqa: F401
-from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
+from ranksrgan_plugin.checkpoints import CheckpointMismatchError
 
 
 def write_basicsr_generator(path: Path) -> None:

@@ -22,12 +22,12 @@ from rank_set_factory import make_rank_set
 from torchrun_retry import run_torchrun
 
 import ranksrgan_plugin.mmagic  # noqa: F401  (placeholders, registration)
-from ranksrgan_plugin.archs import RankerVGG, load_ranker
+from ranksrgan_plugin.archs import RankerVGG
+from ranksrgan_plugin.checkpoints import load_ranker, read_ranker_file
 from ranksrgan_plugin.iqa import niqe_batch
 from ranksrgan_plugin.losses import RankContentLoss
 from ranksrgan_plugin.metrics.rank_metrics import calculate_pair_accuracy, calculate_srocc
 from ranksrgan_plugin.mmagic import SROCC, BatchedNIQE, PairAccuracy, RankPairDataset
-from ranksrgan_plugin.mmagic.checkpoints import read_checkpoint
 from ranksrgan_plugin.mmagic.train import build_config, parse_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -127,13 +127,13 @@ def test_gan_trains_validates_with_frozen_ranker(sr_workspace, tmp_path, config)
     model = runner.model
     _assert_ranker_untouched(model, reference)
     assert any(not torch.equal(value, model.generator.state_dict()[key]) for key, value in generator_before.items())
-    assert _scalar(runner, 'train/loss_rank') > 0 and np.isfinite(_scalar(runner, 'train/rank_score'))
-    assert np.isfinite(_scalar(runner, 'train/gt_rank_score'))  # the Ranker-exploitation monitor, every step
-    assert 0 <= _scalar(runner, 'train/rank_beats_gt') <= 1
+    assert _scalar(runner, 'train/loss_rank') > 0 and np.isfinite(_scalar(runner, 'train/out_r'))
+    assert np.isfinite(_scalar(runner, 'train/gt_r'))  # the Ranker-exploitation monitor, every step
+    assert 0 <= _scalar(runner, 'train/out_beats_gt') <= 1
     assert np.isfinite(_scalar(runner, 'val/PSNR')) and 'val/NIQE' in runner.message_hub.log_scalars
     if type(model).__name__ == 'RankSRGAN':  # a tiny RRDBNet starts flat: NIQE is NaN
         assert np.isfinite(_scalar(runner, 'val/NIQE'))
-    checkpoint = read_checkpoint(str(tmp_path / 'work' / 'iter_3.pth'))
+    checkpoint = read_ranker_file(str(tmp_path / 'work' / 'iter_3.pth'))
     prefixes = {key.split('.')[0] for key in checkpoint['state_dict']}
     assert prefixes == {'generator', 'discriminator'}  # the frozen Ranker is never saved
 
@@ -194,7 +194,7 @@ def test_resume_with_the_shipped_generator_init(sr_workspace, tmp_path, monkeypa
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 3
-    saved = read_checkpoint(str(work_dir / 'iter_3.pth'))
+    saved = read_ranker_file(str(work_dir / 'iter_3.pth'))
     assert saved['meta']['iter'] == 3
 
 
@@ -215,7 +215,7 @@ def test_rank_content_loss_in_generator_step(sr_workspace, channel_order):
     rgb = outputs if channel_order == 'RGB' else outputs.flip(1)
     scores = model.ranker(rgb)
     torch.testing.assert_close(losses['loss_rank'], RankContentLoss(loss_weight=0.03)(scores))
-    torch.testing.assert_close(losses['rank_score'], scores.mean())
+    torch.testing.assert_close(losses['out_r'], scores.mean())
     losses['loss_rank'].backward()
     assert outputs.grad is not None and outputs.grad.abs().sum() > 0
     assert all(param.grad is None for param in model.ranker.parameters())
@@ -405,7 +405,7 @@ def test_two_process_cpu_ddp_through_torchrun(sr_workspace, tmp_path):
     assert result.returncode == 0, output[-3000:]
     assert 'Distributed training: True' in output and 'GPU number: 2' in output, output[-3000:]  # world size 2
     assert "dist_cfg=dict(backend='gloo')" in output and 'loss_rank' in output and 'NIQE' in output, output[-3000:]
-    checkpoint = read_checkpoint(str(tmp_path / 'work' / 'iter_2.pth'))
+    checkpoint = read_ranker_file(str(tmp_path / 'work' / 'iter_2.pth'))
     assert {key.split('.')[0] for key in checkpoint['state_dict']} == {'generator', 'discriminator'}
 
 

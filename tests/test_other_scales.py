@@ -13,10 +13,10 @@ from test_make_rank_dataset import photos  # noqa: F401  (fixture)
 from test_ranksrgan_model import RANKER_OPT, _build, tiny_options
 
 from ranksrgan_plugin.archs import RankerVGG, RankSRGANGenerator
+from ranksrgan_plugin.checkpoints import CheckpointMismatchError
 from ranksrgan_plugin.data import RankPairDataset
 from ranksrgan_plugin.rank_dataset import RankDatasetBuilder, load_config
 from ranksrgan_plugin.rank_dataset.levels import LevelError, NetworkLevel, matlab_bicubic
-from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
 
 
 def test_level_network_of_another_scale_is_refused(tmp_path):

@@ -5,8 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from ranksrgan_plugin.archs.ranker_arch import RankerVGG, convert_features_state_dict, load_ranker, ranker_state_dict
-from ranksrgan_plugin.utils.checkpoint_fit import CheckpointMismatchError
+from ranksrgan_plugin.archs.ranker_arch import RankerVGG
+from ranksrgan_plugin.checkpoints import (
+    CheckpointMismatchError,
+    convert_features_state_dict,
+    load_ranker,
+    ranker_state_dict,
+)
 
 # a narrow Ranker for checkpoint round trips (the layer names do not depend on the widths)
 SMALL = {'num_feat': 8, 'stage_widths': (8, 16, 16, 16), 'num_hidden': 6}

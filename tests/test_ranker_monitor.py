@@ -10,7 +10,7 @@ from test_mmagic_training import _tiny_ranksrgan, sr_workspace  # noqa: F401  (f
 from test_ranksrgan_model import _build, tiny_options, workspace  # noqa: F401  (fixture)
 from torch import nn
 
-from ranksrgan_plugin.models.ranker_monitor import RankerExploitationMonitor, monitor_settings, uses_batch_statistics
+from ranksrgan_plugin.rank_content import RankerExploitationMonitor, monitor_settings, uses_batch_statistics
 
 
 @MODELS.register_module()
@@ -89,7 +89,7 @@ def test_monitor_defaults_follow_the_logger_and_validation(workspace):  # noqa: 
     options = sharpness_ranker_options(workspace, scale=-100.0)
     options['logger']['print_freq'] = 3
     model = _build(options)
-    monitor = model.ranker_monitors['']
+    monitor = model.rank_content.rankers[''].monitor
     assert (monitor.every, monitor.period, monitor.margin, monitor.share_limit) == (3, 2, 0.5, 0.5)
     logs = train_steps(model, 3)
     assert [('gt_r' in log) for log in logs] == [False, False, True]  # only logged iterations pay the GT forward
@@ -97,7 +97,7 @@ def test_monitor_defaults_follow_the_logger_and_validation(workspace):  # noqa: 
 
 def test_monitor_can_be_turned_off_and_refuses_unknown_keys(workspace):  # noqa: F811
     model = _build(sharpness_ranker_options(workspace, scale=-100.0, enabled=False))
-    assert model.ranker_monitors == {}
+    assert model.rank_content.rankers[''].monitor is None
     assert 'gt_r' not in train_steps(model, 1)[0]
     with pytest.raises(ValueError, match=r"train.ranker_monitor: unknown option 'limit'"):
         _build(sharpness_ranker_options(workspace, scale=-100.0, limit=0.3))
@@ -171,8 +171,8 @@ def mmagic_steps(model, iterations: int) -> list:
 def test_mmagic_monitor(sr_workspace, mmengine_warnings, scale, share, warnings):  # noqa: F811
     model = mmagic_model(sr_workspace, scale, every=1, period=2).train()
     logs = mmagic_steps(model, 4)
-    assert all(log['rank_beats_gt'].item() == share and log['gt_rank_score'].item() == 0.0 for log in logs)
-    assert all('loss' not in key for key in ('gt_rank_score', 'rank_beats_gt'))  # logged, never summed into the loss
+    assert all(log['out_beats_gt'].item() == share and log['gt_r'].item() == 0.0 for log in logs)  # BasicSR's keys
+    assert all('loss' not in key for key in ('out_r', 'gt_r', 'out_beats_gt'))  # logged, never summed into the loss
     messages = [record.getMessage() for record in mmengine_warnings if 'Ranker exploitation' in record.getMessage()]
     assert len(messages) == warnings
     if warnings:
@@ -180,9 +180,9 @@ def test_mmagic_monitor(sr_workspace, mmengine_warnings, scale, share, warnings)
 
 
 def test_mmagic_monitor_off_and_unknown_keys(sr_workspace):  # noqa: F811
-    assert 'rank_beats_gt' not in mmagic_steps(mmagic_model(sr_workspace, -100.0, enabled=False), 1)[0]
+    assert 'out_beats_gt' not in mmagic_steps(mmagic_model(sr_workspace, -100.0, enabled=False), 1)[0]
     logs = mmagic_steps(mmagic_model(sr_workspace, -100.0), 10)  # the default: one step in 10
-    assert ['rank_beats_gt' in log for log in logs] == [False] * 9 + [True]
+    assert ['out_beats_gt' in log for log in logs] == [False] * 9 + [True]
     with pytest.raises(ValueError, match=r"model.ranker_monitor: unknown option 'limit'"):
         mmagic_model(sr_workspace, -100.0, limit=0.3)
 

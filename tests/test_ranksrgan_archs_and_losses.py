@@ -1,4 +1,4 @@
-"""RankSRGANGenerator, VGGStyleDiscriminatorAnySize, RankContentLoss, VGGPerceptualLoss and the resume compat fix."""
+"""RankSRGANGenerator, VGGStyleDiscriminatorAnySize, RankContentLoss, VGGPerceptualLoss, frozen networks on resume."""
 import os.path as osp
 
 import pytest
@@ -13,7 +13,8 @@ from torch.nn import functional as F
 from ranksrgan_plugin.archs import RankSRGANGenerator, VGGStyleDiscriminatorAnySize
 from ranksrgan_plugin.compat import basicsr as compat
 from ranksrgan_plugin.losses import RankContentLoss, VGGPerceptualLoss
-from ranksrgan_plugin.losses.perceptual_loss import MissingVGGWeightsError, find_imagenet_vgg_weights
+from ranksrgan_plugin.losses.vgg_weights import MissingVGGWeightsError, find_imagenet_vgg_weights
+from ranksrgan_plugin.models.frozen_networks import keep_frozen_network_paths
 
 VGG19_FILE = 'vgg19-dcbb9e9d.pth'
 
@@ -298,7 +299,7 @@ def test_basicsr_vgg_weights_restores_module_state(tmp_path, weights):
 
 
 # --------------------------------------------------------------------------------------------------
-# compat.keep_frozen_network_paths + BasicSR's check_resume
+# models.frozen_networks.keep_frozen_network_paths + BasicSR's check_resume
 def resume_opt(model_type, ignore=None):
     path = {'resume_state': '/exp/training_states/100.state', 'models': '/exp/models',
             'pretrain_network_g': '/weights/SRResNet.pth', 'pretrain_network_r': '/weights/Ranker_NIQE.pth'}
@@ -316,22 +317,22 @@ def resume_opt(model_type, ignore=None):
 ])
 def test_keep_frozen_adds_ranker_for_ranksrgan(ignore, expected):
     opt = resume_opt('RankSRGANModel', ignore)
-    compat.keep_frozen_network_paths(opt)
+    keep_frozen_network_paths(opt)
     assert opt['path']['ignore_resume_networks'] == expected
-    compat.keep_frozen_network_paths(opt)  # idempotent
+    keep_frozen_network_paths(opt)  # idempotent
     assert opt['path']['ignore_resume_networks'] == expected
 
 
 @pytest.mark.parametrize('ignore', [None, [], ['network_d']])
 def test_keep_frozen_leaves_ranker_model_alone(ignore):
     opt = resume_opt('RankerModel', ignore)
-    compat.keep_frozen_network_paths(opt)
+    keep_frozen_network_paths(opt)
     assert list(opt['path'].get('ignore_resume_networks') or []) == list(ignore or [])
 
 
 def test_check_resume_keeps_ranker_path_and_rewrites_generator():
     opt = resume_opt('RankSRGANModel')
-    compat.keep_frozen_network_paths(opt)
+    keep_frozen_network_paths(opt)
     check_resume(opt, 100)
     assert opt['path']['pretrain_network_r'] == '/weights/Ranker_NIQE.pth'
     assert opt['path']['pretrain_network_g'] == osp.join('/exp/models', 'net_g_100.pth')

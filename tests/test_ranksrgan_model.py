@@ -16,8 +16,8 @@ from basicsr.models import build_model
 from torchrun_retry import run_torchrun
 
 from ranksrgan_plugin.archs import RankerVGG
-from ranksrgan_plugin.compat.basicsr import read_training_state
 from ranksrgan_plugin.utils.training_logs import ranker_monitor_log
+from ranksrgan_plugin.utils.training_state import read_training_state
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RANKER_OPT = {'type': 'RankerVGG', 'depth': 8, 'num_feat': 8, 'stage_widths': [8, 8, 16, 16], 'num_hidden': 8}

@@ -15,9 +15,9 @@ import yaml
 from tool_loader import load_tool
 from torchrun_retry import GLOO_TEARDOWN_ABORT
 
-from ranksrgan_plugin.archs.official_weights import to_release_layout
 from ranksrgan_plugin.archs.ranker_arch import RankerVGG
 from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
+from ranksrgan_plugin.checkpoints import to_release_layout
 from ranksrgan_plugin.reproduce import EXIT_MISSING_INPUTS, PaperRoad, RoadLayout, RoadPlan, Variant, check_road
 from ranksrgan_plugin.reproduce.preflight import PATCH_BYTES, check_disk, rank_dataset_bytes
 from ranksrgan_plugin.reproduce.rehearsal import make_rehearsal_data

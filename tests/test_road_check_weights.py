@@ -18,13 +18,12 @@ import torchvision
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from tool_loader import load_tool
 
-from ranksrgan_plugin.archs.official_weights import to_release_layout
 from ranksrgan_plugin.archs.ranker_arch import RankerVGG
 from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
+from ranksrgan_plugin.checkpoints import describe_file, to_release_layout
 from ranksrgan_plugin.iqa.ma_model import AUTHORS_LINEAR
 from ranksrgan_plugin.reproduce import EXIT_MISSING_INPUTS, RoadLayout, check_road
 from ranksrgan_plugin.reproduce.variants import VARIANTS
-from ranksrgan_plugin.utils.file_kind import describe_file
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SRGAN, SRRESNET = 'SRGAN.pth', 'SRResNet_bicx4_in3nf64nb16.pth'

@@ -17,13 +17,12 @@ from test_reproduce import TINY_G, TINY_RANKER, tiny_layout
 import ranksrgan_plugin.mmagic  # noqa: F401  (registers the plugin in MMagic)
 from ranksrgan_plugin.archs.ranker_arch import RankerVGG
 from ranksrgan_plugin.archs.ranksrgan_generator_arch import RankSRGANGenerator
-from ranksrgan_plugin.compat.mmagic import mmengine_checkpoint_globals
+from ranksrgan_plugin.checkpoints import read_checkpoint, read_mmengine_checkpoint
 from ranksrgan_plugin.reproduce import mmagic_stages
 from ranksrgan_plugin.reproduce.measure import measure_generator
 from ranksrgan_plugin.reproduce.rehearsal import rehearsal_plan
 from ranksrgan_plugin.reproduce.stages import StageFailed
 from ranksrgan_plugin.reproduce.variants import VARIANTS
-from ranksrgan_plugin.utils.checkpoint import read_checkpoint
 
 PAPER_TEST_CONFIG = CONFIG_DIR / 'ranksrgan-paper_x4c64b16_test_pirm.py'
 TINY_CROP = 32
@@ -75,7 +74,7 @@ def test_rehearsal_plan_of_mmagic():
     assert mmagic.overrides['ranker'] == basicsr.overrides['ranker']  # the Ranker stage is the BasicSR one
     assert mmagic.overrides['ranksrgan'] == {'train_cfg.max_iters': 3, 'train_cfg.val_interval': 3,
                                              'default_hooks.checkpoint.interval': 1,
-                                             'default_hooks.checkpoint.max_keep_ckpts': 1,
+                                             'default_hooks.checkpoint.max_keep_ckpts': 2,
                                              'default_hooks.logger.interval': 1}
     assert mmagic.kill_after == {'ranksrgan': 1} and mmagic.rehearsal
     assert 'MMagic' in mmagic.notes[0] and 'MMagic' not in basicsr.notes[0]
@@ -96,8 +95,9 @@ def test_mmagic_stage_runs_the_paper_config_with_the_road_files(mmagic_road):
     assert cfg.val_dataloader.dataset.data_root == osp.join(layout.data, 'PIRM', 'test')
     assert cfg.train_dataloader.batch_size == 2 and cfg.train_cfg.max_iters == 3
     assert cfg.work_dir == outputs['experiment'] and outputs['experiment'].startswith(layout.root)
-    assert {name for name in os.listdir(outputs['experiment']) if name.startswith('iter_')} == {'iter_3.pth'}
-    assert 'last_checkpoint' in os.listdir(outputs['experiment'])  # one checkpoint kept (each is 370 MB)
+    assert {name for name in os.listdir(outputs['experiment']) if name.startswith('iter_')} == {'iter_2.pth',
+                                                                                               'iter_3.pth'}
+    assert 'last_checkpoint' in os.listdir(outputs['experiment'])  # two checkpoints kept (each is 370 MB)
 
 
 def test_mmagic_stage_killed_after_its_first_checkpoint_resumes(mmagic_road):
@@ -118,7 +118,7 @@ def test_mmagic_stage_killed_after_its_first_checkpoint_resumes(mmagic_road):
 def test_mmagic_stage_exports_the_generator_for_the_test_stage(mmagic_road):
     layout, _, outputs, _ = mmagic_road
     assert outputs['network_g'] == TINY_G
-    last = read_checkpoint(osp.join(outputs['experiment'], 'iter_3.pth'), mmengine_checkpoint_globals())
+    last = read_mmengine_checkpoint(osp.join(outputs['experiment'], 'iter_3.pth'))
     exported = read_checkpoint(outputs['checkpoint'])
     assert exported.keys() == {'params'}
     generator = {k[len('generator.'):]: v for k, v in last['state_dict'].items() if k.startswith('generator.')}

@@ -10,8 +10,8 @@ from test_ranksrgan_model import _build, _tiny_batch, tiny_options, workspace  #
 from test_train_ranker import REPO_ROOT, _run_train, _tiny_ranker_options
 
 from ranksrgan_plugin.archs.discriminator_arch import VGGStyleDiscriminatorAnySize
-from ranksrgan_plugin.compat.basicsr import read_training_state
-from ranksrgan_plugin.models.training_precision import NonFiniteTrainingError
+from ranksrgan_plugin.models.training_precision import NonFiniteTrainingError, TrainingPrecision
+from ranksrgan_plugin.utils.training_state import read_training_state
 
 LOSSES = ('l_g_pix', 'l_g_gan', 'l_g_rank', 'l_d_real', 'l_d_fake')
 
@@ -154,3 +154,27 @@ def test_discriminator_takes_channels_last_inputs():
     expected = net(x)
     net.to(memory_format=torch.channels_last)
     torch.testing.assert_close(net(x.contiguous(memory_format=torch.channels_last)), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_precision_state_is_set_before_basicsr_builds_anything():
+    """Every attribute of the precision family exists before BasicSR's __init__ (which builds the networks and, in
+    training, calls init_training_settings): no method depends on another having run first."""
+    seen = {}
+
+    class Base:  # stands for BasicSR's BaseModel
+        def __init__(self, opt):
+            seen.update((name, getattr(self, name)) for name in (
+                'precision', 'channels_last', 'nonfinite_limit', 'compile_options', 'nonfinite_steps',
+                'scale_search_steps', 'scalers'))
+            self.device = torch.device('cpu')
+
+    class Model(TrainingPrecision, Base):
+        optimizer_names = ('g', 'd')
+
+    model = Model({'is_train': True, 'train': {'precision': 'fp16', 'channels_last': True, 'nonfinite_limit': 3}})
+    assert seen == {'precision': 'fp16', 'channels_last': True, 'nonfinite_limit': 3, 'compile_options': None,
+                    'nonfinite_steps': 0, 'scale_search_steps': 0, 'scalers': {}}
+    assert set(model.scalers) == {'g', 'd'} and model.autocast() is not None and model.log_guard({}) is None
+    tested = Model({'is_train': False, 'train': {'precision': 'fp16'}})  # a test run: the original's fp32
+    assert (tested.precision, tested.channels_last, tested.nonfinite_limit, tested.scalers) == ('fp32', False, None, {})
+

@@ -19,7 +19,7 @@ import os.path as osp
 import torch
 import yaml
 
-from ranksrgan_plugin.archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint
+from ranksrgan_plugin.checkpoints import UnknownCheckpointLayout, convert_official_checkpoint
 
 
 def main() -> None:

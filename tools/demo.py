@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from ranksrgan_plugin import demo
-from ranksrgan_plugin.compat.basicsr import write_options_with
 from ranksrgan_plugin.utils.curve_plots import plot_curves
+from ranksrgan_plugin.utils.options import write_options_with
 from ranksrgan_plugin.utils.training_logs import load_run, ranker_monitor_log
 from ranksrgan_plugin.utils.upscaler import default_device
 
@@ -135,7 +135,7 @@ def tables(results: Dict[str, Any]) -> str:
         results['generators'])
     return text + monitor_summary(results) + (
         '\n100 iterations cannot separate SRGAN and RankSRGAN on NIQE, and 600 iterations x 3 seeds could not either: '
-        'the README\'s "Longer runs" (benchmarks/evidence.py, about 90 minutes) shows what holds at this scale.\n')
+        'docs/demo.md, "Longer runs" (benchmarks/evidence.py, about 90 minutes), shows what holds at this scale.\n')
 
 
 def monitor_summary(results: Dict[str, Any]) -> str:

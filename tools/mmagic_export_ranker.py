@@ -2,7 +2,7 @@
 
 ``python tools/mmagic_export_ranker.py work_dirs/<experiment>/best_SROCC_iter_<N>.pth
 experiments/pretrained_models/Ranker_NIQE_mmagic.pth`` -> usable as ``path.pretrain_network_r`` of the
-BasicSR options (and by ``ranksrgan_plugin.archs.load_ranker``). MMagic's RankSRGAN configs take the
+BasicSR options (and by ``ranksrgan_plugin.checkpoints.load_ranker``). MMagic's RankSRGAN configs take the
 MMagic checkpoint as it is: no export needed there. The checkpoint's record of the Ranker's training (metric,
 direction, rank set) goes along as ``ranker_record``. A missing or unfitting checkpoint is a one-paragraph
 message and exit status 2.
@@ -12,7 +12,7 @@ import pickle
 import sys
 from typing import List, Optional
 
-from ranksrgan_plugin.mmagic.checkpoints import export_ranker_for_basicsr
+from ranksrgan_plugin.checkpoints import export_ranker_for_basicsr
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -20,7 +20,7 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes first: basicsr 1.4.2 cannot
 # isort: split
 from basicsr.archs import build_network
 
-from ranksrgan_plugin.archs import load_ranker
+from ranksrgan_plugin.checkpoints import load_ranker
 from ranksrgan_plugin.metrics.ranker_evaluation import evaluate_ranker
 from ranksrgan_plugin.metrics.ranker_plots import plot_ranker_histograms
 

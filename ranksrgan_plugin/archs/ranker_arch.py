@@ -1,15 +1,13 @@
-"""The Ranker of RankSRGAN: a VGG-style network that gives an image one scalar score."""
-import os.path as osp
-import re
+"""The Ranker of RankSRGAN: a VGG-style network that gives an image one scalar score.
+
+Its checkpoints (BasicSR, the authors' layouts, mmengine's) are read by :mod:`ranksrgan_plugin.checkpoints.ranker`.
+"""
 import warnings
-from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
-
-from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
 
 # Number of stride-1 3x3 convs before the stride-2 4x4 conv in stages 1-4 (Table 2 of the
 # supplementary). Stage 0 is always conv3s1-64 (no BN) then conv4s2-64 (BN).
@@ -84,93 +82,6 @@ class RankerVGG(nn.Module):
             feat = self.lrelu(feat)
         feat = self.avg_pool(feat).flatten(1)
         return self.classifier(feat)
-
-
-StateDict = Dict[str, torch.Tensor]
-
-
-def _layer_index(key: str) -> int:
-    return int(key.split('.')[1])
-
-
-def convert_features_state_dict(state_dict: Mapping[str, torch.Tensor], net: RankerVGG) -> Dict[str, torch.Tensor]:
-    """Map the older release's ``features.N.*`` keys onto :class:`RankerVGG` names.
-
-    In that layout ``features`` is one ``nn.Sequential`` in layer order (conv, [BN], LReLU, ...),
-    so its parameter-bearing modules, sorted by N, are exactly our conv/BN modules in forward
-    order; shapes are checked on the way. ``classifier.*`` keys are the same in both layouts.
-    """
-    own_modules = [name for name, module in net.named_children() if isinstance(module, (nn.Conv2d, nn.BatchNorm2d))]
-    feature_keys = [k for k in state_dict if k.startswith('features.')]
-    indices = sorted({_layer_index(k) for k in feature_keys})
-    if len(indices) != len(own_modules):
-        raise ValueError(f'Ranker checkpoint has {len(indices)} conv/BN layers under features.N, '
-                         f'RankerVGG(depth={net.depth}) has {len(own_modules)}: wrong depth?')
-    rename = {index: name for index, name in zip(indices, own_modules)}
-    converted: Dict[str, torch.Tensor] = OrderedDict()
-    for key, value in state_dict.items():
-        if key.startswith('features.'):
-            key = re.sub(r'^features\.\d+', rename[_layer_index(key)], key)
-        converted[key] = value
-    return converted
-
-
-def ranker_state_dict(checkpoint: Mapping, net: RankerVGG,
-                      param_key: Optional[str] = 'params') -> Dict[str, torch.Tensor]:
-    """The :class:`RankerVGG` state_dict held by a checkpoint of any supported layout.
-
-    Accepts a bare state_dict or a BasicSR checkpoint (``{param_key: state_dict}``), strips the
-    ``module.`` prefix of DataParallel saves and converts the old ``features.N`` naming.
-    """
-    state_dict = unwrap_state_dict(checkpoint, wrappers=(param_key,) if param_key else ())
-    if any(k.startswith('features.') for k in state_dict):
-        state_dict = convert_features_state_dict(state_dict, net)
-    return state_dict
-
-
-def check_ranker_checkpoint(path: Optional[str], option: str, train_with: str) -> str:
-    """The path of the trained Ranker a RankSRGAN model needs; a clear error naming ``option`` if unusable."""
-    if not path:
-        raise ValueError(f'RankSRGAN needs {option}: a trained Ranker checkpoint (train one with {train_with}, '
-                         'or convert an official one with tools/convert_official_weights.py).')
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{option}: Ranker checkpoint {path} does not exist.')
-    return path
-
-
-def checked_ranker_weights(net: nn.Module, checkpoint: Any, path: str, option: str,
-                           extract: Callable[[], StateDict], strict: bool = True) -> StateDict:
-    """``extract()``: the Ranker weights of a loaded ``checkpoint``, checked to fit ``net`` (with ``strict``).
-
-    A file that is not a Ranker of ``net``'s architecture (another depth, a generator, a VGG19, ...)
-    raises ``CheckpointMismatchError`` naming ``path``, ``option`` (the option that named it) and what
-    the file holds.
-    """
-    from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
-
-    network = f'{type(net).__name__}(depth={getattr(net, "depth", "?")})'
-    try:
-        weights = extract()
-    except (KeyError, ValueError) as error:
-        raise CheckpointMismatchError(f'{path} (named by {option}) is not a Ranker for {network}: {error} The file '
-                                      f'is {describe_weights(checkpoint)}.') from None
-    if strict:
-        check_weights_fit(net.state_dict(), weights, path, option, checkpoint, network)
-    return weights
-
-
-def load_ranker(net: RankerVGG, path: str, param_key: Optional[str] = 'params', strict: bool = True,
-                option: str = 'the Ranker checkpoint', checkpoint: Any = None) -> RankerVGG:
-    """Load a Ranker checkpoint (plugin, original mmsr or older ``features.N`` layout) into ``net``; a file
-    that does not fit is refused by name (:func:`checked_ranker_weights`).
-
-    ``checkpoint``: the file's content when the caller has read it already (e.g. for its record).
-    """
-    checkpoint = read_checkpoint(path) if checkpoint is None else checkpoint
-    weights = checked_ranker_weights(net, checkpoint, path, option,
-                                     lambda: ranker_state_dict(checkpoint, net, param_key), strict)
-    net.load_state_dict(weights, strict=strict)
-    return net
 
 
 PAIR_FORWARDS = ('separate', 'joint')

@@ -2,7 +2,8 @@
 mmengine 0.10.7, mmcv-lite).
 
 Each workaround lives once, in one of the two modules, with a docstring naming the upstream defect
-and what changes for a user of the host library. Importing this package applies what must precede
+and version and what changes for a user of the host library; ``docs/workarounds.md`` lists them all, with
+the test that pins each. Nothing but workarounds lives here. Importing this package applies what must precede
 the first ``import basicsr`` (the torchvision alias); ``ranksrgan_plugin/__init__.py`` imports it
 first. The MMagic side is applied by ``ranksrgan_plugin.mmagic`` (:func:`.mmagic.apply`).
 """

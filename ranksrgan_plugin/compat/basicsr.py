@@ -5,22 +5,22 @@ Each function names the defect it works around and what changes for a user of th
 first ``import basicsr``), :func:`note_numpy_errstate_of_basicsr_import` around the plugin's
 ``import basicsr`` (:func:`undo_basicsr_seterr` is applied by the MMagic side); :func:`patch_basicsr_train`
 when the plugin's train / test entry points start; the others where the plugin builds the affected
-object. Each is a no-op where upstream works.
-This module imports nothing of BasicSR at module level (it must be importable before the alias).
+object. Each is a no-op where upstream works. Every workaround is listed, with the upstream defect, the
+version and the test that pins it, in ``docs/workarounds.md``; nothing else lives here (the options copies:
+:mod:`ranksrgan_plugin.utils.options`, training states: :mod:`ranksrgan_plugin.utils.training_state`, frozen
+networks on resume: :mod:`ranksrgan_plugin.models.frozen_networks`, the VGG weights: :mod:`ranksrgan_plugin.losses.
+vgg_weights`). This module imports nothing of BasicSR at module level (it must be importable before the alias).
 """
 import contextlib
-import copy
 import importlib
 import os
 import os.path as osp
 import sys
-import time
 import types
 from typing import Any, Dict, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
-import yaml
 
 
 def alias_torchvision_functional_tensor() -> None:
@@ -62,7 +62,7 @@ def undo_basicsr_seterr() -> bool:
     """Give numpy back the error state it had before the plugin imported BasicSR; True when it did.
 
     Used by the MMagic side (``ranksrgan_plugin.mmagic``), whose import imports BasicSR through the
-    shared classes: without this, BasicSR's import-time ``np.seterr(divide='ignore', invalid='ignore')``
+    shared classes: without this, basicsr 1.4.2's import-time ``np.seterr(divide='ignore', invalid='ignore')``
     silences numpy's divide and invalid warnings in an MMagic process that never asked for BasicSR.
     For a host user: numpy's error state is the one before the plugin's import. Nothing is done when
     BasicSR was imported before the plugin (then it is the host's own state), or when the state was
@@ -74,31 +74,6 @@ def undo_basicsr_seterr() -> bool:
         return False
     np.seterr(**before)
     return True
-
-
-def training_state_globals() -> list:
-    """What basicsr 1.4.2's ``BaseModel.save_training_state`` pickles besides tensors and plain Python data.
-
-    A ``<iter>.state`` file is ``{'epoch': int, 'iter': int, 'optimizers': [optimizer.state_dict()],
-    'schedulers': [scheduler.state_dict()]}``. Optimizer state_dicts hold tensors, numbers, tuples and
-    None; BasicSR's schedulers (``MultiStepRestartLR``, ``CosineAnnealingRestartLR``) store their whole
-    ``__dict__`` but the optimizer, i.e. numbers, lists and, for the milestones, a ``collections.Counter``.
-    """
-    import collections
-
-    return [collections.Counter]
-
-
-def read_training_state(path: str, map_location: Any = 'cpu') -> Dict[str, Any]:
-    """A BasicSR training state (``<iter>.state``) loaded with the safe loader and :func:`training_state_globals`.
-
-    A file holding anything else (a pickled callable, a class) raises
-    :class:`~ranksrgan_plugin.utils.checkpoint.RefusedCheckpointError` naming the file and the refused
-    type, and nothing of it runs.
-    """
-    from ..utils.checkpoint import read_checkpoint
-
-    return read_checkpoint(path, training_state_globals(), map_location=map_location)
 
 
 def load_resume_state_any_device(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -115,15 +90,19 @@ def load_resume_state_any_device(opt: Dict[str, Any]) -> Optional[Dict[str, Any]
     - the folder searched is the experiment's ``path.training_states`` (upstream:
       ``experiments/<name>/training_states`` relative to the working directory; the same folder when
       training runs from the root BasicSR's options put experiments under);
-    - the file is read with the safe loader (:func:`read_training_state`): a state holding anything
+    - the file is read with the safe loader (:func:`~ranksrgan_plugin.utils.training_state.read_training_state`):
+      a state holding anything
       but what BasicSR saves is refused with an error naming the file and the type (upstream's
       ``torch.load`` is the safe loader too on torch >= 2.6, with a generic error);
     - a missing, empty, truncated or non-torch file, or a file that is not a training state (a weights
       file), is refused naming it and ``path.resume_state`` or ``--auto_resume``'s pick (upstream: torch's
       errors, or ``KeyError: 'iter'``);
-    - a model class's ``frozen_networks`` keep their pretrained paths (:func:`keep_frozen_network_paths`).
+    - a model class's ``frozen_networks`` keep their pretrained paths
+      (:func:`~ranksrgan_plugin.models.frozen_networks.keep_frozen_network_paths`).
     """
     from basicsr.utils import check_resume, scandir
+
+    from ..models.frozen_networks import keep_frozen_network_paths
 
     resume_state_path = None
     if opt.get('auto_resume'):
@@ -145,8 +124,11 @@ def load_resume_state_any_device(opt: Dict[str, Any]) -> Optional[Dict[str, Any]
 
 
 def read_resume_state(opt: Dict[str, Any], path: str, map_location: Any = 'cpu') -> Dict[str, Any]:
-    """The training state ``path`` that ``opt`` resumes, refused by name when it is not one (see above)."""
-    from ..utils.checkpoint import UnreadableCheckpointError
+    """The training state ``path`` that ``opt`` resumes, refused by name when it is not one (part of
+    :func:`load_resume_state_any_device`: basicsr 1.4.2 reads any file and fails in torch or on
+    ``KeyError: 'iter'``)."""
+    from ..checkpoints import UnreadableCheckpointError
+    from ..utils.training_state import read_training_state
     from ..utils.training_state_fit import check_is_training_state, resume_source
 
     source = resume_source(opt, path)
@@ -163,8 +145,9 @@ def read_resume_state(opt: Dict[str, Any], path: str, map_location: Any = 'cpu')
 
 
 def load_resume_state_checked(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """``basicsr.train.load_resume_state`` of the plugin's entry points: :func:`load_resume_state_any_device`,
-    then the state checked against the options before anything is built or written.
+    """``basicsr.train.load_resume_state`` (basicsr 1.4.2) of the plugin's entry points:
+    :func:`load_resume_state_any_device`, then the state checked against the options before anything is built
+    or written.
 
     Upstream builds the model (loading this experiment's ``net_<x>_<iter>.pth``, as ``check_resume`` set)
     and then asserts ``Wrong lengths of optimizers`` when the state is another model's, or fails on a
@@ -199,60 +182,14 @@ def resume_training_checked(self: Any, resume_state: Mapping[str, Any]) -> None:
     _UPSTREAM['resume_training'](self, resume_state)
 
 
-def training_state(model: Any, epoch: int, current_iter: int) -> Dict[str, Any]:
-    """What ``BaseModel.save_training_state`` (basicsr 1.4.2) saves, plus the record of what wrote it.
-
-    ``{'epoch', 'iter', 'optimizers', 'schedulers'}`` as upstream, and ``written_by``: the options'
-    ``model_type``, ``name`` and network types (:func:`~ranksrgan_plugin.utils.training_state_fit.
-    training_state_record`), which a later resume compares. Upstream's resume ignores the extra entry.
-    """
-    from ..utils.training_state_fit import RECORD_KEY, training_state_record
-
-    return {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in model.optimizers],
-            'schedulers': [s.state_dict() for s in model.schedulers], RECORD_KEY: training_state_record(model.opt)}
-
-
 def save_training_state_recorded(self: Any, epoch: int, current_iter: int) -> None:
     """Replacement for ``BaseModel.save_training_state`` (basicsr 1.4.2): the same file and retries, with
-    the record of :func:`training_state`. For a host user: the state has one more entry, ``written_by``."""
+    the record of :func:`~ranksrgan_plugin.utils.training_state.training_state`. For a host user: the state has
+    one more entry, ``written_by``."""
+    from ..utils.training_state import training_state, write_training_state
+
     if current_iter != -1:
         write_training_state(self.opt, training_state(self, epoch, current_iter))
-
-
-def write_training_state(opt: Mapping[str, Any], state: Mapping[str, Any]) -> None:
-    """``state`` written as ``path.training_states/<iter>.state`` with upstream's three tries (basicsr 1.4.2)."""
-    from basicsr.utils import get_root_logger
-
-    save_path = osp.join(opt['path']['training_states'], f"{state['iter']}.state")
-    for remaining in (2, 1, 0):  # upstream: "avoid occasional writing errors"
-        try:
-            torch.save(state, save_path)
-            return
-        except Exception as error:
-            get_root_logger().warning(f'Save training state error: {error}, remaining retry times: {remaining}')
-            if remaining:
-                time.sleep(1)
-    get_root_logger().warning(f'Still cannot save {save_path}. Just ignore it.')
-
-
-def keep_frozen_network_paths(opt: Dict[str, Any]) -> None:
-    """Stop ``check_resume`` (basicsr 1.4.2) from redirecting a frozen network to a checkpoint it never saved.
-
-    On resume, upstream rewrites ``path.pretrain_network_<x>`` to ``models/net_<x>_<iter>.pth`` for
-    every ``network_<x>`` option, unless listed in ``path.ignore_resume_networks``. A model class
-    lists the networks it only loads (RankSRGANModel's Ranker) in ``frozen_networks``; those are
-    appended to ``path.ignore_resume_networks``. For a host user: nothing changes for a model
-    without ``frozen_networks`` (the options are left as they are).
-    """
-    from basicsr.utils.registry import MODEL_REGISTRY
-
-    if opt.get('model_type') not in MODEL_REGISTRY:
-        return
-    frozen = getattr(MODEL_REGISTRY.get(opt['model_type']), 'frozen_networks', ())
-    ignored = list(opt['path'].get('ignore_resume_networks') or [])
-    missing = [name for name in frozen if name not in ignored]
-    if missing:
-        opt['path']['ignore_resume_networks'] = ignored + missing
 
 
 def init_dist_any_device(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
@@ -424,13 +361,14 @@ _OPTIONS_FILE: Dict[str, Any] = {}
 
 
 def options_file_of(opt: Mapping[str, Any]) -> str:
-    """The ``-opt`` file the patched pipeline parsed ``opt`` from, else ``''``."""
+    """The ``-opt`` file the patched pipeline parsed ``opt`` from, else ``''`` (for the messages of
+    :func:`check_generator_scale`: basicsr 1.4.2's options do not keep their file's name)."""
     return _OPTIONS_FILE['path'] if _OPTIONS_FILE.get('opt') is opt else ''
 
 
 def declared_scales(opt: Mapping[str, Any]) -> list:
-    """``[(scale, option)]``: the options' top-level ``scale`` (BasicSR copies it into every dataset), or
-    without one each ``datasets.<phase>.scale`` given."""
+    """``[(scale, option)]``: the options' top-level ``scale`` (basicsr 1.4.2 copies it into every dataset), or
+    without one each ``datasets.<phase>.scale`` given (what :func:`check_generator_scale` compares)."""
     if 'scale' in opt:
         return [(opt['scale'], "scale (the options' top-level scale)")]
     return [(dataset['scale'], f'datasets.{phase}.scale') for phase, dataset in (opt.get('datasets') or {}).items()
@@ -438,7 +376,8 @@ def declared_scales(opt: Mapping[str, Any]) -> list:
 
 
 def measure_generator_scale(net: torch.nn.Module, name: str, num_in_ch: int = 3) -> int:
-    """:func:`~ranksrgan_plugin.utils.upscaler.infer_scale` of a model's generator as it is being trained:
+    """:func:`~ranksrgan_plugin.utils.upscaler.infer_scale` of a model's generator as it is being trained (for
+    :func:`check_generator_scale`, the basicsr 1.4.2 workaround):
     measured in eval mode (a BatchNorm keeps its statistics) and through the uncompiled forward
     (``train.compile`` replaces the instance's ``forward``; a probe would compile it for a 16x16 input)."""
     from ..utils.upscaler import infer_scale
@@ -455,7 +394,7 @@ def measure_generator_scale(net: torch.nn.Module, name: str, num_in_ch: int = 3)
 def check_generator_scale(model: Any) -> None:
     """Refuse a model whose ``net_g`` does not upscale by the options' ``scale`` (:func:`declared_scales`).
 
-    Upstream trains and validates anyway: the paired dataset's crop fails naming only sizes (``Scale
+    Upstream (basicsr 1.4.2) trains and validates anyway: the paired dataset's crop fails naming only sizes (``Scale
     mismatches. GT (32, 32) is not 2x multiplication of LQ (8, 8)``), or the loss / ``calculate_psnr``
     fails on tensors of other shapes, after data was read. For a host user of the plugin's entry points
     (and of the plugin's models): a :class:`~ranksrgan_plugin.utils.upscaler.ScaleError` naming the options
@@ -596,39 +535,8 @@ def check_perceptual_weights(perceptual_opt: Optional[Mapping[str, Any]]) -> Non
     raises ``MissingVGGWeightsError`` naming the two places to put it. The plugin's
     ``VGGPerceptualLoss`` does this itself; other loss types are not touched.
     """
-    from ..losses.perceptual_loss import find_imagenet_vgg_weights
+    from ..losses.vgg_weights import find_imagenet_vgg_weights
 
     if perceptual_opt and perceptual_opt.get('type') == 'PerceptualLoss':
         find_imagenet_vgg_weights(perceptual_opt.get('vgg_type', 'vgg19'))
 
-
-def write_options_with(options_file: str, values: Mapping[str, Any], output: str,
-                       header: Optional[str] = None) -> str:
-    """A copy of a BasicSR options YAML with ``values`` (dotted keys, e.g. ``train.rank_opt.bias``) set.
-
-    basicsr 1.4.2's ``--force_yml key=value`` parses values with its own ``_postprocess``, which reads
-    a negative number (``-0.1``) as a string; a copy of the options file is the only way to set one.
-    For a host user: the options file written to ``output`` (its first line the comment ``header``,
-    by default naming the original and the keys set) is what BasicSR trains with. Returns ``output``.
-    """
-    with open(options_file, encoding='utf-8') as f:
-        options = yaml.safe_load(f)
-    default = f'{osp.basename(options_file)} with {", ".join(values)} set'
-    return write_options(options, values, output, header or default)
-
-
-def write_options(options: Dict[str, Any], values: Mapping[str, Any], output: str, header: str) -> str:
-    """Write ``options`` with ``values`` (dotted keys) set as a YAML file whose first line is the comment
-    ``header`` (see :func:`write_options_with`); ``options`` itself is left as it was. Returns ``output``."""
-    options = copy.deepcopy(options)
-    for dotted, value in values.items():
-        *parents, leaf = dotted.split('.')
-        section = options
-        for key in parents:
-            section = section[key]
-        section[leaf] = value
-    os.makedirs(osp.dirname(osp.abspath(output)), exist_ok=True)
-    with open(output, 'w', encoding='utf-8') as f:
-        f.write(f'# {header}\n')
-        yaml.safe_dump(options, f, sort_keys=False)
-    return output

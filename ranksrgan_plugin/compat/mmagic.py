@@ -5,7 +5,8 @@ Each function names the defect it works around and what changes for a user of th
 ``mmagic.models``) imports ``mmagic.models`` with the mmcv ops placeholders in place (removed again
 afterwards), installs mmengine's checkpoint loader and gives numpy back its error state from before
 BasicSR's import; the others are used where the plugin builds or runs the affected object. Each is
-a no-op where upstream works.
+a no-op where upstream works. Every workaround is listed, with the upstream defect, the version and the test
+that pins it, in ``docs/workarounds.md``.
 """
 import contextlib
 import copy
@@ -203,27 +204,13 @@ def mmagic_vgg_weights(weights_path: Optional[str]) -> Iterator[None]:
         perceptual_loss.vgg = saved
 
 
-def mmengine_checkpoint_globals() -> list:
-    """What mmengine (0.10.x) pickles besides tensors: the message hub's HistoryBuffers (with bound
-    methods, hence ``getattr``), numeric numpy scalars and arrays, schedulers' ``Counter``s and ``_codecs.encode``."""
-    import codecs
-    import collections
-
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-
-    multiarray = np.core.multiarray
-    numeric_dtypes = [type(np.dtype(code)) for code in np.typecodes['AllInteger'] + np.typecodes['AllFloat'] + '?']
-    return [HistoryBuffer, np.ndarray, np.dtype, *numeric_dtypes, multiarray.scalar, multiarray._reconstruct,
-            collections.Counter, codecs.encode, getattr]
-
-
 def allow_mmengine_checkpoint_globals() -> None:
     """Make mmengine 0.10.7 read its own checkpoints again under torch >= 2.6 (``--resume``, ``load_from``).
 
     ``mmengine.runner.checkpoint.load_from_local`` calls ``torch.load`` without ``weights_only``;
     torch 2.6 made ``weights_only=True`` the default, and mmengine's checkpoints hold more than
-    tensors (see :func:`mmengine_checkpoint_globals`), so resuming fails with an UnpicklingError.
+    tensors (see :func:`~ranksrgan_plugin.checkpoints.mmengine_checkpoint_globals`), so resuming fails
+    with an UnpicklingError.
     This re-registers mmengine's loader for local files (the ``''`` scheme) so that it loads with
     exactly those globals allowed, still under the safe loader; other loads are untouched. For a host
     user: ``mmengine.runner.CheckpointLoader`` reads local checkpoints holding those types (anything
@@ -238,12 +225,12 @@ def allow_mmengine_checkpoint_globals() -> None:
         return
 
     def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
-        from ..utils.checkpoint import read_checkpoint
+        from ..checkpoints import read_mmengine_checkpoint
 
         filename = osp.expanduser(filename)
         if not osp.isfile(filename):
             raise FileNotFoundError(f'{filename} can not be found.')  # upstream's message
-        return read_checkpoint(filename, mmengine_checkpoint_globals(), map_location)
+        return read_mmengine_checkpoint(filename, map_location=map_location)
 
     _UPSTREAM.setdefault('mmengine_loaders', {})[''] = load_from_local
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safely, force=True)
@@ -287,7 +274,8 @@ def close_distributed() -> None:
 
 
 def perceptual_vgg_weights(perceptual_loss: Dict[str, Any]) -> Optional[str]:
-    """The VGG weights file for MMagic's PerceptualLoss, from its ``pretrained`` option.
+    """The VGG weights file for MMagic's PerceptualLoss, from its ``pretrained`` option (which mmagic 1.2.0
+    ignores: the option resolved for :func:`honour_perceptual_pretrained`).
 
     ``'torchvision://vgg<N>'`` (MMagic's default): torchvision's ImageNet file, found on disk or
     downloaded, else ``MissingVGGWeightsError`` saying where to put it; a path: that file; None: an
@@ -295,7 +283,7 @@ def perceptual_vgg_weights(perceptual_loss: Dict[str, Any]) -> Optional[str]:
     """
     from mmengine.logging import print_log
 
-    from ..losses.perceptual_loss import find_imagenet_vgg_weights
+    from ..losses.vgg_weights import find_imagenet_vgg_weights
 
     pretrained = perceptual_loss.get('pretrained', 'torchvision://vgg19')
     if pretrained is None:
@@ -352,8 +340,7 @@ def name_checkpoint_in_mismatch_errors() -> None:
     import mmengine.runner.runner as runner_module
     from mmengine.runner import Runner
 
-    from ..utils.checkpoint import UnreadableCheckpointError
-    from ..utils.checkpoint_fit import CheckpointMismatchError
+    from ..checkpoints import CheckpointMismatchError, UnreadableCheckpointError
 
     def naming(method: Callable[..., Any], resume: bool) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -397,12 +384,12 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, resume: bool)
     ``load_from``: each such part the file holds weights of must fit whole (a part it lacks stays as built),
     and at least one must be there. ``--resume``: the file must be an mmengine training checkpoint holding
     every such part. Raises ``CheckpointMismatchError`` starting with 'The checkpoint' (the Runner
-    wrapper puts the file there).
+    wrapper puts the file there). The check that mmengine 0.10.7's ``strict=False`` loading lacks
+    (:func:`name_checkpoint_in_mismatch_errors`).
     """
     from mmengine.model import is_model_wrapper
 
-    from ..utils.checkpoint import strip_module_prefix
-    from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
+    from ..checkpoints import CheckpointMismatchError, check_weights_fit, describe_weights, strip_module_prefix
 
     option = RESUME_OPTION if resume else LOAD_FROM_OPTION
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None

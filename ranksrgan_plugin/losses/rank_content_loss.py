@@ -31,7 +31,7 @@ class RankContentLoss(nn.Module):
         bias (float): Subtracted from the score inside the sigmoid. Default: 0.
         reduction (str): 'sum' (over the total batch, see above) or 'mean'. Default: 'sum' (the original).
         higher_is_better (bool): The Ranker's score grows with quality. Default: False (every Ranker the plugin
-            trains: see :mod:`ranksrgan_plugin.models.ranker_record`, which RankSRGAN checks it against).
+            trains: see :mod:`ranksrgan_plugin.rank_content.ranker_record`, which RankSRGAN checks it against).
     """
 
     def __init__(self, loss_weight: float = 0.03, bias: float = 0.0, reduction: str = 'sum',

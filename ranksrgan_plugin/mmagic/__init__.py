@@ -19,7 +19,6 @@ from ..compat import mmagic as mmagic_compat
 mmagic_compat.apply()
 
 from . import registry  # noqa: E402  (registers the shared classes first: the models below build them)
-from .checkpoints import export_ranker_for_basicsr, load_ranker_checkpoint  # noqa: E402
 from .metrics import SROCC, BatchedNIQE, MaPI, PairAccuracy  # noqa: E402
 from .rank_pair_dataset import RankPairDataset  # noqa: E402
 from .ranker_model import RankerModel  # noqa: E402
@@ -27,5 +26,5 @@ from .ranksrgan import RankESRGAN, RankSRGAN  # noqa: E402
 
 __all__ = [
     'BatchedNIQE', 'MaPI', 'PairAccuracy', 'RankESRGAN', 'RankPairDataset', 'RankSRGAN', 'RankerModel', 'SROCC',
-    'export_ranker_for_basicsr', 'load_ranker_checkpoint', 'registry',
+    'registry',
 ]

@@ -22,9 +22,13 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from ..compat.mmagic import mmengine_checkpoint_globals
-from ..utils.checkpoint import read_checkpoint, unwrap_state_dict
-from ..utils.checkpoint_fit import CheckpointMismatchError, describe_weights
+from ..checkpoints import (
+    CheckpointMismatchError,
+    basicsr_wrapper,
+    describe_weights,
+    read_mmengine_checkpoint,
+    unwrap_state_dict,
+)
 from ..utils.upscaler import ScaleError, check_bgr_uint8, infer_scale
 
 GENERATOR_PREFIX = 'generator.'
@@ -91,9 +95,9 @@ def load_generator_checkpoint(generator: nn.Module, checkpoint: str, name: str =
     the generator's own keys (a file saved as ``{'params': generator.state_dict()}``). Other files: the generator's
     keys of :func:`generator_state_dict`, refused by :class:`InitModelCheckpointError` when they do not fit.
     """
-    from .strict_init import basicsr_wrapper, generator_weights
+    from .strict_init import generator_weights
 
-    loaded = read_checkpoint(checkpoint, mmengine_checkpoint_globals())
+    loaded = read_mmengine_checkpoint(checkpoint)
     weights = generator_state_dict(loaded) if isinstance(loaded, Mapping) else {}
     if basicsr_wrapper(loaded) and not _fits(generator.state_dict(), weights):
         weights = generator_weights(generator, loaded, checkpoint, INIT_MODEL_OPTION)[0]

@@ -9,7 +9,7 @@ from mmengine.model import BaseModel
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
 from ..losses.loss_options import check_ranker_loss_options
 from ..metrics.rank_metrics import batch_pair_accuracy
-from ..models.ranker_record import RECORD_KEY, ranker_record
+from ..rank_content.ranker_record import RECORD_KEY, ranker_record
 from ..utils.built_options import check_built_options, init_keywords
 from ..utils.option_keys import refuse_unknown_keys
 
@@ -39,7 +39,7 @@ class RankerModel(BaseModel):
 
     An unknown ``model``, ``model.ranker`` or ``model.rank_loss`` key is refused with its closest valid name.
     In training the model records its training split (``train_dataloader.dataset``: metric, direction,
-    manifest digest; :mod:`ranksrgan_plugin.models.ranker_record`) in the Runner's message hub, so every
+    manifest digest; :mod:`ranksrgan_plugin.rank_content.ranker_record`) in the Runner's message hub, so every
     checkpoint carries it (``message_hub.runtime_info.ranker_record``) for RankSRGAN to check its
     rank-content loss against.
     """

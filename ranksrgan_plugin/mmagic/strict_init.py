@@ -29,14 +29,20 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
 from ..archs.ranksrgan_generator_arch import RankSRGANGenerator
-from ..compat.mmagic import GENERIC_LOAD_OPTION, mmengine_checkpoint_globals
-from ..utils.checkpoint import read_checkpoint, strip_module_prefix, unwrap_state_dict
-from ..utils.checkpoint_fit import CheckpointMismatchError, check_weights_fit, describe_weights
+from ..checkpoints import (
+    CheckpointMismatchError,
+    basicsr_wrapper,
+    check_weights_fit,
+    describe_weights,
+    read_mmengine_checkpoint,
+    strip_module_prefix,
+    weights_under,
+)
+from ..compat.mmagic import GENERIC_LOAD_OPTION
 from .output_scale import check_outputs_fit_gt
 
 GENERATOR_PREFIX = 'generator.'
 GENERATOR_INIT_OPTION = 'model.generator.init_cfg.checkpoint'
-BASICSR_WRAPPERS = ('params_ema', 'params')
 # MMagic generator classes whose BasicSR namesake has the same keys and the same forward (the same output
 # for the same weights, tested): a BasicSR file's weights go in as they are
 SAME_AS_BASICSR = (RRDBNet, RankSRGANGenerator)
@@ -47,24 +53,6 @@ NOT_AS_BASICSR = {
                   'the keys map one to one (body.N -> trunk_net.N, upconvN -> upsampleN.upsample_conv), but the same '
                   'weights give another output'),
 }
-
-
-def weights_under(checkpoint: Mapping[str, Any], prefix: Optional[str]) -> Mapping[str, Any]:
-    """The ``prefix`` keys (stripped) of an mmengine checkpoint's state_dict; without a prefix, the weights of
-    any checkpoint (mmengine's ``state_dict``, BasicSR's ``params``, a bare state_dict)."""
-    if not isinstance(checkpoint, Mapping):
-        return {}
-    if not prefix:
-        return unwrap_state_dict(checkpoint, wrappers=('state_dict', 'params', 'params_ema'))
-    state = checkpoint.get('state_dict', checkpoint)
-    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
-
-
-def read_file(path: str, option: str) -> Any:
-    try:
-        return read_checkpoint(path, mmengine_checkpoint_globals())
-    except FileNotFoundError:
-        raise FileNotFoundError(f'{path} (named by {option}) does not exist.') from None
 
 
 @WEIGHT_INITIALIZERS.register_module()
@@ -83,20 +71,13 @@ class StrictPretrained:
         self.checkpoint, self.prefix, self.option = checkpoint, prefix, option
 
     def __call__(self, module: nn.Module) -> None:
-        loaded = read_file(self.checkpoint, self.option)
+        loaded = read_mmengine_checkpoint(self.checkpoint, self.option)
         weights, read = generator_weights(module, loaded, self.checkpoint, self.option, self.prefix)
         module.load_state_dict({key: weights[key] for key in module.state_dict()}, strict=True)
         print_log(f'{type(module).__name__} initialised from {self.checkpoint} ({read})', logger='current')
 
     def _get_init_info(self) -> str:
         return f'{type(self).__name__}: load from {self.checkpoint}'
-
-
-def basicsr_wrapper(checkpoint: Any) -> Optional[str]:
-    """``params_ema`` / ``params`` when ``checkpoint`` is a BasicSR file (the first holding weights), else None."""
-    if not isinstance(checkpoint, Mapping) or isinstance(checkpoint.get('state_dict'), Mapping):
-        return None
-    return next((key for key in BASICSR_WRAPPERS if isinstance(checkpoint.get(key), Mapping)), None)
 
 
 def generator_weights(module: nn.Module, checkpoint: Any, source: str, option: str,
@@ -148,7 +129,7 @@ def check_model_init_file(generator: nn.Module, init_cfg: Optional[Mapping[str, 
     if not init_cfg or init_cfg.get('type') != 'Pretrained':
         return
     option = 'model.init_cfg.checkpoint'
-    loaded = read_file(init_cfg['checkpoint'], option)
+    loaded = read_mmengine_checkpoint(init_cfg['checkpoint'], option)
     prefix = (init_cfg.get('prefix') or '') + GENERATOR_PREFIX
     check_weights_fit(generator.state_dict(), weights_under(loaded, prefix), init_cfg['checkpoint'], option, loaded,
                       f'the generator (keys {prefix}*)')

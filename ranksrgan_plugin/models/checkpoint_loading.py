@@ -1,12 +1,11 @@
 """BasicSR's ``load_network`` with the checkpoint checked against the network first, for the plugin's models."""
 import os.path as osp
 import re
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 from torch import nn
 
-from ..utils.checkpoint import read_checkpoint, strip_module_prefix
-from ..utils.checkpoint_fit import check_weights_fit
+from ..checkpoints import basicsr_weights, check_weights_fit, read_checkpoint
 
 NETWORK_ATTRIBUTES = ('net_g', 'net_d', 'net_r', 'net_g_ema')
 
@@ -42,12 +41,3 @@ class NamedCheckpointLoading:
             option += f", set by BasicSR's resume from {resume_source(self.opt)}"
         return option
 
-
-def basicsr_weights(checkpoint: Any, param_key: Optional[str]) -> Mapping[str, Any]:
-    """What BasicSR's ``load_network`` takes from a checkpoint: ``param_key`` (else ``params``), ``module.`` removed."""
-    if not isinstance(checkpoint, Mapping):
-        return {}
-    if param_key is not None:
-        key = param_key if param_key in checkpoint else 'params'
-        checkpoint = checkpoint.get(key) if isinstance(checkpoint.get(key), Mapping) else {}
-    return strip_module_prefix(checkpoint)

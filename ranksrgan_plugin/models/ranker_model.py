@@ -1,7 +1,7 @@
 """BasicSR model that trains the Ranker (paper Sec. 3.2, "Ranker")."""
 import os.path as osp
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from basicsr.archs import build_network
@@ -15,12 +15,12 @@ from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from tqdm import tqdm
 
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
+from ..checkpoints import strip_module_prefix
 from ..losses.loss_options import check_ranker_loss_options
 from ..metrics.rank_metrics import batch_pair_accuracy
+from ..rank_content.ranker_record import RECORD_KEY, ranker_record
 from ..utils.built_options import check_built_options
-from ..utils.checkpoint import strip_module_prefix
 from .checkpoint_loading import NamedCheckpointLoading
-from .ranker_record import RECORD_KEY, ranker_record
 from .training_precision import TrainingPrecision, check_train_options
 
 
@@ -42,12 +42,14 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
 
     The training log has ``l_rank`` (the loss) and ``pair_acc`` (share of the batch's pairs the
     scores order as the labels). Every ``net_r_*.pth`` carries, beside ``params``, the ``ranker_record`` of the
-    training set (metric, direction, manifest digest: :mod:`.ranker_record`), which RankSRGAN checks its
-    rank-content loss against. ``network_r``, ``train.rank_opt`` and ``train`` refuse keys they do not know.
+    training set (metric, direction, manifest digest: :mod:`~ranksrgan_plugin.rank_content.ranker_record`), which
+    RankSRGAN checks its rank-content loss against. ``network_r``, ``train.rank_opt`` and ``train`` refuse keys they
+    do not know.
     """
 
     # the train.* keys read beside BasicSR's own (training_precision.BASICSR_TRAIN_OPTIONS) and the precision family
     train_options = ('optim_r', 'rank_opt', 'pair_forward')
+    optimizer_names = ('r',)  # the optimiser's name in backward / step_optimizers (and its fp16 scaler)
 
     def __init__(self, opt: Dict[str, Any]) -> None:
         check_train_options(opt, self.train_options, type(self).__name__)
@@ -76,7 +78,10 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
             raise ValueError(f'train.pair_forward must be one of {PAIR_FORWARDS}, got {self.pair_forward!r}.')
         self.setup_optimizers()
         self.setup_schedulers()
-        self.setup_precision(train_opt, [self.net_r], ('r',), trained=(self.net_r,))
+        self.prepare_networks([self.net_r])
+
+    def trained_networks(self) -> Sequence[torch.nn.Module]:
+        return (self.net_r,)
 
     def setup_optimizers(self) -> None:
         optim_opt = dict(self.opt['train']['optim_r'])

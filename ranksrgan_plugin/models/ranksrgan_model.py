@@ -1,21 +1,19 @@
 """RankSRGAN in BasicSR: SRGAN plus a frozen Ranker and the rank-content loss."""
 from collections import OrderedDict
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
-from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+from torch import nn
 
-from ..archs.ranker_arch import check_ranker_checkpoint, freeze_ranker, load_ranker
+from ..checkpoints import load_ranker, read_checkpoint
 from ..compat.basicsr import check_generator_scale, check_perceptual_weights
-from ..utils.checkpoint import read_checkpoint
+from ..rank_content import RankContent, RankerSpec, Registries, Toolbox, monitor_settings, ranker_specs
 from .checkpoint_loading import NamedCheckpointLoading
-from .frozen_rankers import ranker_specs
-from .ranker_monitor import build_monitors, monitor_settings, uses_batch_statistics
-from .ranker_record import check_ranker_direction, read_ranker_record
 from .training_precision import TrainingPrecision, check_train_options
 from .validation_metrics import check_validation_metrics
 
@@ -41,20 +39,26 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
     - ``train.precision`` / ``channels_last`` / ``nonfinite_limit``: see :mod:`.training_precision`
       (default fp32, as the original);
     - ``rankers``: several frozen Rankers instead of ``network_r`` (each its own rank-content loss, logged
-      as ``l_g_rank_<name>`` / ``out_r_<name>``): see :mod:`.frozen_rankers`;
+      as ``l_g_rank_<name>`` / ``out_r_<name>``): see :mod:`ranksrgan_plugin.rank_content.specs`;
     - ``train.ranker_monitor``: the Ranker-exploitation monitor (on by default; it does not change training):
       on logged iterations (``logger.print_freq``) the Ranker also scores the GT patches, logged as ``gt_r``
       with ``out_beats_gt``, the share of outputs scored better than their GT by more than ``margin`` (0.5);
       one warning per validation period when that share averaged ``share_limit`` (0.5) or more. Keys:
-      ``enabled``, ``margin``, ``share_limit``, ``every``, ``period``; see :mod:`.ranker_monitor`.
+      ``enabled``, ``margin``, ``share_limit``, ``every``, ``period``; see
+      :mod:`ranksrgan_plugin.rank_content.monitor`.
+
+    The Rankers, their losses and monitors are one :class:`~ranksrgan_plugin.rank_content.RankContent`
+    (``rank_content``), the same object as MMagic's RankSRGAN holds; :attr:`rankers` and :attr:`net_r` read it.
 
     Every block above refuses a key it does not know, with the closest valid name; so does ``train`` (its keys:
     :attr:`train_options`, BasicSR's and :mod:`.training_precision`'s). A Ranker file that records its training
-    (:mod:`.ranker_record`) is checked against its rank-content loss's ``higher_is_better``; the options' ``scale``
-    against ``network_g``'s measured factor (:func:`~ranksrgan_plugin.compat.basicsr.check_generator_scale`).
+    (:mod:`ranksrgan_plugin.rank_content.ranker_record`) is checked against its rank-content loss's
+    ``higher_is_better``; the options' ``scale`` against ``network_g``'s measured factor
+    (:func:`~ranksrgan_plugin.compat.basicsr.check_generator_scale`).
     """
 
     frozen_networks = ('network_r',)
+    optimizer_names = ('g', 'd')  # the optimisers' names in backward / step_optimizers (and their fp16 scalers)
     # the train.* keys read beside BasicSR's own (training_precision.BASICSR_TRAIN_OPTIONS) and the precision family
     train_options = ('ema_decay', 'pixel_opt', 'perceptual_opt', 'gan_opt', 'net_d_iters', 'net_d_init_iters',
                      'optim_g', 'optim_d', 'rank_opt', 'ranker_batchnorm', 'relativistic', 'ranker_monitor')
@@ -66,23 +70,31 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         check_generator_scale(self)
 
     def init_training_settings(self) -> None:
+        """The training state, in one place: every option block checked before any network is built, then the
+        frozen Rankers (:class:`~ranksrgan_plugin.rank_content.RankContent`), SRGAN's networks, losses and optimisers,
+        and the step's networks put in its memory format / compiled (:meth:`prepare_networks`)."""
         train_opt = self.opt['train']
-        specs = ranker_specs(self.opt)
-        monitoring = self._monitor_settings()  # every option block checked before any network is built
+        specs = ranker_specs(basicsr_single_ranker(self.opt), self.opt.get('rankers'), BASICSR_REGISTRIES)
+        monitoring = self._monitor_settings()
         check_perceptual_weights(train_opt.get('perceptual_opt'))
-        self.rank_losses = {spec['name']: build_loss(dict(spec['rank_opt'])).to(self.device) for spec in specs}
-        self.rankers = {spec['name']: self._load_frozen_ranker(spec, self.rank_losses[spec['name']]) for spec in specs}
-        if '' in self.rankers:  # the paper's single Ranker, under today's names
-            self.net_r = self.rankers['']
         self.relativistic = bool(train_opt.get('relativistic', False))
+        self.rank_content = RankContent.build(specs, monitoring, self._toolbox())
         super().init_training_settings()
-        if '' in self.rank_losses:
-            self.cri_rank = self.rank_losses['']
-        self.ranker_monitors = build_monitors(list(self.rankers), monitoring, {
-            name: getattr(loss, 'sign', 1.0) for name, loss in self.rank_losses.items()})
-        networks = [self.net_g, self.net_d, *self.rankers.values()]
-        self.setup_precision(train_opt, networks + ([self.cri_perceptual] if self.cri_perceptual else []), ('g', 'd'),
-                             trained=(self.net_g, self.net_d))
+        self.prepare_networks([self.net_g, self.net_d, *self.rank_content.networks.values()]
+                              + ([self.cri_perceptual] if self.cri_perceptual else []))
+
+    def trained_networks(self) -> Sequence[nn.Module]:
+        return self.net_g, self.net_d
+
+    @property
+    def rankers(self) -> Dict[str, nn.Module]:
+        """``{name: frozen Ranker}`` (``''``: the paper's single ``network_r``)."""
+        return self.rank_content.networks
+
+    @property
+    def net_r(self) -> nn.Module:
+        """The paper's single frozen Ranker (``network_r``); with a ``rankers`` list, see :attr:`rankers`."""
+        return self.rank_content.single('net_r').net
 
     def _monitor_settings(self) -> Dict[str, Any]:
         logger = self.opt.get('logger') or {}
@@ -90,17 +102,11 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         return monitor_settings(self.opt['train'].get('ranker_monitor'), logger.get('print_freq', 100), int(period),
                                 'train.ranker_monitor')
 
-    def _load_frozen_ranker(self, spec: Dict[str, Any], rank_loss: torch.nn.Module) -> torch.nn.Module:
-        """The Ranker of ``spec``, loaded and frozen, after its record (if any) is checked against ``rank_loss``."""
-        path = check_ranker_checkpoint(spec['path'], spec['option'], 'options/train_Ranker_NIQE.yml')
-        checkpoint = read_checkpoint(path)
-        direction = check_ranker_direction(read_ranker_record(checkpoint), rank_loss, spec['loss_option'], path,
-                                           spec['option'])
-        net_r = build_network(dict(spec['network']))
-        load_ranker(net_r, path, spec['param_key'], spec['strict'], spec['option'], checkpoint)
-        get_root_logger().info(f"Frozen Ranker {spec['name'] or net_r.__class__.__name__} loaded from {path} "
-                               f"(BatchNorm: {spec['batchnorm']} statistics); {direction}.")
-        return freeze_ranker(net_r.to(self.device), spec['batchnorm'])
+    def _toolbox(self) -> Toolbox:
+        """How this model builds and loads its Rankers (on its device) and names its rank-content losses."""
+        return Toolbox(BASICSR_REGISTRIES, lambda options: build_network(dict(options)).to(self.device),
+                       lambda options: build_loss(dict(options)).to(self.device), read_checkpoint, _load_weights,
+                       get_root_logger().info, 'options/train_Ranker_NIQE.yml', 'l_g_rank')
 
     def optimize_parameters(self, current_iter: int) -> None:
         """SRGAN's iteration (generator step, then discriminator step), both decided together by the non-finite
@@ -123,7 +129,8 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         checked.update(self.discriminator_backward(loss_dict))
         skipped = self.step_optimizers(steps + [(self.optimizer_d, 'd')], checked)
         self.count_nonfinite(skipped, loss_dict, current_iter)
-        self.warn_on_ranker_exploitation(current_iter)
+        for warning in self.rank_content.period_warnings(current_iter):  # the Ranker-exploitation monitor's
+            get_root_logger().warning(warning)
         self.log_dict = self.reduce_loss_dict(loss_dict)
         self.log_guard(self.log_dict)
         if self.ema_decay > 0 and not skipped:
@@ -148,24 +155,11 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
                     l_g_total += value
         loss_dict['l_g_gan'] = self.generator_gan_loss()
         l_g_total = l_g_total + loss_dict['l_g_gan']
-        for name, net_r in self.rankers.items():  # one Ranker (the paper's), or several (rankers: list)
-            suffix = f'_{name}' if name else ''
-            rank_scores = net_r(self.output).float()
-            loss_dict[f'l_g_rank{suffix}'] = self.rank_losses[name](rank_scores)
-            loss_dict[f'out_r{suffix}'] = rank_scores.detach().mean()
-            l_g_total = l_g_total + loss_dict[f'l_g_rank{suffix}']
-            monitor = self.ranker_monitors.get(name)
-            if current_iter is not None and monitor is not None and monitor.due(current_iter):
-                loss_dict.update(monitor.measure(net_r, self.memory_format(self.gt), self.output, rank_scores,
-                                                 uses_batch_statistics(net_r)))
+        gt = self.memory_format(self.gt) if self.rank_content.monitoring(current_iter) else None
+        loss_dict.update(self.rank_content.losses(self.output, gt, current_iter))
+        for key in self.rank_content.loss_keys:  # one Ranker (the paper's), or several (rankers: list)
+            l_g_total = l_g_total + loss_dict[key]
         return l_g_total
-
-    def warn_on_ranker_exploitation(self, current_iter: int) -> None:
-        """The monitors' warnings at the end of a period (see :mod:`.ranker_monitor`)."""
-        for monitor in self.ranker_monitors.values():
-            warning = monitor.end_of_period(current_iter)
-            if warning:
-                get_root_logger().warning(warning)
 
     def generator_gan_loss(self) -> torch.Tensor:
         """The generator's GAN loss: vanilla, or relativistic average (the original's ``ragan``)."""
@@ -211,3 +205,21 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         l_d_total = (loss_dict['l_d_real'] + loss_dict['l_d_fake']) / 2
         self.backward(l_d_total, 'd')
         return {'l_d_total': l_d_total}
+
+
+BASICSR_REGISTRIES = Registries(ARCH_REGISTRY, LOSS_REGISTRY, 'network')
+
+
+def basicsr_single_ranker(opt: Mapping[str, Any]) -> Dict[str, Any]:
+    """The options of the paper's single Ranker (``network_r``), by the keys of a ``rankers`` item."""
+    paths, train_opt = opt.get('path') or {}, opt.get('train') or {}
+    return {'network': ('network_r', opt.get('network_r')),
+            'path': ('path.pretrain_network_r', paths.get('pretrain_network_r')),
+            'param_key': ('path.param_key_r', paths.get('param_key_r')),
+            'strict': ('path.strict_load_r', paths.get('strict_load_r')),
+            'rank_opt': ('train.rank_opt', train_opt.get('rank_opt')),
+            'batchnorm': ('train.ranker_batchnorm', train_opt.get('ranker_batchnorm'))}
+
+
+def _load_weights(net: nn.Module, spec: RankerSpec, checkpoint: Any) -> None:
+    load_ranker(net, spec.path, spec.param_key, spec.strict, spec.option('path'), checkpoint)

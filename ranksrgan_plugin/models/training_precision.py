@@ -108,40 +108,55 @@ class NonFiniteTrainingError(RuntimeError):
 
 
 class TrainingPrecision:
-    """Mixin for a BasicSR model; call :meth:`setup_precision` once its networks and optimisers exist."""
+    """Mixin for a BasicSR model (before BasicSR's classes in its bases): the options above, read in ``__init__``.
 
-    def model_to_device(self, net: nn.Module) -> nn.Module:
-        """BasicSR's ``model_to_device`` (DDP / DataParallel wrapping), the network put in channels-last format
-        first when ``train.channels_last`` is set: DDP sizes its gradient buckets on the strides it finds."""
-        train_opt = self.opt.get('train') if self.opt.get('is_train') else None
-        if isinstance(train_opt, Mapping) and channels_last_option(train_opt):
-            net = to_channels_last(net.to(self.device))
-        return super().model_to_device(net)
+    Every attribute is set in ``__init__``, from the ``train`` options of a training run (fp32, no channels_last, no
+    guard otherwise), before BasicSR's ``__init__`` builds any network, so no method depends on another having run
+    first. A model names its optimisers (:attr:`optimizer_names`: the names ``backward`` and ``step_optimizers`` take,
+    one fp16 scaler each) and its trained networks (:meth:`trained_networks`: the guard restores their BatchNorm
+    buffers), and passes every network of its step to :meth:`prepare_networks` once it has built them.
+    """
 
-    def setup_precision(self, train_opt: Mapping[str, Any], networks: Iterable[nn.Module],
-                        optimizer_names: Iterable[str], trained: Iterable[nn.Module] = ()) -> None:
-        """Read the ``train.*`` options above for ``networks`` (every network of the step); ``trained``: those the
-        optimisers update, whose BatchNorm buffers the guard restores after a skipped iteration."""
+    optimizer_names: Tuple[str, ...] = ()
+
+    def __init__(self, opt: Dict[str, Any]) -> None:
+        training = bool(opt.get('is_train')) and isinstance(opt.get('train'), Mapping)
+        train_opt = opt['train'] if training else {}
         self.precision = train_opt.get('precision', 'fp32')
         if self.precision not in PRECISIONS:
             raise ValueError(f'train.precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}.')
         self.channels_last = channels_last_option(train_opt)
-        self.nonfinite_limit = nonfinite_limit_option(train_opt)
+        self.nonfinite_limit = nonfinite_limit_option(train_opt) if training else None
+        self.compile_options = compile_arguments(train_opt.get('compile', False))
         self.nonfinite_steps, self._nonfinite_run, self.scale_search_steps = 0, 0, 0
         self._scales_found: set = set()
-        self._guarded_networks = [self.get_bare_model(net) for net in trained]
         self._buffer_snapshot: List[Tuple[torch.Tensor, torch.Tensor]] = []
-        self.scalers: Dict[str, Any] = {}
+        self.scalers: Dict[str, Any] = {}  # fp16: one per optimiser, on the device BaseModel sets
+        super().__init__(opt)
         if self.precision == 'fp16':
-            self.scalers = {name: torch.amp.GradScaler(self.device.type) for name in optimizer_names}
+            self.scalers = {name: torch.amp.GradScaler(self.device.type) for name in self.optimizer_names}
+
+    def trained_networks(self) -> Sequence[nn.Module]:
+        """The networks the optimisers update (the non-finite guard restores their BatchNorm buffers)."""
+        return ()
+
+    def model_to_device(self, net: nn.Module) -> nn.Module:
+        """BasicSR's ``model_to_device`` (DDP / DataParallel wrapping), the network put in channels-last format
+        first when ``train.channels_last`` is set: DDP sizes its gradient buckets on the strides it finds."""
+        if self.channels_last:
+            net = to_channels_last(net.to(self.device))
+        return super().model_to_device(net)
+
+    def prepare_networks(self, networks: Iterable[nn.Module]) -> None:
+        """Every network of the step (trained or not) in the step's memory format (``train.channels_last``: the
+        DDP-wrapped ones were converted before wrapping, in ``model_to_device``) and compiled (``train.compile``)."""
         networks = [self.get_bare_model(net) for net in networks]
-        if self.channels_last:  # the DDP-wrapped ones were converted before wrapping (model_to_device)
+        if self.channels_last:
             for net in networks:
                 to_channels_last(net)
-        compile_options = compile_arguments(train_opt.get('compile', False))
-        if compile_options is not None:
+        if self.compile_options is not None:
             for net in networks:
-                net.forward = torch.compile(net.forward, **compile_options)
+                net.forward = torch.compile(net.forward, **self.compile_options)
 
     def get_optimizer(self, optim_type: str, params: Any, lr: float, **kwargs: Any) -> torch.optim.Optimizer:
         """BasicSR's optimiser, fused (CUDA) or foreach (elsewhere) with ``train.fused_optimizers``
@@ -152,14 +167,14 @@ class TrainingPrecision:
 
     def autocast(self) -> ContextManager:
         """The step's autocast context (nothing in fp32)."""
-        dtype = PRECISIONS[getattr(self, 'precision', 'fp32')]
+        dtype = PRECISIONS[self.precision]
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
     def memory_format(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the step's memory format."""
-        return x.contiguous(memory_format=torch.channels_last) if getattr(self, 'channels_last', False) else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def backward(self, loss: torch.Tensor, name: str) -> None:
         """``loss.backward()``, scaled by optimiser ``name``'s scaler in fp16."""
@@ -167,17 +182,17 @@ class TrainingPrecision:
         (scaler.scale(loss) if scaler is not None else loss).backward()
 
     def _scaler(self, name: str) -> Any:
-        scaler = getattr(self, 'scalers', {}).get(name)
+        scaler = self.scalers.get(name)
         return scaler if scaler is not None and scaler.is_enabled() else None
 
     def _guard_on(self) -> bool:
-        return getattr(self, 'nonfinite_limit', None) is not None
+        return self.nonfinite_limit is not None
 
     def snapshot_buffers(self) -> None:
         """Before an iteration's first forward pass (guard on): a device copy of the trained networks' buffers."""
         if self._guard_on():
-            self._buffer_snapshot = [(buffer, buffer.clone()) for net in self._guarded_networks
-                                     for buffer in net.buffers()]
+            self._buffer_snapshot = [(buffer, buffer.clone()) for net in self.trained_networks()
+                                     for buffer in self.get_bare_model(net).buffers()]
 
     def restore_buffers(self) -> None:
         """The buffers of the last :meth:`snapshot_buffers` put back (a skipped iteration's BatchNorm statistics)."""
@@ -262,9 +277,9 @@ class TrainingPrecision:
 
     def log_guard(self, log_dict: Dict[str, Any]) -> None:
         """The guard's counts in ``log_dict`` once they are not zero."""
-        if getattr(self, 'nonfinite_steps', 0):
+        if self.nonfinite_steps:
             log_dict['nonfinite_steps'] = float(self.nonfinite_steps)
-        if getattr(self, 'scale_search_steps', 0):
+        if self.scale_search_steps:
             log_dict['fp16_scale_search_steps'] = float(self.scale_search_steps)
 
     def guard_state(self) -> Dict[str, Any]:
@@ -274,18 +289,17 @@ class TrainingPrecision:
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         """BasicSR's training state with the record of what wrote it (``written_by``: see
-        :func:`~ranksrgan_plugin.compat.basicsr.training_state`), the guard's counts (:data:`GUARD_STATE_KEY`)
+        :func:`~ranksrgan_plugin.utils.training_state.training_state`), the guard's counts (:data:`GUARD_STATE_KEY`)
         and, in fp16, the gradient scalers."""
         from basicsr.utils.dist_util import get_dist_info
 
-        from ..compat.basicsr import training_state, write_training_state
+        from ..utils.training_state import training_state, write_training_state
 
         if current_iter == -1 or get_dist_info()[0] != 0:
             return
         state = training_state(self, epoch, current_iter)
-        if hasattr(self, '_scales_found'):  # setup_precision ran (a training run)
-            state[GUARD_STATE_KEY] = self.guard_state()
-        if getattr(self, 'scalers', None):
+        state[GUARD_STATE_KEY] = self.guard_state()
+        if self.scalers:
             state['scalers'] = {name: scaler.state_dict() for name, scaler in self.scalers.items()}
         write_training_state(self.opt, state)
 
@@ -294,7 +308,7 @@ class TrainingPrecision:
         predates them)."""
         super().resume_training(resume_state)
         for name, state in (resume_state.get('scalers') or {}).items():
-            if name in getattr(self, 'scalers', {}):
+            if name in self.scalers:
                 self.scalers[name].load_state_dict(state)
         guard = resume_state.get(GUARD_STATE_KEY) or {}
         self.nonfinite_steps = int(guard.get('skipped', 0))

@@ -17,10 +17,9 @@ import numpy as np
 import torch
 from basicsr.archs import build_network
 
-from ..archs.official_weights import UnknownCheckpointLayout, convert_official_checkpoint, detect_layout
+from ..checkpoints import CheckpointMismatchError, load_network_weights
 from ..data.rank_dataset_format import IMAGE_EXTENSIONS
 from ..iqa import matlab_resize_uint8
-from ..utils.checkpoint import CheckpointKeyError, read_checkpoint, unwrap_state_dict
 from ..utils.registry import TypeNameRegistry
 from ..utils.tiling import TilingError
 from ..utils.upscaler import HoldsUpscaler, ScaleError, build_upscaler, infer_scale
@@ -111,7 +110,7 @@ class NetworkLevel(HoldsUpscaler, SRLevel):
     """A BasicSR network (any registered arch: MSRResNet, RRDBNet, the plugin's) run on the LR image.
 
     ``weights``: a BasicSR checkpoint (``params_ema`` / ``params``) or an official checkpoint in a
-    layout :func:`~ranksrgan_plugin.archs.official_weights.detect_layout` knows (the paper's
+    layout :func:`~ranksrgan_plugin.checkpoints.detect_layout` knows (the paper's
     SRResNet / SRGAN / ESRGAN releases), converted to the arch's keys; loaded strictly.
 
     ``tile=0`` (default) runs the whole image at once. ``tile > 0`` cuts the LR image into ``tile`` x
@@ -137,7 +136,10 @@ class NetworkLevel(HoldsUpscaler, SRLevel):
                              'checkpoint and set the level\'s `weights` to its path.')
         self.network_opt, self.weights, self.scale = dict(network), weights, scale
         net = build_network(deepcopy(self.network_opt))
-        load_network_weights(net, weights, param_key, f'Level {name!r}')
+        try:
+            load_network_weights(net, weights, param_key, f'Level {name!r}')
+        except CheckpointMismatchError as err:
+            raise LevelError(str(err)) from err
         num_in_ch = int(self.network_opt.get('num_in_ch', 3))
         try:  # measured first: a network that is no integer upscaler fails the receptive-field probe obscurely
             measured = infer_scale(net.eval(), num_in_ch, f"Level {name!r}: the network {self.network_opt.get('type')} "
@@ -240,46 +242,6 @@ class BuiltinLevel(SRLevel):
     def from_options(cls, name: str, opt: Dict[str, Any], scale: int, device: Optional[str]) -> 'BuiltinLevel':
         """``method`` defaults to the level's name."""
         return cls(name, opt.get('method', name), scale)
-
-
-def load_network_weights(net: torch.nn.Module, weights: str, param_key: Optional[str] = None,
-                         what: str = 'Network') -> Optional[str]:
-    """Load the checkpoint file ``weights`` into ``net`` strictly (see :func:`arch_state_dict`); the
-    official layout it was converted from, if any. ``what`` starts the error messages."""
-    state_dict, layout, options = arch_state_dict(read_checkpoint(weights), param_key, weights)
-    try:
-        net.load_state_dict(state_dict, strict=True)
-    except RuntimeError as err:
-        read = f' (an official {layout} checkpoint: {options})' if layout else ''
-        raise LevelError(f'{what}: {weights}{read} does not fit the network {type(net).__name__}: {err}') from err
-    return layout
-
-
-StateDictWithOrigin = Tuple[Dict[str, torch.Tensor], Optional[str], Optional[Dict[str, Any]]]
-
-
-def arch_state_dict(checkpoint: Mapping[str, Any], param_key: Optional[str] = None,
-                    source: str = 'checkpoint') -> StateDictWithOrigin:
-    """(state_dict with the arch's keys, official layout or ``None``, options read off an official one).
-
-    A BasicSR checkpoint (``param_key``, else ``params_ema``, else ``params``) is returned as it is; an
-    official RankSRGAN / SRResNet / SRGAN / ESRGAN checkpoint (a layout
-    :func:`~ranksrgan_plugin.archs.official_weights.detect_layout` knows) is converted to the keys of
-    the plugin's / BasicSR's class.
-    """
-    try:
-        state_dict = unwrap_state_dict(checkpoint, param_key, source)
-    except CheckpointKeyError as err:
-        raise LevelError(str(err)) from err
-    try:
-        layout = detect_layout(state_dict)
-    except UnknownCheckpointLayout:
-        return state_dict, None, None  # a BasicSR arch's own keys
-    try:
-        layout, options, converted = convert_official_checkpoint(state_dict)
-    except (UnknownCheckpointLayout, RuntimeError) as err:
-        raise LevelError(f'{source}: a {layout} checkpoint that does not convert: {err}') from err
-    return converted.state_dict(), layout, options
 
 
 def _listdir_images(folder: str):

@@ -13,7 +13,7 @@ from typing import Any, Dict, Mapping, Optional
 import cv2
 from basicsr.archs import build_network
 
-from ..archs import load_ranker
+from ..checkpoints import load_ranker
 from ..evaluation import evaluate_folders, mean_metrics
 from ..inference import GeneratorUpscaler, load_generator, upscale_folder
 from ..metrics.ranker_evaluation import evaluate_ranker

@@ -162,8 +162,8 @@ def check_ranker(cfg: Any, ranker_checkpoint: str, config: str) -> None:
     """Refuse, before training, a Ranker checkpoint that does not fit the config's ``model.ranker``."""
     from mmagic.registry import MODELS
 
+    from ..checkpoints import RefusedCheckpointError
     from ..mmagic.ranksrgan import build_frozen_ranker
-    from ..utils.checkpoint import RefusedCheckpointError
 
     model = cfg.model
     try:
@@ -204,11 +204,10 @@ def export_generator(checkpoint: str, network: Mapping[str, Any]) -> str:
     into ``network`` first); its path."""
     from basicsr.archs import build_network
 
-    from ..compat.mmagic import mmengine_checkpoint_globals
+    from ..checkpoints import read_mmengine_checkpoint, strip_module_prefix
     from ..mmagic.inference import generator_state_dict
-    from ..utils.checkpoint import read_checkpoint, strip_module_prefix
 
-    weights = strip_module_prefix(generator_state_dict(read_checkpoint(checkpoint, mmengine_checkpoint_globals())))
+    weights = strip_module_prefix(generator_state_dict(read_mmengine_checkpoint(checkpoint)))
     try:
         build_network(dict(network)).load_state_dict(weights, strict=True)
     except RuntimeError as error:

@@ -20,12 +20,17 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import torch
 from basicsr.archs import build_network
 
+from ..checkpoints import (
+    TORCH_CHECKPOINT,
+    CheckpointMismatchError,
+    RefusedCheckpointError,
+    arch_state_dict,
+    describe_file,
+    describe_weights,
+    read_checkpoint,
+)
 from ..data.rank_dataset_format import IMAGE_EXTENSIONS
-from ..rank_dataset.levels import LevelError, arch_state_dict
-from ..utils.checkpoint import RefusedCheckpointError, read_checkpoint
-from ..utils.checkpoint_fit import describe_weights
 from ..utils.cores import usable_cores
-from ..utils.file_kind import TORCH_CHECKPOINT, describe_file
 from .image_check import check_files, size_mismatches
 from .layout import REQUIRED_TEST_SET, SRRESNET_INIT, TEST_SETS, VGG19_FILE, RoadLayout
 
@@ -195,7 +200,7 @@ def _network_problem(network_opt: Mapping[str, Any], checkpoint: Any, path: str,
         return f'it is {held}, not weights'
     try:
         state_dict, _, _ = arch_state_dict(checkpoint, param_key, path)
-    except LevelError as error:
+    except CheckpointMismatchError as error:
         return f'it is {held}, which does not convert: {error}'
     with torch.device('meta'):  # names and shapes only: no random initialisation of a 23-block ESRGAN
         net = build_network(dict(network_opt))

@@ -18,8 +18,8 @@ import torch
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.data.transforms import mod_crop
 
-from ..archs.official_weights import to_release_layout
 from ..archs.ranksrgan_generator_arch import RankSRGANGenerator
+from ..checkpoints import to_release_layout
 from ..demo_images import export_skimage_photos
 from ..rank_dataset.levels import matlab_bicubic
 from .layout import SRRESNET_INIT, VGG19_FILE
@@ -93,8 +93,10 @@ def write_stand_ins(pretrained: str) -> None:
 # after its first checkpoint still has one to train after resuming when the kill lands an iteration late (the kill
 # polls the checkpoint pointer; a tiny iteration can finish first)
 MMAGIC_RANKSRGAN_OVERRIDES = {'train_cfg.max_iters': 3, 'train_cfg.val_interval': 3,
-                              'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 1,
-                              'default_hooks.logger.interval': 1}  # one checkpoint kept: each is 370 MB
+                              'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 2,
+                              'default_hooks.logger.interval': 1}
+# two checkpoints kept (370 MB each), not one: mmengine 0.10.7's CheckpointHook deletes the oldest BEFORE it saves
+# the new one, so with one kept a kill in between leaves last_checkpoint naming a deleted file and no resume
 TOOLBOXES = ('basicsr', 'mmagic')
 
 

@@ -14,14 +14,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 
-from ..compat.basicsr import read_training_state, write_options
+from ..checkpoints import arch_state_dict, read_checkpoint
 from ..data.rank_dataset_format import MANIFEST_FILE
 from ..rank_dataset import load_config
 from ..rank_dataset.builder import WORK_DIR
-from ..rank_dataset.levels import arch_state_dict
 from ..rank_dataset.options import config_fingerprint
-from ..utils.checkpoint import read_checkpoint
 from ..utils.logged_process import KILLED, last_logged_iteration, run_logged
+from ..utils.options import write_options
+from ..utils.training_state import read_training_state
 from .layout import SRRESNET_INIT, RoadLayout
 from .preflight import find_ma_model, find_vgg19, list_images, needs_vgg19
 

@@ -83,7 +83,7 @@ def check_is_training_state(state: Any, source: str) -> None:
     """Refuse a file that is not a BasicSR training state (a weights file given as ``path.resume_state``)."""
     if isinstance(state, Mapping) and all(key in state for key in STATE_KEYS):
         return
-    from .checkpoint_fit import describe_weights
+    from ..checkpoints import describe_weights
 
     raise ResumeStateMismatchError(
         f'{source} is not a BasicSR training state (a <iter>.state file with {", ".join(STATE_KEYS)}): it is '

@@ -1,6 +1,7 @@
-"""Convert the original RankSRGAN release's checkpoints to the plugin's architectures.
+"""The authors' releases: their checkpoints converted to the plugin's architectures, and written back.
 
-Supported layouts (detected from the keys; anything else is refused with a clear message):
+Supported layouts (detected from the keys by :func:`~.layout.detect_layout`; anything else is refused
+with a clear message):
 
 - ``ranker_mmsr``: Ranker with ``conv0_0``, ``bn0_1``, ..., ``classifier.N`` (Ranker_NIQE.pth,
   Ranker_Ma.pth, Ranker_PI.pth, mmsr_Ranker_NIQE.pth) -> :class:`RankerVGG`, same keys;
@@ -27,43 +28,17 @@ from typing import Any, Dict, List, Mapping, Tuple
 import torch
 from basicsr.archs.rrdbnet_arch import RRDBNet
 
-from ..utils.checkpoint import StateDict, unwrap_state_dict
-from .ranker_arch import _STRIDE1_CONVS_PER_STAGE, RankerVGG, ranker_state_dict
-from .ranksrgan_generator_arch import RankSRGANGenerator
+from ..archs.ranker_arch import _STRIDE1_CONVS_PER_STAGE, RankerVGG
+from ..archs.ranksrgan_generator_arch import RankSRGANGenerator
+from .errors import UnknownCheckpointLayout
+from .layout import StateDict, detect_layout, unwrap_state_dict
+from .ranker import ranker_state_dict
 
 _OLD_GENERATOR_TAIL = {'model.2': 'upconv1', 'model.5': 'upconv2', 'model.8': 'HRconv', 'model.10': 'conv_last'}
 _MMSR_RRDB_NAMES = {'conv_first': 'conv_first', 'trunk_conv': 'conv_body', 'upconv1': 'conv_up1',
                     'upconv2': 'conv_up2', 'HRconv': 'conv_hr', 'conv_last': 'conv_last'}
 _OLD_RRDB_NAMES = {'model.0': 'conv_first', 'model.3': 'conv_up1', 'model.6': 'conv_up2', 'model.8': 'conv_hr',
                    'model.10': 'conv_last'}
-
-
-class UnknownCheckpointLayout(ValueError):
-    """The checkpoint is not one of the supported official layouts."""
-
-
-def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """One of ``ranker_mmsr``, ``ranker_features``, ``generator_mmsr``, ``generator_model``,
-    ``rrdbnet_mmsr``, ``rrdbnet_model``."""
-    keys = set(state_dict)
-    if {'conv0_0.weight', 'conv0_1.weight', 'classifier.0.weight'} <= keys:
-        return 'ranker_mmsr'
-    if any(k.startswith('features.') for k in keys) and 'classifier.0.weight' in keys:
-        return 'ranker_features'
-    if {'conv_first.weight', 'recon_trunk.0.conv1.weight', 'LRconv.weight', 'conv_last.weight'} <= keys:
-        return 'generator_mmsr'
-    if {'model.0.weight', 'model.1.sub.0.res.0.weight', 'model.10.weight'} <= keys:
-        return 'generator_model'
-    if {'conv_first.weight', 'RRDB_trunk.0.RDB1.conv1.weight', 'trunk_conv.weight', 'conv_last.weight'} <= keys:
-        return 'rrdbnet_mmsr'
-    if {'model.0.weight', 'model.1.sub.0.RDB1.conv1.0.weight', 'model.10.weight'} <= keys:
-        return 'rrdbnet_model'
-    sample = ', '.join(sorted(keys)[:6])
-    raise UnknownCheckpointLayout(
-        f'Unknown checkpoint layout (keys: {sample}, ...). Supported: the original RankSRGAN Rankers '
-        '(conv0_0/bn0_1/classifier.N or features.N/classifier.N), generators (conv_first/recon_trunk/LRconv '
-        'or model.0/model.1.sub.N.res/model.10) and ESRGAN RRDBNets (conv_first/RRDB_trunk/trunk_conv or '
-        'model.0/model.1.sub.N.RDB1/model.10).')
 
 
 def _ranker_options(conv_shapes: List[torch.Size], hidden: int) -> Dict[str, Any]:

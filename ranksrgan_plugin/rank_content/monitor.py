@@ -3,20 +3,20 @@
 The rank-content loss rewards whatever lowers the Ranker's score, and a Ranker trained on a finite rank
 dataset has inputs it scores far better than any real image. When the generator finds them, the Ranker
 scores its outputs better than their own ground truth, and the metric the Ranker learnt (NIQE, Ma, PI)
-gets *worse* while the loss keeps falling. The monitor makes that visible during training, for both
-toolboxes:
+gets *worse* while the loss keeps falling. The monitor makes that visible during training, the same in
+both toolboxes (:class:`~.term.RankContent` holds one per Ranker):
 
 - on monitored steps it scores the batch's GT patches with the same frozen Ranker (no gradients, the same
   BatchNorm mode as the loss; with batch statistics, GT and outputs in one batch) and logs ``gt_r`` beside
   ``out_r`` and ``out_beats_gt``: the share of the batch whose output the Ranker scores better than its own
-  GT by more than the Ranker's training margin;
+  GT by more than the Ranker's training margin (``_<name>`` appended for each Ranker of a ``rankers`` list);
 - at the end of each period (the validation period) it warns once when that share, averaged over the
   period's monitored steps, reached ``share_limit``.
 
 Scores follow the rank losses' convention (the score grows with the label: lower = better for NIQE, PI and
 the negated Ma); a loss with ``higher_is_better`` flips it (``sign``).
 """
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import torch
 from torch import nn
@@ -96,7 +96,7 @@ class RankerExploitationMonitor:
 
 
 def uses_batch_statistics(net: torch.nn.Module) -> bool:
-    """Whether a frozen Ranker's BatchNorm normalises with each batch's statistics (``ranker_batchnorm: batch``)."""
+    """Whether a frozen Ranker's BatchNorm normalises with each batch's statistics (``batchnorm: batch``)."""
     return any(module.training for module in net.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm))
 
 
@@ -114,11 +114,3 @@ def monitor_settings(options: Optional[Mapping[str, Any]], every: int, period: i
     settings['period'] = int(period if settings['period'] is None else settings['period'])
     return settings
 
-
-def build_monitors(names: List[str], settings: Mapping[str, Any],
-                   signs: Mapping[str, float]) -> Dict[str, RankerExploitationMonitor]:
-    """One monitor per Ranker name (none when the settings say ``enabled: false``)."""
-    if not settings['enabled']:
-        return {}
-    return {name: RankerExploitationMonitor(name, float(settings['margin']), float(settings['share_limit']),
-                                            settings['every'], settings['period'], signs[name]) for name in names}

@@ -1,16 +1,40 @@
-"""What a file really is, read off its first bytes: for messages that refuse a file found where another belongs.
+"""What a checkpoint is: a file read off its first bytes (:func:`describe_file`), a loaded one off its keys
+(:func:`describe_weights`); for messages that refuse a file found where another belongs.
 
 A weights file that does not load is most often not a weights file at all: a web page saved by a
 download that needed a click (Google Drive's virus-scan page), a Git LFS pointer checked out without
 ``git lfs pull``, an interrupted copy, a zip of the files. :func:`describe_file` names which, so the
-message can say so instead of the unpickler's ``pop from empty list``.
+message can say so instead of the unpickler's ``pop from empty list``. A file that loads but holds
+other weights (another network, a training state) is named by :func:`describe_weights`: its wrapper
+and the network its keys belong to.
 """
 import json
 import os
 import re
 import zipfile
-from typing import List, Optional
+from typing import Any, Iterable, List, Mapping, Optional
 
+import torch
+
+from .errors import UnknownCheckpointLayout
+from .layout import detect_layout
+
+_LAYOUT_NAMES = {  # detect_layout's names, as describe_weights says them
+    'ranker_mmsr': "a Ranker (conv0_0 ... classifier.N: the plugin's RankerVGG or the official release)",
+    'ranker_features': 'an official RankSRGAN Ranker, older release (features.N, classifier.N)',
+    'generator_mmsr': "a RankSRGAN generator (conv_first, recon_trunk.N, LRconv: the plugin's or the official)",
+    'generator_model': 'an official RankSRGAN / SRResNet / SRGAN generator, older release (model.N)',
+    'rrdbnet_mmsr': 'an official ESRGAN RRDBNet (conv_first, RRDB_trunk.N)',
+    'rrdbnet_model': 'an official ESRGAN RRDBNet, older release (model.N ... RDB1)',
+}
+# (keys that all appear, description), tried before the official layouts
+_SIGNATURES = (
+    (('features.0.weight', 'classifier.6.weight'), "torchvision's VGG (features.N, classifier.N)"),
+    (('body.0.conv1.weight', 'upconv1.weight'), "BasicSR's MSRResNet generator (conv_first, body.N, upconv1)"),
+    (('body.0.rdb1.conv1.weight',), "BasicSR's RRDBNet generator (conv_first, body.N.rdb1)"),
+    (('trunk_net.0.conv1.weight',), "MMagic's MSRResNet generator without its 'generator.' prefix"),
+    (('conv0_0.weight', 'linear1.weight'), 'a VGG-style discriminator (conv0_0 ... linear1, linear2)'),
+)
 TORCH_CHECKPOINT = 'a torch checkpoint'  # how every description of a torch file starts
 _HEAD_BYTES = 4096
 _LEGACY_TORCH = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'  # pickle protocol 2 of torch's magic number
@@ -39,7 +63,9 @@ def _size(count: int) -> str:
     return f'{count} byte' + ('' if count == 1 else 's')
 
 
-def _sample(names: List[str], count: int = 3) -> str:
+def sample_names(names: Iterable[Any], count: int = 3) -> str:
+    """The first ``count`` of ``names``, with `` ...`` when there are more (for messages)."""
+    names = list(names)
     return ', '.join(names[:count]) + (' ...' if len(names) > count else '')
 
 
@@ -62,8 +88,8 @@ def _describe_zip(path: str, head: bytes, size: int) -> str:
     if _is_torch_archive(names):
         return f'{TORCH_CHECKPOINT} (zip format, {_size(size)})'
     if names and all(name.endswith('.npy') for name in names):
-        return f'a NumPy .npz archive ({_size(size)}, arrays {_sample([n[:-4] for n in names])})'
-    return f'a zip archive that is not a torch checkpoint ({_size(size)}, it holds {_sample(names) or "nothing"})'
+        return f'a NumPy .npz archive ({_size(size)}, arrays {sample_names([n[:-4] for n in names])})'
+    return f'a zip archive that is not a torch checkpoint ({_size(size)}, it holds {sample_names(names) or "nothing"})'
 
 
 def _describe_mat(path: str, size: int) -> str:
@@ -73,7 +99,7 @@ def _describe_mat(path: str, size: int) -> str:
         names = [name for name, _, _ in scipy.io.whosmat(path)]
     except Exception as error:  # a damaged header: say what scipy says
         return f'a MATLAB 5.0 .mat file that does not read ({_size(size)}: {error})'
-    return f'a MATLAB 5.0 .mat file ({_size(size)}, variables {_sample(names) or "none"})'
+    return f'a MATLAB 5.0 .mat file ({_size(size)}, variables {sample_names(names) or "none"})'
 
 
 def _describe_pickle(head: bytes, size: int) -> Optional[str]:
@@ -143,3 +169,28 @@ def describe_file(path: str) -> str:
     if described:
         return described
     return f'binary data that is not a torch file ({_size(size)}, starting {head[:8].hex(" ")})'
+
+
+def describe_weights(checkpoint: Any) -> str:
+    """A short description of a loaded checkpoint: its wrapper and the network its keys belong to."""
+    if not isinstance(checkpoint, Mapping):
+        return f'not a state_dict but a {type(checkpoint).__name__}'
+    for wrapper, who in (('params_ema', 'a BasicSR checkpoint'), ('params', 'a BasicSR checkpoint'),
+                         ('state_dict', 'an mmengine (MMagic) checkpoint')):
+        if isinstance(checkpoint.get(wrapper), Mapping):
+            return f"{who} (weights under '{wrapper}') of {describe_weights(checkpoint[wrapper])}"
+    if all(key in checkpoint for key in ('iter', 'optimizers', 'schedulers')):
+        return f"a BasicSR training state (<iter>.state, iteration {checkpoint['iter']}), not weights"
+    keys = [key for key, value in checkpoint.items() if isinstance(value, torch.Tensor)]
+    if not keys:
+        return f'a mapping without tensors (entries {sample_names(checkpoint, 4)})'
+    tops = sorted({key.split('.')[0] for key in keys})
+    if {'generator', 'discriminator'} & set(tops) or 'ranker' in tops:
+        return f'a model with submodules {", ".join(tops)}'
+    for signature, description in _SIGNATURES:
+        if all(key in checkpoint for key in signature):
+            return description
+    try:
+        return _LAYOUT_NAMES[detect_layout(checkpoint)]
+    except UnknownCheckpointLayout:
+        return f'a network with keys {sample_names(keys, 4)}'
