@@ -19,7 +19,6 @@ run fails or a check does not hold.
     python benchmarks/train_resume.py --work /tmp/train_resume [--device cuda] [--gt-size 296] [--batch 8]
 """
 import argparse
-import collections
 import os
 import os.path as osp
 import shutil
@@ -32,7 +31,6 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 import torch
-import yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTIONS = osp.join(REPO, 'options', 'train_RankSRGAN_NIQE.yml')
@@ -180,25 +178,18 @@ def end_group(process: subprocess.Popen) -> None:
 
 
 def read_state(path: str) -> Dict[str, Any]:
-    """A BasicSR training state with torch's safe loader (BasicSR's schedulers pickle a ``collections.Counter``)."""
-    with torch.serialization.safe_globals([collections.Counter]):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    """A BasicSR training state, read as the plugin's resume reads it (safe loader, BasicSR's allowlist)."""
+    from ranksrgan_plugin.utils.training_state import read_training_state
+
+    return read_training_state(path)
 
 
 def write_options(values: Dict[str, Any], output: str) -> str:
     """:data:`OPTIONS` with ``values`` (dotted keys) set, written to ``output``."""
-    with open(OPTIONS, encoding='utf-8') as f:
-        options = yaml.safe_load(f)
-    for dotted, value in values.items():
-        *parents, leaf = dotted.split('.')
-        section = options
-        for key in parents:
-            section = section[key]
-        section[leaf] = value
-    with open(output, 'w', encoding='utf-8') as f:
-        f.write(f'# {osp.basename(OPTIONS)} as benchmarks/train_resume.py runs it (set: {", ".join(values)})\n')
-        yaml.safe_dump(options, f, sort_keys=False)
-    return output
+    from ranksrgan_plugin.utils.options import write_options_with
+
+    return write_options_with(OPTIONS, values, output, f'{osp.basename(OPTIONS)} as benchmarks/train_resume.py runs '
+                              f'it (set: {", ".join(values)})')
 
 
 def mark_state(path: str) -> Dict[str, Any]:

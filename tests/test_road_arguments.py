@@ -263,21 +263,29 @@ def test_the_road_refuses_from_without_the_earlier_outputs(tmp_path, stages_repl
 # a killed attempt's time
 
 
+def killed_attempt(layout, stage, seconds, attempts, ago, last_write, log_text=''):
+    """A state whose ``stage`` is 'running' since ``ago`` seconds (its road killed outright, SIGKILL: no record of
+    the end), its log last written ``last_write`` seconds after the attempt started; the attempt's start time."""
+    with open(layout.state_file, encoding='utf-8') as f:
+        state = json.load(f)
+    started = time.time() - ago
+    state['stages'][stage] = {'status': 'running', 'seconds': seconds, 'attempts': attempts,
+                              'attempt_started': started}
+    with open(layout.state_file, 'w', encoding='utf-8') as f:
+        json.dump(state, f)
+    os.makedirs(osp.dirname(layout.log_file(stage)), exist_ok=True)
+    with open(layout.log_file(stage), 'w', encoding='utf-8') as f:
+        f.write(log_text)
+    os.utime(layout.log_file(stage), (started + last_write, started + last_write))
+    return started
+
+
 def test_the_time_of_an_attempt_killed_outright_is_counted(tmp_path, monkeypatch):
     layout = layout_for(tmp_path)
     finished_state(tmp_path, layout, until='rank_dataset')
-    with open(layout.state_file, encoding='utf-8') as f:
-        state = json.load(f)
-    started = time.time() - 7200
-    state['stages']['ranker'] = {'status': 'running', 'seconds': 100.0, 'attempts': 2, 'attempt_started': started}
-    with open(layout.state_file, 'w', encoding='utf-8') as f:
-        json.dump(state, f)
+    killed_attempt(layout, 'ranker', 100.0, 2, ago=7200, last_write=3600, log_text='iter: 5\n')
     with open(layout.state_file, 'rb') as f:
         before = f.read()
-    os.makedirs(osp.dirname(layout.log_file('ranker')))
-    with open(layout.log_file('ranker'), 'w', encoding='utf-8') as f:
-        f.write('iter: 5\n')
-    os.utime(layout.log_file('ranker'), (started + 3600, started + 3600))  # its last write, then SIGKILL
     lines = []
     road = PaperRoad(layout, echo=lines.append, show_bars=False)
     assert road.stage('ranker')['seconds'] == pytest.approx(3700.0)
@@ -292,15 +300,7 @@ def test_the_time_of_an_attempt_killed_outright_is_counted(tmp_path, monkeypatch
 def test_a_killed_attempt_is_counted_once(tmp_path, stages_replaced):
     layout = layout_for(tmp_path)
     finished_state(tmp_path, layout, until='ranker')
-    with open(layout.state_file, encoding='utf-8') as f:
-        state = json.load(f)
-    started = time.time() - 100
-    state['stages']['ranksrgan'] = {'status': 'running', 'seconds': 0.0, 'attempts': 1, 'attempt_started': started}
-    with open(layout.state_file, 'w', encoding='utf-8') as f:
-        json.dump(state, f)
-    os.makedirs(osp.dirname(layout.log_file('ranksrgan')))
-    open(layout.log_file('ranksrgan'), 'w').close()
-    os.utime(layout.log_file('ranksrgan'), (started + 60, started + 60))
+    killed_attempt(layout, 'ranksrgan', 0.0, 1, ago=100, last_write=60)
     assert PaperRoad(layout, echo=lambda line: None).run(until='ranker') == 0  # saves the counted state
     again = PaperRoad(layout, echo=lambda line: None)
     assert again.state_notes == [] and again.stage('ranksrgan')['seconds'] == pytest.approx(60.0)
