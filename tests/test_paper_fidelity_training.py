@@ -77,9 +77,10 @@ def test_ranksrgan_options_are_the_originals(path):
 
 
 @pytest.mark.parametrize('path', RANKSRGAN_OPTIONS, ids=lambda p: p.stem)
-def test_multi_gpu_examples_keep_the_total_batch_of_8(path):
+def test_multi_gpu_examples_keep_the_total_batch_of_8_and_the_batchnorm_groups(path):
     text = path.read_text(encoding='utf-8')
-    assert '--nproc_per_node=4' in text and 'batch_size_per_gpu=2' in text
+    assert '--nproc_per_node=2' in text and 'batch_size_per_gpu=4' in text  # 2 x 4: the original's groups of 4
+    assert _yaml(path)['train']['batchnorm_group'] == 4
 
 
 @pytest.mark.parametrize('path', RANKER_OPTIONS, ids=lambda p: p.stem)
@@ -87,6 +88,7 @@ def test_ranker_options_are_the_originals(path):
     opt = _yaml(path)
     assert opt['train']['rank_opt']['clamp'] == 5 and opt['train']['rank_opt']['margin'] == 0.5
     assert opt['train']['pair_forward'] == 'separate'
+    assert opt['train']['batchnorm_group'] == 8  # each side's 16 on the original's 2 GPUs
     assert opt['datasets']['train']['use_hflip'] is False and opt['datasets']['train']['use_rot'] is False
     assert opt['datasets']['train']['pair_order'] == 'better_first'
     assert opt['manual_seed'] == 10  # train_Ranker.yml l. 61
@@ -317,7 +319,8 @@ def test_first_release_options_differ_only_where_the_first_release_did():
     mmsr, first = _flat(_yaml(OPTIONS / 'train_RankSRGAN_NIQE.yml')), _flat(_yaml(FIRST_RELEASE_OPTIONS))
     differing = {key for key in mmsr.keys() | first.keys() if mmsr.get(key) != first.get(key)}
     assert differing == {'name', 'manual_seed', 'network_d.conv_bias', 'network_d.init', 'train.optim_g.betas',
-                         'train.optim_d.betas'}
+                         'train.optim_d.betas', 'datasets.train.dataroot_gt', 'datasets.train.dataroot_lq',
+                         'datasets.train.filename_tmpl', 'datasets.train.io_backend.type'}  # F4: sub-image LMDBs
     assert first['manual_seed'] == 0 and first['network_d.conv_bias'] is True and first['network_d.init'] == 'kaiming'
     assert first['train.optim_g.betas'] == first['train.optim_d.betas'] == [0.9, 0.999]
 
