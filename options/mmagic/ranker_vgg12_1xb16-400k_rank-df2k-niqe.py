@@ -7,9 +7,9 @@
 # Same settings as options/train_Ranker_NIQE.yml.
 #   python tools/make_rank_dataset.py -opt options/rank_dataset_DF2K_NIQE.yml   # datasets/rank_DF2K_niqe/{train,val}
 #   python tools/mmagic_train.py options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py
-#   torchrun --nproc_per_node=4 tools/mmagic_train.py \
+#   torchrun --nproc_per_node=2 tools/mmagic_train.py \
 #       options/mmagic/ranker_vgg12_1xb16-400k_rank-df2k-niqe.py --launcher pytorch \
-#       --cfg-options train_dataloader.batch_size=4   # total batch 16, as the original
+#       --cfg-options train_dataloader.batch_size=8   # total batch 16 and BatchNorm groups of 8, as the original
 # The last checkpoint (iter_400000.pth, named by work_dir/last_checkpoint) is the `ranker_checkpoint` the paper road
 # uses (the original selected none); best_SROCC_iter_*.pth is chosen on the val split (docs/fidelity.md R11).
 _base_ = 'mmagic::_base_/default_runtime.py'
@@ -26,6 +26,9 @@ model = dict(
     # RankRegressionLoss: the "regression" Ranker
     rank_loss=dict(type='RankLoss', margin=0.5, loss_weight=1.0, clamp=5),
     pair_forward='separate',
+    # images per BatchNorm statistics: the original's 8 per GPU (each side's 16 on its 2 GPUs, DataParallel);
+    # None = each process's batch
+    batchnorm_group=8,
     data_preprocessor=dict(type='BaseDataPreprocessor'))
 
 data_root = 'datasets/rank_DF2K_niqe'

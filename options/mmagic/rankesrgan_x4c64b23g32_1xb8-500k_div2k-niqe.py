@@ -35,7 +35,8 @@ model = dict(
     ranker=dict(type='RankerVGG', depth=12),
     ranker_checkpoint='experiments/pretrained_models/Ranker_NIQE_basicsr.pth',
     rank_loss=dict(type='RankContentLoss', loss_weight=0.03, bias=0, reduction='sum'),
-    ranker_batchnorm='batch')
+    ranker_batchnorm='batch',
+    batchnorm_group=4)   # images per BatchNorm statistics, as RankSRGAN's (the original's 4 per GPU)
 
 train_pipeline = [
     dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb'),

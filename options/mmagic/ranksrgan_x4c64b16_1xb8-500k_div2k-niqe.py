@@ -14,9 +14,10 @@
 # the generator is an error naming it, not a random generator with a warning. Not load_from: mmengine's
 # --resume would resume from that file instead of work_dir/last_checkpoint.
 #   python tools/mmagic_train.py options/mmagic/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py
-#   torchrun --nproc_per_node=4 tools/mmagic_train.py \
+#   torchrun --nproc_per_node=2 tools/mmagic_train.py \
 #       options/mmagic/ranksrgan_x4c64b16_1xb8-500k_div2k-niqe.py --launcher pytorch \
-#       --cfg-options train_dataloader.batch_size=2   # total batch 8
+#       --cfg-options train_dataloader.batch_size=4   # total batch 8; BatchNorm groups of 4 as the original
+#       (4 GPUs x 2: each BatchNorm sees 2 images, and the model warns: docs/fidelity.md S4)
 # External files (not downloaded; see docs/mmagic.md):
 #   experiments/pretrained_models/Ranker_NIQE_basicsr.pth   # tools/convert_official_weights.py, a BasicSR net_r_*.pth,
 #                                                           # or an MMagic Ranker checkpoint (the last: iter_400000.pth)
@@ -45,7 +46,10 @@ model = dict(
     ranker=dict(type='RankerVGG', depth=12),
     ranker_checkpoint='experiments/pretrained_models/Ranker_NIQE_basicsr.pth',
     rank_loss=dict(type='RankContentLoss', loss_weight=0.03, bias=0, reduction='sum'),
-    ranker_batchnorm='batch')
+    ranker_batchnorm='batch',
+    # images per BatchNorm statistics in the frozen Ranker and the discriminator: the original's 4 per GPU (batch 8
+    # on its 2 GPUs, DataParallel); None = each process's batch
+    batchnorm_group=4)
 
 train_pipeline = [
     dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb'),

@@ -6,6 +6,7 @@ from mmagic.registry import MODELS
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 
+from ..archs.ghost_batchnorm import check_group_size, use_batchnorm_groups
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
 from ..losses.loss_options import check_ranker_loss_options
 from ..metrics.rank_metrics import batch_pair_accuracy
@@ -34,6 +35,9 @@ class RankerModel(BaseModel):
         rank_loss (dict): ``RankLoss`` (margin 0.5, the paper) or ``RankRegressionLoss``.
         pair_forward (str): ``'separate'`` (the original's: one forward pass per side of the pairs,
             BatchNorm statistics per side) or ``'joint'`` (one pass over both sides). Default: 'separate'.
+        batchnorm_group (int, optional): The images per BatchNorm statistics (the original's per-GPU share of a
+            side: 8 of 16; the paper configs set 8). Default: None, each process's batch
+            (:mod:`ranksrgan_plugin.archs.ghost_batchnorm`).
         data_preprocessor (dict, optional): Default: ``BaseDataPreprocessor`` (moves data to the device).
         init_cfg (dict, optional): mmengine weight initialisation config.
 
@@ -45,16 +49,18 @@ class RankerModel(BaseModel):
     """
 
     def __init__(self, ranker: Dict[str, Any], rank_loss: Optional[Dict[str, Any]] = None,
-                 pair_forward: str = 'separate', data_preprocessor: Optional[Dict[str, Any]] = None,
+                 pair_forward: str = 'separate', batchnorm_group: Optional[int] = None,
+                 data_preprocessor: Optional[Dict[str, Any]] = None,
                  init_cfg: Optional[Dict[str, Any]] = None, **unknown: Any) -> None:
         refuse_unknown_keys(unknown, init_keywords(RankerModel) or (), f'model ({type(self).__name__})')
         check_built_options(ranker, 'model.ranker', MODELS, 'model', 'RankerVGG')
         check_ranker_loss_options(rank_loss or DEFAULT_RANK_LOSS, 'model.rank_loss', MODELS,
                                   'train_dataloader.dataset.higher_is_better')
+        check_group_size(batchnorm_group, 'model.batchnorm_group')
         super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'), init_cfg=init_cfg)
         if pair_forward not in PAIR_FORWARDS:
             raise ValueError(f'RankerModel pair_forward must be one of {PAIR_FORWARDS}, got {pair_forward!r}.')
-        self.ranker = MODELS.build(ranker)
+        self.ranker = use_batchnorm_groups(MODELS.build(ranker), batchnorm_group, 'model.batchnorm_group')
         self.rank_loss = MODELS.build(rank_loss or DEFAULT_RANK_LOSS)
         self.pair_forward = pair_forward
         self._recorded_split: Optional[str] = None

@@ -11,6 +11,7 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.model.weight_init import initialize
 from torch import nn
 
+from ..archs.ghost_batchnorm import check_group_size, use_batchnorm_groups
 from ..checkpoints import is_mmengine_checkpoint, load_ranker, load_ranker_checkpoint, read_ranker_file
 from ..compat.mmagic import honour_perceptual_pretrained
 from ..rank_content import (
@@ -95,9 +96,11 @@ class RankContentMixin(StrictGeneratorLoading):
     def __init__(self, *, ranker: Optional[Dict[str, Any]] = None, ranker_checkpoint: Optional[str] = None,
                  rank_loss: Optional[Dict[str, Any]] = None, ranker_batchnorm: str = 'batch',
                  rankers: Optional[List[Dict[str, Any]]] = None, perceptual_loss: Optional[Dict[str, Any]] = None,
-                 ranker_monitor: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
+                 ranker_monitor: Optional[Dict[str, Any]] = None, batchnorm_group: Optional[int] = None,
+                 **kwargs: Any) -> None:
         refuse_unknown_keys(kwargs, init_keywords(type(self)) or (), f'model ({type(self).__name__})')
         monitoring = monitor_settings(ranker_monitor, 10, 5000, 'model.ranker_monitor')
+        check_group_size(batchnorm_group, 'model.batchnorm_group')
         single = mmagic_single_ranker(ranker, ranker_checkpoint, rank_loss, ranker_batchnorm)
         specs = ranker_specs(single, rankers, MMAGIC_TOOLBOX.registries)  # every block checked before any build
         # every attribute set before the module's own __init__ (a plain attribute: never a submodule), so that
@@ -111,6 +114,9 @@ class RankContentMixin(StrictGeneratorLoading):
         self._generator_init = strict_generator_init(generator.pop('init_cfg', None))
         with vgg_weights:
             super().__init__(generator=generator, perceptual_loss=perceptual_loss, **kwargs)
+        for net in (self.discriminator, *self.rank_content.networks.values()):
+            if net is not None:
+                use_batchnorm_groups(net, batchnorm_group, 'model.batchnorm_group')
 
     @property
     def ranker(self) -> nn.Module:
@@ -217,6 +223,9 @@ class RankSRGAN(RankContentMixin, SRGAN):
             None, or ``ranker_batchnorm`` its default): ``dict(name, network, path, rank_opt, batchnorm)`` each,
             the keys of BasicSR's ``rankers:`` items (:mod:`ranksrgan_plugin.rank_content.specs`).
         ranker_monitor (dict, optional): The Ranker-exploitation monitor (see :class:`RankContentMixin`).
+        batchnorm_group (int, optional): The images per BatchNorm statistics in the frozen Rankers and the
+            discriminator (the original's per-GPU batch: 4 of 8 on its 2 GPUs; the paper configs set 4). Default:
+            None, each process's batch (:mod:`ranksrgan_plugin.archs.ghost_batchnorm`).
         perceptual_loss (dict, optional): MMagic's PerceptualLoss; its ``pretrained`` is honoured
             ('torchvision://vgg19': the ImageNet file on disk, else a clear error saying where to put
             it; a path; None: random weights, for tests).

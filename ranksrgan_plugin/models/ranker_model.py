@@ -14,6 +14,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from tqdm import tqdm
 
+from ..archs.ghost_batchnorm import use_batchnorm_groups
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
 from ..checkpoints import strip_module_prefix
 from ..losses.loss_options import check_ranker_loss_options
@@ -34,6 +35,9 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
         train.rank_opt: the loss (``RankLoss`` or ``RankRegressionLoss``).
         train.pair_forward: ``separate`` (default, the original's: one forward pass per side of the
             pairs, BatchNorm statistics per side) or ``joint`` (one pass over both sides).
+        train.batchnorm_group: the images per BatchNorm statistics (the original's per-GPU share of a side:
+            8 of 16 on its 2 GPUs; the paper files set 8); null (default): each process's batch
+            (:mod:`ranksrgan_plugin.archs.ghost_batchnorm`).
         train.optim_r, train.scheduler: as for any BasicSR model.
         train.precision / channels_last / nonfinite_limit: see :mod:`.training_precision` (default fp32).
         val.metrics: whole-split metrics (``calculate_srocc``, ``calculate_pair_accuracy``);
@@ -48,7 +52,7 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
     """
 
     # the train.* keys read beside BasicSR's own (training_precision.BASICSR_TRAIN_OPTIONS) and the precision family
-    train_options = ('optim_r', 'rank_opt', 'pair_forward')
+    train_options = ('optim_r', 'rank_opt', 'pair_forward', 'batchnorm_group')
     optimizer_names = ('r',)  # the optimiser's name in backward / step_optimizers (and its fp16 scaler)
 
     def __init__(self, opt: Dict[str, Any]) -> None:
@@ -76,6 +80,7 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
         self.pair_forward = train_opt.get('pair_forward', 'separate')
         if self.pair_forward not in PAIR_FORWARDS:
             raise ValueError(f'train.pair_forward must be one of {PAIR_FORWARDS}, got {self.pair_forward!r}.')
+        use_batchnorm_groups(self.get_bare_model(self.net_r), train_opt.get('batchnorm_group'), 'train.batchnorm_group')
         self.setup_optimizers()
         self.setup_schedulers()
         self.prepare_networks([self.net_r])

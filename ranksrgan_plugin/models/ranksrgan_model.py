@@ -10,6 +10,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from torch import nn
 
+from ..archs.ghost_batchnorm import check_group_size, use_batchnorm_groups
 from ..checkpoints import load_ranker, read_checkpoint
 from ..compat.basicsr import check_generator_scale, check_perceptual_weights
 from ..rank_content import RankContent, RankerSpec, Registries, Toolbox, monitor_settings, ranker_specs
@@ -31,6 +32,9 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
       path rewriting (``frozen_networks``);
     - ``train.ranker_batchnorm``: ``batch`` (default, the original's: the Ranker's BatchNorm uses
       each generator batch's statistics) or ``running`` (eval mode); see ``freeze_ranker``;
+    - ``train.batchnorm_group``: the images per BatchNorm statistics in the frozen Rankers and the discriminator
+      (the original's per-GPU batch: 4 of 8 on its 2 GPUs; the paper files set 4); null (default): each
+      process's batch; see :mod:`ranksrgan_plugin.archs.ghost_batchnorm`;
     - ``train.rank_opt``: the rank-content loss (``type: RankContentLoss``), logged as
       ``l_g_rank`` with the batch's mean Ranker score ``out_r``;
     - ``train.relativistic``: ``true`` for the original's ``gan_type: ragan`` (RankESRGAN): the
@@ -61,7 +65,8 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
     optimizer_names = ('g', 'd')  # the optimisers' names in backward / step_optimizers (and their fp16 scalers)
     # the train.* keys read beside BasicSR's own (training_precision.BASICSR_TRAIN_OPTIONS) and the precision family
     train_options = ('ema_decay', 'pixel_opt', 'perceptual_opt', 'gan_opt', 'net_d_iters', 'net_d_init_iters',
-                     'optim_g', 'optim_d', 'rank_opt', 'ranker_batchnorm', 'relativistic', 'ranker_monitor')
+                     'optim_g', 'optim_d', 'rank_opt', 'ranker_batchnorm', 'relativistic', 'ranker_monitor',
+                     'batchnorm_group')
 
     def __init__(self, opt: Dict[str, Any]) -> None:
         check_validation_metrics(opt)
@@ -77,9 +82,12 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         specs = ranker_specs(basicsr_single_ranker(self.opt), self.opt.get('rankers'), BASICSR_REGISTRIES)
         monitoring = self._monitor_settings()
         check_perceptual_weights(train_opt.get('perceptual_opt'))
+        self.batchnorm_group = check_group_size(train_opt.get('batchnorm_group'), 'train.batchnorm_group')
         self.relativistic = bool(train_opt.get('relativistic', False))
         self.rank_content = RankContent.build(specs, monitoring, self._toolbox())
         super().init_training_settings()
+        for net in (self.get_bare_model(self.net_d), *self.rank_content.networks.values()):
+            use_batchnorm_groups(net, self.batchnorm_group, 'train.batchnorm_group')
         self.prepare_networks([self.net_g, self.net_d, *self.rank_content.networks.values()]
                               + ([self.cri_perceptual] if self.cri_perceptual else []))
 

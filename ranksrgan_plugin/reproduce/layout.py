@@ -131,6 +131,20 @@ class RoadLayout:
                     f'total batch over the processes; {hint}.')
         return None
 
+    def batchnorm_group_notes(self) -> List[str]:
+        """What ``gpus`` changes in the original's BatchNorm statistics: one note per trained stage whose per-process
+        batch is not a whole number of its ``train.batchnorm_group`` (docs/fidelity.md S4, R6); none otherwise."""
+        notes = []
+        for stage, what in BATCHED_STAGES.items():
+            options = self.read_options(stage)
+            group = (options.get('train') or {}).get('batchnorm_group')
+            per_process = int(options['datasets']['train']['batch_size_per_gpu']) // max(self.gpus, 1)
+            if group and per_process % group:
+                notes.append(f"--gpus {self.gpus}: each {what} process holds {per_process} images, so its BatchNorm "
+                             f"statistics are over {min(per_process, per_process % group or group)}, not the "
+                             f"original's {group} (its 2 GPUs; docs/fidelity.md S4, R6); 1 or 2 GPUs keep them.")
+        return notes
+
     def per_gpu_batch(self, total: int, what: str) -> int:
         """The per-process batch that keeps the original's ``total`` batch over ``gpus`` processes."""
         if self.gpus < 1:

@@ -187,7 +187,7 @@ class PaperRoad:
     def run(self, start: Optional[str] = None, until: str = 'report', check_only: bool = False) -> int:
         """The road from the check to ``until``; the exit status (2: inputs missing)."""
         self.refuse_start(start)
-        for note in self.plan.notes:
+        for note in [*self.plan.notes, *self.layout.batchnorm_group_notes()]:
             self.echo(f'NOTE: {note}')
         for note in self.state_notes:
             self.echo(note)
