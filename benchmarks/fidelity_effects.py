@@ -1,6 +1,6 @@
 """Measured effects of the original code's behaviours on the demo data (docs/fidelity.md).
 
-    python benchmarks/fidelity_effects.py [--seeds 0 1 2] [--skip-ranker]
+    python benchmarks/fidelity_effects.py [--seeds 0 1 2] [--skip-ranker] [--batchnorm-groups]
 
 Prints four tables, each the original's behaviour side by side with the alternative option:
 1. rank-dataset locations kept on the demo photos by each grid / sharpness / gap-metric rule (D3-D5);
@@ -9,7 +9,9 @@ Prints four tables, each the original's behaviour side by side with the alternat
    with the original's pair order (better level first) or a random one (R5); ``--variants 0 1`` runs
    only the first two trainings;
 3. the rank-content loss of the same Ranker scores under the original's sum and a mean (S1);
-4. the frozen Ranker's scores with batch-statistics BatchNorm (the original) and eval mode (S3).
+4. the frozen Ranker's scores with batch-statistics BatchNorm (the original) and eval mode (S3);
+``--batchnorm-groups``: only the Ranker trained at batch 16 per side with BatchNorm groups of 8 (the original's two
+GPUs) or over all 16 (R6), and the frozen Ranker's scores and rank-content loss with groups of 4 or all 8 (S4).
 Tables 2-4 train the demo Ranker (options/train_Ranker_demo.yml) through basicsr/train.py, a few
 minutes per run on 2 CPU cores; ``--skip-ranker`` prints table 1 only.
 """
@@ -30,6 +32,7 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes before any basicsr import)
 from basicsr.archs import build_network
 from basicsr.data.transforms import mod_crop
 
+from ranksrgan_plugin.archs.ghost_batchnorm import use_batchnorm_groups
 from ranksrgan_plugin.archs.ranker_arch import freeze_ranker
 from ranksrgan_plugin.checkpoints import load_ranker
 from ranksrgan_plugin.data.rank_dataset_format import read_manifest
@@ -47,6 +50,7 @@ REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 DATAROOT = 'datasets/demo/rank_niqe_builtin'
 DATASET_OPTIONS = osp.join(REPO_ROOT, 'options', 'rank_dataset_demo.yml')
 RANKER_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_Ranker_demo.yml')
+ORIGINAL_RANKER = ['train:pair_forward=separate', 'train:rank_opt:clamp=5', 'datasets:train:pair_order=better_first']
 RANKER_VARIANTS = {  # name: --force_yml entries
     'separate pass + clamp 5, better level first (the original)': [
         'train:pair_forward=separate', 'train:rank_opt:clamp=5', 'datasets:train:pair_order=better_first'],
@@ -55,7 +59,12 @@ RANKER_VARIANTS = {  # name: --force_yml entries
     'separate pass, no clamp': ['train:pair_forward=separate', 'train:rank_opt:clamp=~'],
     'joint pass + clamp 5': ['train:pair_forward=joint', 'train:rank_opt:clamp=5'],
     'joint pass, no clamp (the demo)': ['train:pair_forward=joint', 'train:rank_opt:clamp=~'],
+    'the original at batch 16 per side: BatchNorm groups of 8 (its 2 GPUs)': [
+        *ORIGINAL_RANKER, 'datasets:train:batch_size_per_gpu=16', 'train:batchnorm_group=8'],
+    'the original at batch 16 per side: statistics over all 16 (1 GPU, no groups)': [
+        *ORIGINAL_RANKER, 'datasets:train:batch_size_per_gpu=16', 'train:batchnorm_group=~'],
 }
+GROUP_VARIANTS = (5, 6)  # --batchnorm-groups: the two trainings above and the frozen Ranker's groups of 4 vs 8
 
 
 def read_yaml(path: str) -> Dict:
@@ -149,12 +158,45 @@ def loss_and_batchnorm_rows(weights: str, val_root: str) -> List[str]:
     return rows + [f'| Spearman correlation of the two score sets | {calculate_srocc(batch, running):.3f} |']
 
 
+@torch.no_grad()
+def frozen_group_rows(weights: Sequence[str], val_root: str, batches: int = 8) -> List[str]:
+    """The frozen Ranker in batch-statistics mode on batches of 8 validation patches: groups of 4 (the original's
+    2 replicas, S4) against statistics over all 8: scores, rank-content loss (sum, bias 0) and order."""
+    dataset = RankPairDataset({'name': 'fidelity', 'dataroot': val_root, 'phase': 'val'})
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
+    diffs, losses_grouped, losses_whole, spearman, shift = [], [], [], [], []
+    for path in weights:
+        whole = freeze_ranker(load_demo_ranker(path), 'batch')
+        grouped = use_batchnorm_groups(freeze_ranker(load_demo_ranker(path), 'batch'), 4, 'batchnorm_group')
+        for batch in range(min(batches, len(dataset) // 8)):
+            indices = order[batch * 8:(batch + 1) * 8].tolist()
+            images = torch.stack([dataset[i]['img'][:, :128, :128] for i in indices])
+            score_whole, score_grouped = whole(images).reshape(-1), grouped(images).reshape(-1)
+            diffs.append(float((score_grouped - score_whole).abs().mean()))
+            shift.append(float(score_grouped.mean() - score_whole.mean()))
+            losses_grouped.append(float(RankContentLoss()(score_grouped)))
+            losses_whole.append(float(RankContentLoss()(score_whole)))
+            spearman.append(calculate_srocc(score_grouped, score_whole))
+    return [f'| Rankers x batches | {len(weights)} x {len(diffs) // max(len(weights), 1)} |',
+            f'| mean \\|groups of 4 - all 8\\| score | {np.mean(diffs):.3f} (std {np.std(diffs):.3f}) |',
+            f'| mean score shift, groups of 4 - all 8 | {np.mean(shift):+.3f} |',
+            f'| rank-content loss (0.03 x sum, bias 0), groups of 4 (original) | {np.mean(losses_grouped):.4f} |',
+            f'| rank-content loss, all 8 | {np.mean(losses_whole):.4f} |',
+            f'| Spearman correlation of the two score sets within a batch | {np.mean(spearman):.3f} '
+            f'(min {np.min(spearman):.3f}) |']
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--skip-ranker', action='store_true')
     parser.add_argument('--variants', type=int, nargs='+', help='indices of the Ranker trainings to run (default all)')
+    parser.add_argument('--batchnorm-groups', action='store_true',
+                        help=f'only the BatchNorm-group measurements (S4, R6): trainings {GROUP_VARIANTS} and the '
+                        "frozen Ranker's groups of 4 vs 8")
     args = parser.parse_args(argv)
+    if args.batchnorm_groups:
+        args.variants = list(GROUP_VARIANTS)
     cfg = demo_config()
     for stride in (cfg['stride'], 148):
         print(f'\nLocations on the demo photos (patch {cfg["patch_size"]}, stride {stride}, reference level '
@@ -165,15 +207,22 @@ def main(argv=None) -> None:
     val_root = osp.join(build_demo_rank_set(cfg), 'val')
     print(f'\nDemo Ranker ({read_manifest(val_root)["num_keys"]} validation locations), seeds {args.seeds}:')
     print('| Ranker training | SROCC mean | SROCC std | pair accuracy mean |\n|---|---|---|---|')
-    last = None
+    last, trained = None, []
     for index, (variant, force) in enumerate(RANKER_VARIANTS.items()):
         if args.variants is not None and index not in args.variants:
             continue
-        results = [evaluate_ranker(load_demo_ranker(last := train_ranker(index, force, seed)), val_root)
-                   for seed in args.seeds]
+        weights = [train_ranker(index, force, seed) for seed in args.seeds]
+        trained += weights
+        last = weights[-1]
+        results = [evaluate_ranker(load_demo_ranker(path), val_root) for path in weights]
         srocc = [r['srocc'] for r in results]
         print(f'| {variant} | {np.mean(srocc):.4f} | {np.std(srocc):.4f} | '
               f'{np.mean([r["pair_accuracy"] for r in results]):.4f} |')
+    if args.batchnorm_groups:
+        print("\nThe frozen Ranker (batch-statistics BatchNorm) on batches of 8 validation patches (128x128), every "
+              'Ranker trained above:')
+        print('| quantity | value |\n|---|---|\n' + '\n'.join(frozen_group_rows(trained, val_root)))
+        return
     print('\nOne batch of 8 validation patches (128x128) through the last Ranker, rank-content bias = mean score:')
     print('| quantity | value |\n|---|---|\n' + '\n'.join(loss_and_batchnorm_rows(last, val_root)))
 
