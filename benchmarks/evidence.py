@@ -1,21 +1,26 @@
-"""Longer multi-seed evidence on the demo's photos: SRGAN against RankSRGAN (mean and the original's sum).
+"""The method's causal chain at CPU scale: Rankers of three qualities, then RankSRGAN against SRGAN (issue 34).
 
-    python benchmarks/evidence.py [--seeds 0 1 2] [--iters 600] [--every 100]
+    python benchmarks/evidence.py [--seeds 0 1 2] [--iters 200] [--every 50] [--qualities high mid low]
+        [--reductions sum mean] [--report]
 
-Needs the demo's photos and initial generator (``make demo`` first). For each seed, as ``make demo`` does
-but longer: SRGAN from the initial generator (GAN + L1; checkpoints every ``--every`` iterations); the rank
-set (levels: initial, SRGAN at iteration 100 - the demo's SRGAN -, HR; NIQE labels) and the demo Ranker on
-it; then RankSRGAN from the same start, seed, data and iterations with the frozen Ranker's rank-content loss,
-once with the demo's ``reduction: mean`` and once with the original code's ``sum`` (8x stronger at batch 8).
-Every checkpoint (and the initial generator, iteration 0) is measured on the 3 held-out photos: PSNR and NIQE
-(Y, 4-pixel shave), the seed's Ranker's mean score of the outputs' 128-px tiles and the share of tiles whose
-output the Ranker scores better than the HR tile by more than its margin (0.5); the RankSRGAN runs' training
-logs give the Ranker-exploitation monitor's ``out_beats_gt`` and its warnings.
+Needs ``make demo`` first (its photos and initial generator). Steps, each kept when it finished before (a rerun
+after a kill goes on with the next; ``--fresh`` retrains):
 
-Writes results/evidence/: evidence.json (every curve, the final table, the paired per-seed differences against
-SRGAN), curves.png (mean over seeds, each seed thin) and crops.png (the same detailed crop of each held-out
-photo for every run at the last iteration, seed ``--seeds[0]``). Runs that finished are kept (a rerun after a
-kill continues with the next one); ``--fresh`` retrains everything. About 30 minutes per seed on 2 CPU cores.
+1. Rankers of three qualities (``benchmarks/ranker_quality.py``: the rank set of ``options/rank_dataset_evidence.yml``
+   on the Ranker's photos, ``options/train_Ranker_evidence.yml``; :data:`QUALITIES`: pairs across 4 or 8 locations,
+   or the paper's pairs of one location, and the iterations), each with its SROCC on patches of the held-out
+   photos;
+2. per seed, SRGAN from the demo's initial generator on the demo's training photos (``train_RankSRGAN_demo.yml``
+   as ``SRGANModel``), and RankSRGAN from the same start, seed, data and iterations with each Ranker frozen, under
+   the original code's ``sum`` and the demo's ``mean`` reduction of the rank-content loss;
+3. every checkpoint (``--every``; iteration 0 is the initial generator) on the held-out photos, which neither the
+   Rankers nor the generators trained on: per 192 px tile with content (NIQE over its 2 x 2 blocks of 96 px, no
+   shave, as the tiles are cut from whole SR photos; PSNR with a 4-pixel shave; both Y), and the run's own
+   Ranker's score.
+
+Writes results/evidence/chain/: chain.json (every reading), chain.md (the tables: per Ranker quality, the paired
+NIQE / PSNR difference against SRGAN with its 95% interval over seeds, the monitor's readings), curves.png and
+crops.png. ``--report`` re-renders them from chain.json.
 """
 import argparse
 import json
@@ -31,171 +36,234 @@ import ranksrgan_plugin  # noqa: F401  (compat fixes first)
 # isort: split
 import cv2
 import torch
+from basicsr.metrics import calculate_psnr
+from basicsr.utils import img2tensor
+from scipy import stats
 
 from ranksrgan_plugin import demo
+from ranksrgan_plugin.evidence_photos import MIN_TILE_STD
+from ranksrgan_plugin.metrics.niqe_batch import calculate_niqe_batched
+from ranksrgan_plugin.rank_dataset.levels import matlab_bicubic
 from ranksrgan_plugin.utils.options import write_options
 from ranksrgan_plugin.utils.training_logs import ranker_monitor_log
-from ranksrgan_plugin.utils.upscaler import default_device
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import ranker_quality  # noqa: E402  (the Rankers: benchmarks/ranker_quality.py)
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-OUT = osp.join(ROOT, 'results', 'evidence')
+OUT = osp.join(ROOT, 'results', 'evidence', 'chain')
 OPTIONS = osp.join(ROOT, 'options')
-VAL = osp.join(ROOT, 'datasets', 'demo', 'sr', 'val')
-TRAIN_LQ = osp.join(ROOT, 'datasets', 'demo', 'sr', 'train', 'lq')
+HELDOUT_HR = osp.join(ROOT, 'datasets', 'evidence_photos', 'heldout', 'hr')
 INITIAL = osp.join(ROOT, 'experiments', 'SRResNet_demo', 'models', 'net_g_latest.pth')
-RUNS = {'srgan': 'SRGAN', 'mean': 'RankSRGAN (mean, the demo)', 'sum': "RankSRGAN (sum, the original's)"}
-MARGIN = 0.5
-TILE = 128
+GAN_OPTIONS = osp.join(OPTIONS, 'train_RankSRGAN_demo.yml')
+RANKER_RECORDS = osp.join(ROOT, 'results', 'evidence', 'ranker_quality.jsonl')
+TILE = 192  # NIQE over 2 x 2 blocks of 96 px (no shave: tiles are cut from whole SR photos); PSNR shaves 4
+# Ranker qualities (benchmarks/ranker_quality.py runs, seed 0): tag, iterations, locations per key (0: the paper's
+# pairs, two levels of one location), label noise
+QUALITIES: Dict[str, Dict[str, Any]] = {
+    'high': {'tag': 'mix4_i1200', 'iters': 1200, 'mix': 4, 'noise': 0.0, 'reductions': ('sum', 'mean')},
+    'mid': {'tag': 'mix8_i600', 'iters': 600, 'mix': 8, 'noise': 0.0, 'reductions': ('sum',)},
+    'low': {'tag': 'all9_i200', 'iters': 200, 'mix': 0, 'noise': 0.0, 'reductions': ('sum',)},
+}  # the demo's mean reduction for the best Ranker only: 2 CPU cores
+REDUCTIONS = {'sum': "sum (the original's)", 'mean': 'mean (the demo)'}
 
 
-def train(options: Dict[str, Any], values: Dict[str, Any], name: str, fresh: bool, net: str = 'g') -> Tuple[str, bool]:
-    """(experiment folder, whether it trained now) of a BasicSR run of ``options`` with ``values`` set, named
-    ``name``; a finished run (its last checkpoint on disk, same options) is kept unless ``fresh``."""
+# -- 1. the Rankers ------------------------------------------------------------------------------------------
+def train_rankers(qualities: Sequence[str], seed: int = 0) -> Dict[str, Dict[str, Any]]:
+    """{quality: {weights, options, srocc, pair_accuracy, ...}}: a finished ranker_quality run is read back (its
+    held-out SROCC from results/evidence/ranker_quality.jsonl), a missing one trained and measured."""
+    recorded = {}
+    if osp.isfile(RANKER_RECORDS):
+        with open(RANKER_RECORDS, encoding='utf-8') as f:
+            recorded = {(r['tag'], r['seed']): r for r in map(json.loads, f)}
+    rankers = {}
+    for quality in qualities:
+        spec = QUALITIES[quality]
+        name = f'Ranker_evidence_{spec["tag"]}_s{seed}'
+        weights = osp.join(ROOT, 'experiments', name, 'models', f'net_r_{spec["iters"]}.pth')
+        result = recorded.get((spec['tag'], seed))
+        if result is None or not osp.isfile(weights):
+            result = ranker_quality.train_and_measure(ranker_quality.build_rank_sets(), seed, spec['iters'],
+                                                      spec['noise'], None, spec['mix'], {}, spec['tag'])
+        rankers[quality] = {**spec, 'weights': weights, 'srocc': result['srocc'],
+                            'pair_accuracy': result['pair_accuracy'], 'patches': result['patches'],
+                            'options': osp.join(ranker_quality.OUT, 'options', f'{name}.yml')}
+        print(f'Ranker {quality} ({spec["tag"]}): held-out SROCC {result["srocc"]:.3f}', flush=True)
+    return rankers
+
+
+# -- 2. the generators ---------------------------------------------------------------------------------------
+def train(values: Dict[str, Any], name: str, fresh: bool) -> str:
+    """The experiment folder of a BasicSR run of the demo's GAN options with ``values`` set, named ``name``; a
+    finished run (its last checkpoint on disk, same options) is kept unless ``fresh``."""
+    options = demo.read_yaml(GAN_OPTIONS)
+    options.pop('val')
     path = osp.join(OUT, 'options', f'{name}.yml')
     previous = open(path, encoding='utf-8').read() if osp.isfile(path) else None
     write_options(options, {**values, 'name': name}, path, f'benchmarks/evidence.py: {name}')
     experiment = osp.join(ROOT, 'experiments', name)
-    last = osp.join(experiment, 'models', f'net_{net}_{values["train.total_iter"]}.pth')
+    last = osp.join(experiment, 'models', f'net_g_{values["train.total_iter"]}.pth')
     if not fresh and osp.isfile(last) and previous == open(path, encoding='utf-8').read():
         print(f'  {name}: done before, kept', flush=True)
-        return experiment, False
-    return demo.train_with_basicsr(path, ROOT, f'  {name}', osp.join(OUT, 'logs')), True
+        return experiment
+    return demo.train_with_basicsr(path, ROOT, f'  {name}', osp.join(OUT, 'logs'))
 
 
-def gan_options(every: int) -> Dict[str, Any]:
-    """The demo's GAN options, measured from checkpoints instead of in-training validation."""
-    options = demo.read_yaml(osp.join(OPTIONS, 'train_RankSRGAN_demo.yml'))
-    options.pop('val')
-    options['logger'].update(print_freq=20, save_checkpoint_freq=every)
-    return options
-
-
-def ranker_for_seed(seed: int, srgan: str, every: int, fresh: bool) -> Tuple[str, bool]:
-    """(weights, whether trained now) of the seed's demo Ranker: the demo's rank set (levels initial, SRGAN at
-    iteration ``every``, HR), trained. ``fresh``: the SRGAN run changed, so the rank set is rebuilt."""
-    cfg = demo.read_yaml(osp.join(OPTIONS, 'rank_dataset_demo.yml'))
-    weights = {'initial': INITIAL, 'srgan': osp.join(srgan, 'models', f'net_g_{every}.pth')}
-    cfg['levels'] = [{**level, 'weights': weights[level['name']]} if level['name'] in weights else level
-                     for level in cfg['levels']]
-    rank_set = osp.join(ROOT, 'datasets', 'demo', f'rank_niqe_evidence_s{seed}')
-    if fresh or not osp.isfile(osp.join(rank_set, 'val', 'manifest.json')):
-        cfg.update(hr=osp.join(ROOT, 'datasets', 'demo', 'hr'), output=rank_set)
-        demo.build_rank_dataset(cfg, progress=True)
-    ranker = demo.read_yaml(osp.join(OPTIONS, 'train_Ranker_demo.yml'))
-    run, trained = train(ranker, {'manual_seed': seed, 'datasets.train.dataroot': osp.join(rank_set, 'train'),
-                         'datasets.val.dataroot': osp.join(rank_set, 'val'), 'train.total_iter':
-                         ranker['train']['total_iter']}, f'Evidence_Ranker_s{seed}', fresh, net='r')
-    return osp.join(run, 'models', 'net_r_latest.pth'), trained
-
-
-def measure_checkpoints(checkpoints: Dict[int, str], ranker: torch.nn.Module, hr: demo.Images,
-                        hr_scores: np.ndarray) -> List[dict]:
-    """PSNR, NIQE, Ranker score and the share of tiles beating HR by the margin, per checkpoint."""
-    gan_file = osp.join(OPTIONS, 'train_RankSRGAN_demo.yml')
-    curve = []
-    for iteration, weights in sorted(checkpoints.items()):
-        srs = demo.upscale_photos(demo.generator_upscalers({'run': (gan_file, weights)}), osp.join(VAL, 'lq'))['run']
-        tiles = np.asarray(demo.ranker_scores(ranker, srs, TILE))
-        curve.append({'iter': iteration, **demo.fidelity_scores(srs, hr), 'ranker_score': float(tiles.mean()),
-                      'heldout_beats_hr': float(np.mean(hr_scores - tiles > MARGIN))})
-    return curve
-
-
-def run_seed(seed: int, iters: int, every: int, fresh: bool) -> Dict[str, Any]:
-    """Train the seed's three runs and its Ranker; measure every checkpoint."""
-    options = gan_options(every)
-    start = {'path.pretrain_network_g': INITIAL, 'manual_seed': seed, 'train.total_iter': iters}
-    print(f'seed {seed}: SRGAN, {iters} iterations', flush=True)
-    srgan, fresh = train(options, {**start, 'model_type': 'SRGANModel'}, f'Evidence_SRGAN_s{seed}', fresh)
-    experiments = {'srgan': srgan}
-    print(f'seed {seed}: rank set and Ranker', flush=True)
-    ranker_weights, fresh = ranker_for_seed(seed, srgan, every, fresh)  # a new SRGAN run: new rank set, Ranker
-    ranker_file = osp.join(OUT, 'options', f'Evidence_Ranker_s{seed}.yml')
-    device = default_device()
-    net_r = demo.load_network(ranker_file, 'network_r', ranker_weights, device)
+def rank_content_bias(ranker: torch.nn.Module) -> float:
+    """The mean score of the initial generator's outputs of the training photos (the demo's bias)."""
     initial = demo.upscale_photos(demo.generator_upscalers({'i': (osp.join(OPTIONS, 'train_SRResNet_demo.yml'),
-                                                                        INITIAL)}), TRAIN_LQ)['i']
-    bias = round(float(np.mean(demo.ranker_scores(net_r, initial))), 4)
-    for run, reduction in (('mean', 'mean'), ('sum', 'sum')):
-        print(f'seed {seed}: RankSRGAN, reduction {reduction}', flush=True)
-        experiments[run], _ = train(options, {**start, 'path.pretrain_network_r': ranker_weights,
-                                           'train.rank_opt.bias': bias, 'train.rank_opt.reduction': reduction},
-                                 f'Evidence_RankSRGAN_{run}_s{seed}', fresh)
-    print(f'seed {seed}: measuring every checkpoint on the held-out photos', flush=True)
-    hr = {name: cv2.imread(osp.join(VAL, 'gt', name)) for name in sorted(os.listdir(osp.join(VAL, 'gt')))}
-    hr_scores = np.asarray(demo.ranker_scores(net_r, hr, TILE))
-    result = {'rank_content_bias': bias, 'ranker': ranker_weights, 'hr_ranker_score': float(hr_scores.mean()),
-              'hr_niqe': float(np.mean(list(demo.per_image_niqe(hr).values()))), 'runs': {}}
-    for run, experiment in experiments.items():
-        checkpoints = {0: INITIAL, **{it: osp.join(experiment, 'models', f'net_g_{it}.pth')
-                                      for it in range(every, iters + 1, every)}}
-        result['runs'][run] = {'experiment': osp.relpath(experiment, ROOT),
-                               'curve': measure_checkpoints(checkpoints, net_r, hr, hr_scores)}
-        if run != 'srgan':
-            result['runs'][run]['monitor'] = ranker_monitor_log(experiment)
+                                                                    INITIAL)}), demo_train_lq())['i']
+    return round(float(np.mean(demo.ranker_scores(ranker, initial))), 4)
+
+
+def demo_train_lq() -> str:
+    return osp.join(ROOT, 'datasets', 'demo', 'sr', 'train', 'lq')
+
+
+def train_seed(seed: int, rankers: Dict[str, Dict[str, Any]], reductions: Sequence[str], iters: int, every: int,
+               fresh: bool) -> Dict[str, str]:
+    """{run: experiment} of one seed: SRGAN, then RankSRGAN per Ranker quality and reduction."""
+    start = {'path.pretrain_network_g': INITIAL, 'manual_seed': seed, 'train.total_iter': iters,
+             'logger.save_checkpoint_freq': every, 'logger.print_freq': 20}
+    print(f'seed {seed}: SRGAN, {iters} iterations', flush=True)
+    runs = {'srgan': train({**start, 'model_type': 'SRGANModel'}, f'Chain_SRGAN_s{seed}', fresh)}
+    for quality, ranker in rankers.items():
+        network_r = demo.read_yaml(ranker['options'])['network_r']
+        bias = rank_content_bias(demo.load_network(ranker['options'], 'network_r', ranker['weights']))
+        for reduction in [r for r in reductions if r in ranker['reductions']]:
+            print(f'seed {seed}: RankSRGAN, Ranker {quality}, {reduction}', flush=True)
+            runs[f'{quality}_{reduction}'] = train(
+                {**start, 'network_r': network_r, 'path.pretrain_network_r': ranker['weights'],
+                 'train.rank_opt.bias': bias, 'train.rank_opt.reduction': reduction},
+                f'Chain_RankSRGAN_{quality}_{reduction}_s{seed}', fresh)
+    return runs
+
+
+# -- 3. the measurements -------------------------------------------------------------------------------------
+def held_out() -> Tuple[Dict[str, np.ndarray], str, List[Tuple[str, int, int]]]:
+    """(HR photos mod-cropped to 4, their x4 MATLAB-bicubic LR folder, the content tiles: (photo, top, left))."""
+    lq_folder = osp.join(OUT, 'heldout_lq_x4')
+    os.makedirs(lq_folder, exist_ok=True)
+    hrs, tiles = {}, []
+    for name in sorted(os.listdir(HELDOUT_HR)):
+        hr = cv2.imread(osp.join(HELDOUT_HR, name))
+        hr = hr[:hr.shape[0] // 4 * 4, :hr.shape[1] // 4 * 4]
+        hrs[name] = hr
+        if not osp.isfile(osp.join(lq_folder, name)):
+            cv2.imwrite(osp.join(lq_folder, name), matlab_bicubic(hr, 0.25))
+        gray = cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
+        tiles += [(name, top, left) for top in range(0, hr.shape[0] - TILE + 1, TILE)
+                  for left in range(0, hr.shape[1] - TILE + 1, TILE)
+                  if gray[top:top + TILE, left:left + TILE].std() >= MIN_TILE_STD]
+    return hrs, lq_folder, tiles
+
+
+@torch.no_grad()
+def measure(weights: str, ranker: Optional[torch.nn.Module], hrs: Dict[str, np.ndarray], lq_folder: str,
+            tiles: List[Tuple[str, int, int]], cache: str) -> Dict[str, List[float]]:
+    """Per tile: NIQE (Y, no shave), PSNR (Y, 4-pixel shave) and the Ranker's score of ``weights``'s output."""
+    if osp.isfile(cache):
+        with open(cache, encoding='utf-8') as f:
+            return json.load(f)
+    srs = demo.upscale_photos(demo.generator_upscalers({'g': (GAN_OPTIONS, weights)}), lq_folder)['g']
+    crops = [(srs[name][top:top + TILE, left:left + TILE], hrs[name][top:top + TILE, left:left + TILE])
+             for name, top, left in tiles]
+    result = {'niqe': [float(calculate_niqe_batched(sr, crop_border=0)) for sr, _ in crops],
+              'psnr': [float(calculate_psnr(sr, hr, crop_border=4, test_y_channel=True)) for sr, hr in crops]}
+    if ranker is not None:
+        batch = torch.stack([img2tensor(sr.astype(np.float32) / 255.0, bgr2rgb=True) for sr, _ in crops])
+        result['ranker_score'] = ranker(batch.to(next(ranker.parameters()).device)).reshape(-1).tolist()
+    os.makedirs(osp.dirname(cache), exist_ok=True)
+    with open(cache, 'w', encoding='utf-8') as f:
+        json.dump(result, f)
     return result
 
 
-def paired_differences(per_seed: Dict[int, Dict[str, Any]], first: int, last: int) -> Dict[str, Dict[str, Any]]:
-    """Per RankSRGAN run and metric: the per-seed differences against SRGAN of the metric averaged over the
-    checkpoints of iterations ``first``-``last`` (one checkpoint when equal), their mean and std."""
-    def window(run: Dict[str, Any], metric: str) -> float:
-        return float(np.mean([p[metric] for p in run['curve'] if first <= p['iter'] <= last]))
-
-    table: Dict[str, Dict[str, Any]] = {}
-    for run in ('mean', 'sum'):
-        table[run] = {}
-        for metric in ('niqe', 'psnr', 'ranker_score'):
-            values = [window(seed['runs'][run], metric) - window(seed['runs']['srgan'], metric)
-                      for seed in per_seed.values()]
-            table[run][metric] = {'per_seed': values, 'mean': float(np.mean(values)),
-                                  'std': float(np.std(values, ddof=1)) if len(values) > 1 else None}
-    return table
-
-
-def final_table(per_seed: Dict[int, Dict[str, Any]], iteration: int) -> Dict[str, Dict[str, float]]:
-    rows = {}
-    for run in RUNS:
-        points = [next(p for p in seed['runs'][run]['curve'] if p['iter'] == iteration) for seed in per_seed.values()]
-        row = {}
-        for key in ('psnr', 'niqe', 'ranker_score', 'heldout_beats_hr'):
-            values = [p[key] for p in points]
-            row[key], row[f'{key}_std'] = float(np.mean(values)), float(np.std(values, ddof=1) if len(values) > 1
-                                                                          else 0.0)
+def measure_seed(runs: Dict[str, str], rankers: Dict[str, Dict[str, Any]], iters: int, every: int,
+                 seed: int) -> Dict[str, Any]:
+    """Every checkpoint of every run of one seed, per tile; the RankSRGAN runs' monitor readings."""
+    hrs, lq_folder, tiles = held_out()
+    nets = {quality: demo.load_network(r['options'], 'network_r', r['weights']) for quality, r in rankers.items()}
+    result: Dict[str, Any] = {'tiles': [list(t) for t in tiles], 'runs': {}}
+    for run, experiment in runs.items():
+        ranker = nets.get(run.split('_')[0])
+        checkpoints = {0: INITIAL, **{it: osp.join(experiment, 'models', f'net_g_{it}.pth')
+                                      for it in range(every, iters + 1, every)}}
+        curve = {str(it): measure(weights, ranker, hrs, lq_folder, tiles, osp.join(
+            OUT, 'measurements', f'{run}_s{seed}_{it}_{int(osp.getmtime(weights))}.json'))  # a retrained file: anew
+            for it, weights in checkpoints.items()}
+        result['runs'][run] = {'experiment': osp.relpath(experiment, ROOT), 'curve': curve}
         if run != 'srgan':
-            shares = [np.mean([p['out_beats_gt'] for p in seed['runs'][run]['monitor']['points']] or [np.nan])
-                      for seed in per_seed.values()]
-            row['monitor_share'] = float(np.mean(shares))
-            row['monitor_warnings'] = float(np.mean([len(seed['runs'][run]['monitor']['warnings'])
-                                                     for seed in per_seed.values()]))
-        rows[RUNS[run]] = row
-    return rows
+            result['runs'][run]['monitor'] = ranker_monitor_log(experiment)
+    print(f'seed {seed}: measured {len(runs)} runs on {len(tiles)} held-out tiles', flush=True)
+    return result
+
+
+# -- the report ----------------------------------------------------------------------------------------------
+def interval(values: Sequence[float]) -> Dict[str, Any]:
+    """Mean and 95% t-interval of per-seed values (None bounds for a single seed)."""
+    values = [float(v) for v in values]
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return {'per_seed': values, 'mean': mean, 'low': None, 'high': None}
+    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    return {'per_seed': values, 'mean': mean, 'low': mean - half, 'high': mean + half}
+
+
+def window_mean(run: Dict[str, Any], metric: str, first: int, last: int) -> np.ndarray:
+    """Per tile, the metric averaged over the checkpoints of iterations ``first``-``last``."""
+    points = [np.asarray(values[metric]) for it, values in run['curve'].items() if first <= int(it) <= last]
+    return np.mean(points, axis=0)
+
+
+def paired(results: Dict[str, Any], run: str, metric: str, first: int, last: int) -> Dict[str, Any]:
+    """RankSRGAN ``run`` minus SRGAN, same seed and tiles: the per-seed mean over tiles, with its 95% interval."""
+    per_seed = [float(np.mean(window_mean(seed['runs'][run], metric, first, last)
+                              - window_mean(seed['runs']['srgan'], metric, first, last)))
+                for seed in results['per_seed'].values()]
+    return interval(per_seed)
+
+
+def monitor_share(results: Dict[str, Any], run: str) -> Optional[float]:
+    shares = [np.mean([p['out_beats_gt'] for p in seed['runs'][run]['monitor']['points']])
+              for seed in results['per_seed'].values() if seed['runs'][run]['monitor']['points']]
+    return float(np.mean(shares)) if shares else None
+
+
+def final_mean(results: Dict[str, Any], run: str, metric: str, iteration: Optional[int] = None) -> float:
+    """The metric of ``run`` at ``iteration`` (default: the last), mean over tiles and seeds."""
+    it = str(results['iters'] if iteration is None else iteration)
+    return float(np.mean([np.mean(seed['runs'][run]['curve'][it][metric]) for seed in results['per_seed'].values()]))
+
+
+def fmt(d: Dict[str, Any], digits: int = 3) -> str:
+    if d['low'] is None:
+        return f'{d["mean"]:+.{digits}f}'
+    return f'{d["mean"]:+.{digits}f} [{d["low"]:+.{digits}f}, {d["high"]:+.{digits}f}]'
 
 
 def markdown(results: Dict[str, Any]) -> str:
-    it, seeds = results['iters'], results['seeds']
-    lines = [f'Held-out photos at iteration {it}, mean +- std over seeds {seeds}:', '',
-             '| run | PSNR (dB) | NIQE | Ranker score | held-out tiles beating HR | monitor: out_beats_gt (mean) '
-             '| monitor warnings per run |', '|---|---|---|---|---|---|---|']
-    for run, row in results['final'].items():
-        cells = [f'{row[k]:.3f} +- {row[k + "_std"]:.3f}' for k in ('psnr', 'niqe', 'ranker_score')]
-        cells.append(f'{row["heldout_beats_hr"]:.0%}')
-        cells += [f'{row["monitor_share"]:.0%}', f'{row["monitor_warnings"]:.1f}'] if 'monitor_share' in row else \
-            ['-', '-']
-        lines.append(f'| {run} | ' + ' | '.join(cells) + ' |')
-    hr = [(seed['hr_niqe'], seed['hr_ranker_score']) for seed in results['per_seed'].values()]
-    lines.append(f'| HR | - | {np.mean([h[0] for h in hr]):.3f} | {np.mean([h[1] for h in hr]):.3f} | - | - | - |')
-    for key, label in (('paired', f'at iteration {it}'), ('paired_second_half', f'averaged over the checkpoints of '
-                                                                                   f'iterations {it // 2}-{it}')):
-        lines += ['', f'Paired differences against SRGAN, {label} (same seed; per seed, then mean +- std):', '',
-                  '| run | NIQE | PSNR (dB) | Ranker score |', '|---|---|---|---|']
-        for run, metrics in results[key].items():
-            cells = []
-            for metric in ('niqe', 'psnr', 'ranker_score'):
-                d = metrics[metric]
-                spread = '' if d['std'] is None else f' +- {d["std"]:.3f}'
-                cells.append(', '.join(f'{v:+.3f}' for v in d['per_seed']) + f' (mean {d["mean"]:+.3f}{spread})')
-            lines.append(f'| {RUNS[run]} | ' + ' | '.join(cells) + ' |')
+    it, seeds, rankers = results['iters'], results['seeds'], results['rankers']
+    any_seed = next(iter(results['per_seed'].values()))
+    lines = [f'{len(any_seed["tiles"])} held-out tiles of {TILE} px ({len(set(t[0] for t in any_seed["tiles"]))} '
+             f'photos), seeds {seeds}, {it} iterations; RankSRGAN minus SRGAN from the same start, seed and data: '
+             'mean over seeds of the per-seed mean over tiles, [95% interval over seeds] (t, n - 1 degrees of '
+             'freedom). NIQE: lower is better.', '',
+             '| Ranker (held-out SROCC) | rank-content loss | NIQE at the end | NIQE, 2nd half | PSNR (dB) at the end '
+             '| own Ranker score at the end | monitor: out_beats_gt |', '|---|---|---|---|---|---|---|']
+    for quality, ranker in rankers.items():
+        for reduction in [r for r in results['reductions'] if f'{quality}_{r}' in any_seed['runs']]:
+            run = f'{quality}_{reduction}'
+            share = monitor_share(results, run)
+            cells = [fmt(paired(results, run, 'niqe', it, it)), fmt(paired(results, run, 'niqe', it // 2, it)),
+                     fmt(paired(results, run, 'psnr', it, it), 2),
+                     f'{final_mean(results, run, "ranker_score"):.3f}',
+                     '-' if share is None else f'{share:.0%}']
+            lines.append(f'| {quality} ({ranker["srocc"]:.2f}) | {REDUCTIONS[reduction]} | ' + ' | '.join(cells)
+                         + ' |')
+    lines += ['', f'SRGAN at iteration {it}: NIQE {final_mean(results, "srgan", "niqe"):.3f}, PSNR '
+              f'{final_mean(results, "srgan", "psnr"):.2f} dB (the initial generator: NIQE '
+              f'{final_mean(results, "srgan", "niqe", 0):.3f}, PSNR {final_mean(results, "srgan", "psnr", 0):.2f} dB).']
     return '\n'.join(lines) + '\n'
 
 
@@ -205,76 +273,71 @@ def plot_curves(results: Dict[str, Any], output: str) -> None:
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
 
-    panels = (('niqe', 'NIQE (lower = better)'), ('psnr', 'PSNR (dB)'), ('ranker_score', 'Ranker score (lower = '
-              'better)'), ('heldout_beats_hr', 'share of tiles the Ranker prefers to HR'))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
-    for ax, (key, label) in zip(axes, panels):
-        for color, run in zip(('tab:gray', 'tab:blue', 'tab:red'), RUNS):
-            curves = [[(p['iter'], p[key]) for p in seed['runs'][run]['curve']]
-                      for seed in results['per_seed'].values()]
-            for curve in curves:
-                ax.plot(*zip(*curve), color=color, alpha=0.3, linewidth=0.8)
-            its = [p[0] for p in curves[0]]
-            ax.plot(its, np.mean([[v for _, v in c] for c in curves], axis=0), color=color, marker='o', markersize=3,
-                    label=RUNS[run])
-        if key == 'ranker_score':
-            ax.axhline(np.mean([s['hr_ranker_score'] for s in results['per_seed'].values()]), color='k',
-                       linestyle=':', label='HR')
-        ax.set_xlabel('iteration'), ax.set_title(label, fontsize=10), ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f'held-out photos; mean over seeds {results["seeds"]} (thin: each seed)')
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    runs = list(next(iter(results['per_seed'].values()))['runs'])
+    for ax, metric in zip(axes, ('niqe', 'psnr')):
+        for run in runs:
+            seeds = list(results['per_seed'].values())
+            its = sorted(int(i) for i in seeds[0]['runs'][run]['curve'])
+            values = [np.mean([np.mean(s['runs'][run]['curve'][str(i)][metric]) for s in seeds]) for i in its]
+            ax.plot(its, values, marker='o', markersize=3, label=run, linestyle='-' if 'sum' in run or run == 'srgan'
+                    else '--', color='k' if run == 'srgan' else None)
+        ax.set_xlabel('iteration'), ax.set_title(f'{metric.upper()} on held-out tiles (mean over seeds)')
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(output, dpi=110)
     plt.close(fig)
 
 
 def plot_crops(results: Dict[str, Any], output: str) -> None:
-    seed = results['seeds'][0]
-    gan_file = osp.join(OPTIONS, 'train_RankSRGAN_demo.yml')
-    runs = (results['per_seed'].get(seed) or results['per_seed'][str(seed)])['runs']  # str keys from JSON
-    sources = {'initial': (osp.join(OPTIONS, 'train_SRResNet_demo.yml'), INITIAL),
-               **{RUNS[run]: (gan_file, osp.join(ROOT, runs[run]['experiment'], 'models',
-                                                 f'net_g_{results["iters"]}.pth')) for run in RUNS}}
-    srs = demo.upscale_photos(demo.generator_upscalers(sources), osp.join(VAL, 'lq'))
-    hr = {name: cv2.imread(osp.join(VAL, 'gt', name)) for name in srs['initial']}
-    demo.plot_comparison(srs, hr, output)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description='SRGAN vs RankSRGAN (mean, sum), longer, several seeds.')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--iters', type=int, default=600)
-    parser.add_argument('--every', type=int, default=100, help='checkpoint (and measurement) period')
-    parser.add_argument('--fresh', action='store_true', help='retrain runs that finished before')
-    parser.add_argument('--report', action='store_true', help='only the tables and figures, from evidence.json')
-    args = parser.parse_args(argv)
-    if args.report:
-        with open(osp.join(OUT, 'evidence.json'), encoding='utf-8') as f:
-            return report(json.load(f))
-    if not osp.isfile(INITIAL) or not osp.isdir(VAL):
-        sys.exit(f'{INITIAL} or {VAL} is missing: run `make demo` first (the photos and the initial generator).')
-    if args.iters % args.every:
-        sys.exit('--iters must be a multiple of --every.')
-    os.makedirs(OUT, exist_ok=True)
-    per_seed = {seed: run_seed(seed, args.iters, args.every, args.fresh) for seed in args.seeds}
-    report({'seeds': args.seeds, 'iters': args.iters, 'every': args.every, 'margin': MARGIN, 'per_seed': per_seed})
+    seed = next(iter(results['per_seed'].values()))
+    hrs, lq_folder, _ = held_out()
+    sources = {'initial': (osp.join(OPTIONS, 'train_SRResNet_demo.yml'), INITIAL)}
+    sources.update({run: (GAN_OPTIONS, osp.join(ROOT, seed['runs'][run]['experiment'], 'models',
+                                                f'net_g_{results["iters"]}.pth'))
+                    for run in seed['runs'] if run == 'srgan' or run.endswith('_sum')})
+    srs = demo.upscale_photos(demo.generator_upscalers(sources), lq_folder)
+    demo.plot_comparison(srs, hrs, output)
 
 
 def report(results: Dict[str, Any]) -> None:
-    """The tables (printed, evidence.md), evidence.json and the figures of measured runs."""
-    per_seed, iters = results['per_seed'], results['iters']
-    results['final'] = final_table(per_seed, iters)
-    results['paired'] = paired_differences(per_seed, iters, iters)
-    results['paired_second_half'] = paired_differences(per_seed, iters // 2, iters)
     text = markdown(results)
     print(text)
-    with open(osp.join(OUT, 'evidence.json'), 'w', encoding='utf-8') as f:
-        json.dump(results, f, indent=2)
-    with open(osp.join(OUT, 'evidence.md'), 'w', encoding='utf-8') as f:
+    os.makedirs(OUT, exist_ok=True)
+    with open(osp.join(OUT, 'chain.json'), 'w', encoding='utf-8') as f:
+        json.dump(results, f)
+    with open(osp.join(OUT, 'chain.md'), 'w', encoding='utf-8') as f:
         f.write(text)
     plot_curves(results, osp.join(OUT, 'curves.png'))
     plot_crops(results, osp.join(OUT, 'crops.png'))
-    print(f'Written: {osp.relpath(OUT, ROOT)}/ (evidence.json, evidence.md, curves.png, crops.png)')
+    print(f'Written: {osp.relpath(OUT, ROOT)}/ (chain.json, chain.md, curves.png, crops.png)')
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=200)
+    parser.add_argument('--every', type=int, default=50, help='checkpoint (and measurement) period')
+    parser.add_argument('--qualities', nargs='+', choices=list(QUALITIES), default=list(QUALITIES))
+    parser.add_argument('--reductions', nargs='+', choices=list(REDUCTIONS), default=list(REDUCTIONS))
+    parser.add_argument('--fresh', action='store_true', help='retrain runs that finished before')
+    parser.add_argument('--report', action='store_true', help='only the tables and figures, from chain.json')
+    args = parser.parse_args(argv)
+    if args.report:
+        with open(osp.join(OUT, 'chain.json'), encoding='utf-8') as f:
+            return report(json.load(f))
+    if not osp.isfile(INITIAL):
+        sys.exit(f'{INITIAL} is missing: run `make demo` first (the photos and the initial generator).')
+    if args.iters % args.every:
+        sys.exit('--iters must be a multiple of --every.')
+    rankers = train_rankers(args.qualities)
+    per_seed = {}
+    for seed in args.seeds:
+        runs = train_seed(seed, rankers, args.reductions, args.iters, args.every, args.fresh)
+        per_seed[seed] = measure_seed(runs, rankers, args.iters, args.every, seed)
+        report({'seeds': args.seeds[:len(per_seed)], 'iters': args.iters, 'every': args.every, 'rankers': rankers,
+                'reductions': args.reductions, 'per_seed': per_seed})
 
 
 if __name__ == '__main__':
