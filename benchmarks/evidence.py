@@ -44,7 +44,6 @@ from ranksrgan_plugin import demo
 from ranksrgan_plugin.evidence_photos import MIN_TILE_STD
 from ranksrgan_plugin.metrics.niqe_batch import calculate_niqe_batched
 from ranksrgan_plugin.rank_dataset.levels import matlab_bicubic
-from ranksrgan_plugin.utils.options import write_options
 from ranksrgan_plugin.utils.training_logs import ranker_monitor_log
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -57,6 +56,7 @@ HELDOUT_HR = osp.join(ROOT, 'datasets', 'evidence_photos', 'heldout', 'hr')
 INITIAL = osp.join(ROOT, 'experiments', 'SRResNet_demo', 'models', 'net_g_latest.pth')
 GAN_OPTIONS = osp.join(OPTIONS, 'train_RankSRGAN_demo.yml')
 RANKER_RECORDS = osp.join(ROOT, 'results', 'evidence', 'ranker_quality.jsonl')
+TRAIN_LQ = osp.join(ROOT, 'datasets', 'demo', 'sr', 'train', 'lq')
 TILE = 192  # NIQE over 2 x 2 blocks of 96 px (no shave: tiles are cut from whole SR photos); PSNR shaves 4
 # Ranker qualities (benchmarks/ranker_quality.py runs, seed 0): tag, iterations, locations per key (0: the paper's
 # pairs, two levels of one location), label noise
@@ -98,26 +98,16 @@ def train(values: Dict[str, Any], name: str, fresh: bool) -> str:
     finished run (its last checkpoint on disk, same options) is kept unless ``fresh``."""
     options = demo.read_yaml(GAN_OPTIONS)
     options.pop('val')
-    path = osp.join(OUT, 'options', f'{name}.yml')
-    previous = open(path, encoding='utf-8').read() if osp.isfile(path) else None
-    write_options(options, {**values, 'name': name}, path, f'benchmarks/evidence.py: {name}')
-    experiment = osp.join(ROOT, 'experiments', name)
-    last = osp.join(experiment, 'models', f'net_g_{values["train.total_iter"]}.pth')
-    if not fresh and osp.isfile(last) and previous == open(path, encoding='utf-8').read():
-        print(f'  {name}: done before, kept', flush=True)
-        return experiment
-    return demo.train_with_basicsr(path, ROOT, f'  {name}', osp.join(OUT, 'logs'))
+    experiment, _ = ranker_quality.train_or_keep(options, {**values, 'name': name},
+                                                 osp.join(OUT, 'options', f'{name}.yml'),
+                                                 f'net_g_{values["train.total_iter"]}.pth', 'benchmarks/evidence.py',
+                                                 fresh)
+    return experiment
 
 
-def rank_content_bias(ranker: torch.nn.Module) -> float:
-    """The mean score of the initial generator's outputs of the training photos (the demo's bias)."""
-    initial = demo.upscale_photos(demo.generator_upscalers({'i': (osp.join(OPTIONS, 'train_SRResNet_demo.yml'),
-                                                                    INITIAL)}), demo_train_lq())['i']
-    return round(float(np.mean(demo.ranker_scores(ranker, initial))), 4)
-
-
-def demo_train_lq() -> str:
-    return osp.join(ROOT, 'datasets', 'demo', 'sr', 'train', 'lq')
+def rank_content_bias(ranker: torch.nn.Module, initial_outputs: demo.Images) -> float:
+    """The Ranker's mean score of the initial generator's outputs of the training photos (the demo's bias)."""
+    return round(float(np.mean(demo.ranker_scores(ranker, initial_outputs))), 4)
 
 
 def train_seed(seed: int, rankers: Dict[str, Dict[str, Any]], reductions: Sequence[str], iters: int, every: int,
@@ -127,9 +117,11 @@ def train_seed(seed: int, rankers: Dict[str, Dict[str, Any]], reductions: Sequen
              'logger.save_checkpoint_freq': every, 'logger.print_freq': 20}
     print(f'seed {seed}: SRGAN, {iters} iterations', flush=True)
     runs = {'srgan': train({**start, 'model_type': 'SRGANModel'}, f'Chain_SRGAN_s{seed}', fresh)}
+    initial = demo.upscale_photos(demo.generator_upscalers({'i': (osp.join(OPTIONS, 'train_SRResNet_demo.yml'),
+                                                                    INITIAL)}), TRAIN_LQ)['i']
     for quality, ranker in rankers.items():
         network_r = demo.read_yaml(ranker['options'])['network_r']
-        bias = rank_content_bias(demo.load_network(ranker['options'], 'network_r', ranker['weights']))
+        bias = rank_content_bias(demo.load_network(ranker['options'], 'network_r', ranker['weights']), initial)
         for reduction in [r for r in reductions if r in ranker['reductions']]:
             print(f'seed {seed}: RankSRGAN, Ranker {quality}, {reduction}', flush=True)
             runs[f'{quality}_{reduction}'] = train(

@@ -18,7 +18,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -110,6 +110,21 @@ def noisy_labels(train_root: str, noise: float, seed: int) -> str:
     return path
 
 
+def train_or_keep(options: Dict[str, Any], values: Dict[str, Any], path: str, last: str, origin: str,
+                  fresh: bool = False) -> Tuple[str, bool]:
+    """(experiment folder, whether it trained now) of a BasicSR run of ``options`` with ``values`` set (its options
+    written to ``path``); a finished run (``models/<last>`` on disk, the same options) is kept unless ``fresh``."""
+    previous = open(path, encoding='utf-8').read() if osp.isfile(path) else None
+    write_options(options, values, path, f'{origin}: {values["name"]}')
+    experiment = osp.join(ROOT, 'experiments', values['name'])
+    same = previous == open(path, encoding='utf-8').read()
+    if not fresh and same and osp.isfile(osp.join(experiment, 'models', last)):
+        print(f'  {values["name"]}: done before, kept', flush=True)
+        return experiment, False
+    demo.train_with_basicsr(path, ROOT, f'  {values["name"]}', osp.join(OUT, 'logs'))
+    return experiment, True
+
+
 def train_and_measure(roots: Dict[str, str], seed: int, iters: int, noise: float, levels: Optional[List[str]],
                       mix: int, extra: Dict[str, Any], tag: str) -> Dict[str, Any]:
     """Train (or reuse) one Ranker (``mix`` > 0: on :func:`mix_locations` of the training split, all levels);
@@ -126,16 +141,10 @@ def train_and_measure(roots: Dict[str, str], seed: int, iters: int, noise: float
         'train.scheduler.milestones': [int(iters * 0.75)], 'logger.save_checkpoint_freq': iters,
         'val.val_freq': iters, **extra}
     path = osp.join(OUT, 'options', f'{values["name"]}.yml')
-    previous = open(path, encoding='utf-8').read() if osp.isfile(path) else None
-    write_options(options, values, path, f'benchmarks/ranker_quality.py: {values["name"]}')
-    experiment = osp.join(ROOT, 'experiments', values['name'])
-    weights = osp.join(experiment, 'models', 'net_r_latest.pth')  # written at the end of training only
-    seconds = None
-    if not (osp.isfile(weights) and previous == open(path, encoding='utf-8').read()):
-        start = time.time()
-        demo.train_with_basicsr(path, ROOT, f'  {values["name"]}', osp.join(OUT, 'logs'))
-        seconds = round(time.time() - start, 1)
-    net = demo.load_network(path, 'network_r', weights)
+    start = time.time()
+    experiment, trained = train_or_keep(options, values, path, 'net_r_latest.pth', 'benchmarks/ranker_quality.py')
+    seconds = round(time.time() - start, 1) if trained else None
+    net = demo.load_network(path, 'network_r', osp.join(experiment, 'models', 'net_r_latest.pth'))
     result = evaluate_ranker(net, roots['heldout'], 'cpu', levels=levels)
     return {'tag': tag, 'seed': seed, 'iters': iters, 'label_noise': noise, 'levels': levels, 'mix': mix, 'set': extra,
             'srocc': round(result['srocc'], 4), 'pair_accuracy': round(result['pair_accuracy'], 4),

@@ -33,6 +33,8 @@ from basicsr.utils.lmdb_util import LmdbMaker
 from basicsr.utils.matlab_functions import imresize
 from tqdm import tqdm
 
+from ..utils.image_files import listing
+
 CROP_SIZE = 480  # extract_subimgs_single.py: crop_sz
 STEP = 240  # step
 THRESHOLD = 48  # thres_sz
@@ -42,7 +44,6 @@ PNG_COMPRESSION = 1  # lossless whatever the level; BasicSR's default (the origi
 BUILD_INFO = 'first_release_build.json'  # written last into each database: the mark of a complete build
 PARTIAL_SUFFIX = '.partial'
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
-_LISTED = 10  # file names named in one error message
 
 
 class FirstReleaseDataError(ValueError):
@@ -153,7 +154,7 @@ def list_hr_images(hr_folder: str) -> List[str]:
            if not stem.isascii() or '.' in stem or any(ch.isspace() for ch in stem)]
     if bad:
         raise FirstReleaseDataError('file names unusable as LMDB keys (non-ASCII, a dot or a space in the stem): '
-                                    + _names(bad))
+                                    + listing(bad))
     seen: Dict[str, str] = {}
     for path, stem in zip(paths, stems):
         if stem in seen:
@@ -196,11 +197,11 @@ def check_hr_sizes(paths: Sequence[str], crop_size: int = CROP_SIZE) -> None:
         if min(height, width) < crop_size:
             small.append(f'{path} ({width}x{height})')
     if unreadable:
-        raise FirstReleaseDataError(f'cannot decode {len(unreadable)} image(s): {_names(unreadable)}')
+        raise FirstReleaseDataError(f'cannot decode {len(unreadable)} image(s): {listing(unreadable)}')
     if small:
         raise FirstReleaseDataError(
             f'{len(small)} image(s) have a side shorter than the crop size {crop_size} and would give no sub-image '
-            f'(the original would fail on them): {_names(small)}; remove them or lower the crop size')
+            f'(the original would fail on them): {listing(small)}; remove them or lower the crop size')
 
 
 def hr_image_records(path: str, params: SubImageParams = ORIGINAL) -> List[SubImageRecord]:
@@ -344,6 +345,3 @@ def _shape(img: np.ndarray) -> Tuple[int, int, int]:
     return (img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2])
 
 
-def _names(items: Sequence[str]) -> str:
-    more = len(items) - _LISTED
-    return ', '.join(items[:_LISTED]) + (f' and {more} more' if more > 0 else '')
