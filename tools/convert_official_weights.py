@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from ranksrgan_plugin.checkpoints import UnknownCheckpointLayout, convert_official_checkpoint
+from ranksrgan_plugin.utils.atomic_files import save_torch_atomically
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     except UnknownCheckpointLayout as error:
         raise SystemExit(f'{args.input}: {error}') from None
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
-    torch.save({'params': net.state_dict()}, args.output)
+    save_torch_atomically({'params': net.state_dict()}, args.output)
     section = 'network_r' if layout.startswith('ranker') else 'network_g'
     print(f'{args.input}: layout {layout} -> {args.output}\n')
     print(yaml.safe_dump({section: options}, sort_keys=False))

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..archs.ranker_arch import RankerVGG
+from ..utils.atomic_files import save_torch_atomically
 from .describe import describe_weights
 from .errors import CheckpointMismatchError
 from .fit import check_weights_fit
@@ -168,5 +169,5 @@ def export_ranker_for_basicsr(src: str, dst: str, prefix: str = MMENGINE_RANKER_
     record = read_ranker_record(checkpoint)
     if record is not None:
         exported[RECORD_KEY] = record
-    torch.save(exported, dst)
+    save_torch_atomically(exported, dst)
     return dst

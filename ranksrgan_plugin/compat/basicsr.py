@@ -192,6 +192,26 @@ def save_training_state_recorded(self: Any, epoch: int, current_iter: int) -> No
         write_training_state(self.opt, training_state(self, epoch, current_iter))
 
 
+def save_network_atomically(self: Any, net: Any, net_label: str, current_iter: Any, param_key: Any = 'params') -> None:
+    """Replacement for ``BaseModel.save_network`` (basicsr 1.4.2): upstream ``torch.save``s into
+    ``path.models/<net_label>_<iter>.pth`` in place, so a job killed mid-write leaves a truncated file under
+    the name an evaluation, a stage output (``net_r_latest.pth``) or a resume reads. Upstream writes the same
+    file into ``path.models/.partial/``, which is then renamed into place. For a host user: that folder exists."""
+    from ..utils.atomic_files import publish
+
+    models = self.opt['path']['models']
+    staging = osp.join(models, '.partial')
+    os.makedirs(staging, exist_ok=True)
+    self.opt['path']['models'] = staging
+    try:
+        _UPSTREAM['save_network'](self, net, net_label, current_iter, param_key)
+    finally:
+        self.opt['path']['models'] = models
+    name = f"{net_label}_{'latest' if current_iter == -1 else current_iter}.pth"
+    if osp.isfile(osp.join(staging, name)):  # not on the ranks other than 0 (upstream is master_only)
+        publish(osp.join(staging, name), osp.join(models, name))
+
+
 def init_dist_any_device(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
     """Replacement for ``basicsr.utils.dist_util.init_dist`` as used by ``parse_options`` (basicsr 1.4.2).
 
@@ -470,9 +490,10 @@ def patch_basicsr_train() -> None:
     ``basicsr.train.create_train_val_dataloader`` is :func:`create_train_val_dataloader_checked`,
     ``basicsr.train.MessageLogger`` is :func:`resume_aware_message_logger`'s class,
     ``PairedImageDataset.__getitem__`` names undecodable files (:func:`name_unreadable_training_images`),
-    ``BaseModel``'s ``resume_training`` / ``save_training_state`` are :func:`resume_training_checked` /
-    :func:`save_training_state_recorded`, and the pipelines' (``basicsr.train`` / ``basicsr.test``)
-    ``build_model`` is :func:`build_model_checked` (the options' scale checked against ``net_g``).
+    ``BaseModel``'s ``resume_training`` / ``save_training_state`` / ``save_network`` are
+    :func:`resume_training_checked` / :func:`save_training_state_recorded` / :func:`save_network_atomically`,
+    and the pipelines' (``basicsr.train`` / ``basicsr.test``) ``build_model`` is :func:`build_model_checked`
+    (the options' scale checked against ``net_g``).
     """
     import basicsr.train
     import basicsr.utils.options
@@ -499,6 +520,9 @@ def patch_basicsr_train() -> None:
         _UPSTREAM['resume_training'] = BaseModel.resume_training
         BaseModel.resume_training = resume_training_checked
         BaseModel.save_training_state = master_only(save_training_state_recorded)  # as upstream's: rank 0 writes
+    if 'save_network' not in _UPSTREAM:
+        _UPSTREAM['save_network'] = BaseModel.save_network
+        BaseModel.save_network = save_network_atomically
 
 
 @contextlib.contextmanager

@@ -12,6 +12,8 @@ import os.path as osp
 import re
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
+from ..utils.atomic_files import write_text_atomically
+
 FORMAT_NAME = 'ranksrgan_rank_dataset'
 FORMAT_VERSION = 1
 MANIFEST_FILE = 'manifest.json'
@@ -88,7 +90,7 @@ def write_manifest(root: str, manifest: Mapping[str, Any]) -> str:
     """Write ``manifest.json`` (adding the format fields) atomically; returns its path."""
     content = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION, **manifest}
     path = osp.join(root, MANIFEST_FILE)
-    atomic_write(path, json.dumps(content, indent=2, sort_keys=False) + '\n')
+    write_text_atomically(path, json.dumps(content, indent=2, sort_keys=False) + '\n')
     return path
 
 
@@ -101,7 +103,7 @@ def format_labels(rows: Iterable[Tuple[str, str, float]]) -> str:
 
 def write_labels(path: str, rows: Iterable[Tuple[str, str, float]]) -> None:
     """Write a labels file atomically (a killed writer never leaves half a file)."""
-    atomic_write(path, format_labels(rows))
+    write_text_atomically(path, format_labels(rows))
 
 
 def read_labels(path: str) -> LabelTable:
@@ -181,12 +183,4 @@ def read_image_shape(path: str) -> Shape:
     return height, width, channels
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Write a text file so that a killed writer leaves the old file or the new one, never half."""
-    tmp_path = f'{path}.tmp{os.getpid()}'
-    with open(tmp_path, 'w', encoding='utf-8') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp_path, path)
 

@@ -20,6 +20,7 @@ from ..checkpoints import strip_module_prefix
 from ..losses.loss_options import check_ranker_loss_options
 from ..metrics.rank_metrics import batch_pair_accuracy
 from ..rank_content.ranker_record import RECORD_KEY, ranker_record
+from ..utils.atomic_files import save_torch_atomically
 from ..utils.built_options import check_built_options
 from .checkpoint_loading import NamedCheckpointLoading
 from .training_precision import TrainingPrecision, check_train_options
@@ -197,8 +198,8 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
         current_iter = 'latest' if current_iter == -1 else current_iter
         weights = OrderedDict((key, value.cpu()) for key, value in
                               strip_module_prefix(self.get_bare_model(net).state_dict()).items())
-        torch.save({'params': weights, RECORD_KEY: dict(self.ranker_record)},
-                   osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
+        save_torch_atomically({'params': weights, RECORD_KEY: dict(self.ranker_record)},
+                              osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
     def save(self, epoch: int, current_iter: int) -> None:
         self.save_network(self.net_r, 'net_r', current_iter)

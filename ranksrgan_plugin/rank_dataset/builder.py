@@ -30,7 +30,8 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
-from ..data.rank_dataset_format import MANIFEST_FILE, atomic_write, format_labels, level_path, write_manifest
+from ..data.rank_dataset_format import MANIFEST_FILE, format_labels, level_path, write_manifest
+from ..utils.atomic_files import write_text_atomically
 from ..version import __version__
 from .distributed import BuildProcesses
 from .image_processor import ImageProcessor
@@ -98,7 +99,7 @@ class RankDatasetBuilder:
         """Read ahead, process, and write the patches in the background; records committed in order."""
         def commit(record: Dict[str, Any]) -> None:
             self._log_record(record)
-            atomic_write(self._record_path(record['stem']), json.dumps(record))
+            write_text_atomically(self._record_path(record['stem']), json.dumps(record))
             bar.update(1)
 
         threads = self.cfg['io_threads'] or default_io_threads()
@@ -132,7 +133,7 @@ class RankDatasetBuilder:
             raise RankDatasetBuildError(f'{self.output} exists and is not a rank dataset build; choose an empty '
                                         'or new folder, or pass --overwrite.')
         os.makedirs(osp.join(self.work, 'images'), exist_ok=True)
-        atomic_write(state_path, json.dumps({'fingerprint': fingerprint, 'config': self.cfg}, default=str))
+        write_text_atomically(state_path, json.dumps({'fingerprint': fingerprint, 'config': self.cfg}, default=str))
 
     def _record_path(self, stem: str) -> str:
         return osp.join(self.work, 'images', f'{key_stem(stem)}.json')
@@ -174,7 +175,7 @@ class RankDatasetBuilder:
                                         + why_nothing_kept(sum_counts(records), self.cfg))
         manifest = self._build_manifest(records, levels, metric, split_summaries)
         manifest['timings_s']['pack'] = round(time.perf_counter() - started, 3)  # the LMDB / folder writing
-        atomic_write(osp.join(self.output, MANIFEST_FILE), json.dumps(manifest, indent=2) + '\n')
+        write_text_atomically(osp.join(self.output, MANIFEST_FILE), json.dumps(manifest, indent=2) + '\n')
         shutil.rmtree(self.work)
         self.logger.info(f'Rank dataset written to {self.output}: '
                          + ', '.join(f'{s}: {v["num_keys"]} keys' for s, v in split_summaries.items()))
@@ -226,7 +227,7 @@ def write_split(split_dir: str, rows: Sequence[Tuple[str, str, float]], levels: 
             for key in keys:
                 with open(osp.join(store, f'{key}.png'), 'wb') as f:
                     f.write(read_patch(level, key))
-    atomic_write(osp.join(split_dir, 'labels.txt'),
+    write_text_atomically(osp.join(split_dir, 'labels.txt'),
                  format_labels((key, level, labels[(key, level)]) for key in keys for level in levels))
     write_manifest(split_dir, {**manifest, 'num_keys': len(keys)})
 

@@ -11,12 +11,12 @@ from basicsr.utils import FileClient, get_root_logger
 
 from ..data.rank_dataset_format import (
     MANIFEST_FILE,
-    atomic_write,
     level_path,
     read_labels,
     read_lmdb_meta_info,
     read_manifest,
 )
+from ..utils.atomic_files import write_text_atomically
 from .builder import BUILD_FORMAT, SPLITS, read_bytes, sum_dicts, write_split
 from .options import RESULT_NEUTRAL, RankDatasetBuildError
 
@@ -48,7 +48,7 @@ def merge_rank_datasets(inputs: Sequence[str], output: str, overwrite: bool = Fa
                     inputs={**manifest['inputs'], 'num_images': sum(m['inputs']['num_images'] for m in manifests)},
                     shard={'num_shards': 1, 'shard_index': 0}, merged_from=[osp.abspath(p) for p in inputs],
                     processes=sum(m.get('processes', 1) for m in manifests))
-    atomic_write(osp.join(output, MANIFEST_FILE), json.dumps(manifest, indent=2) + '\n')
+    write_text_atomically(osp.join(output, MANIFEST_FILE), json.dumps(manifest, indent=2) + '\n')
     logger.info(f'Merged {len(inputs)} shards into {output}: '
                 + ', '.join(f'{s}: {v["num_keys"]} keys' for s, v in split_summaries.items()))
     return manifest

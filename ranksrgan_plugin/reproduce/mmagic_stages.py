@@ -16,8 +16,7 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-import torch
-
+from ..utils.atomic_files import save_torch_atomically
 from ..utils.logged_process import KILLED, run_logged
 from .layout import RoadLayout
 from .preflight import find_ma_model, find_vgg19
@@ -213,7 +212,7 @@ def export_generator(checkpoint: str, network: Mapping[str, Any]) -> str:
     except RuntimeError as error:
         raise StageFailed(f'{checkpoint}: its generator.* weights do not fit {dict(network)}: {error}') from None
     target = osp.join(osp.dirname(checkpoint), f'generator_{osp.splitext(osp.basename(checkpoint))[0]}_basicsr.pth')
-    torch.save({'params': weights}, target)
+    save_torch_atomically({'params': weights}, target)
     return target
 
 

@@ -12,13 +12,12 @@ import os.path as osp
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-import torch
-
 from ..checkpoints import arch_state_dict, read_checkpoint
 from ..data.rank_dataset_format import MANIFEST_FILE
 from ..rank_dataset import load_config
 from ..rank_dataset.builder import WORK_DIR
 from ..rank_dataset.options import config_fingerprint
+from ..utils.atomic_files import save_torch_atomically
 from ..utils.logged_process import KILLED, last_logged_iteration, run_logged
 from ..utils.options import write_options
 from ..utils.training_state import read_training_state
@@ -204,7 +203,7 @@ def convert_generator_init(layout: RoadLayout) -> str:
     if not osp.isfile(target) or osp.getmtime(target) < osp.getmtime(source):
         state_dict, _, _ = arch_state_dict(read_checkpoint(source), None, source)
         os.makedirs(osp.dirname(target), exist_ok=True)
-        torch.save({'params': state_dict}, target)
+        save_torch_atomically({'params': state_dict}, target)
     return target
 
 

@@ -9,9 +9,8 @@ import os.path as osp
 import time
 from typing import Any, Dict, Mapping
 
-import torch
-
 from ..checkpoints import read_checkpoint
+from .atomic_files import save_torch_atomically
 from .training_state_fit import RECORD_KEY, training_state_record
 
 
@@ -49,13 +48,16 @@ def training_state(model: Any, epoch: int, current_iter: int) -> Dict[str, Any]:
 
 
 def write_training_state(opt: Mapping[str, Any], state: Mapping[str, Any]) -> None:
-    """``state`` written as ``path.training_states/<iter>.state`` with upstream's three tries (basicsr 1.4.2)."""
+    """``state`` written as ``path.training_states/<iter>.state`` with upstream's three tries (basicsr 1.4.2).
+
+    Written atomically: upstream writes in place, so a job killed mid-write left a truncated newest state,
+    which ``--auto_resume`` then picks."""
     from basicsr.utils import get_root_logger
 
     save_path = osp.join(opt['path']['training_states'], f"{state['iter']}.state")
     for remaining in (2, 1, 0):  # upstream: "avoid occasional writing errors"
         try:
-            torch.save(state, save_path)
+            save_torch_atomically(state, save_path)
             return
         except Exception as error:
             get_root_logger().warning(f'Save training state error: {error}, remaining retry times: {remaining}')
