@@ -1,5 +1,6 @@
 """BatchNorm over fixed groups (ghost BatchNorm): the original's per-replica statistics (docs/fidelity.md S4, R6)."""
 import copy
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -22,6 +23,7 @@ from ranksrgan_plugin.archs.ghost_batchnorm import (
     GhostBatchNorm2d,
     UnevenBatchNormGroupsWarning,
     batchnorm_group_size,
+    batchnorm_groups_line,
     use_batchnorm_groups,
 )
 from ranksrgan_plugin.archs.ranker_arch import RankerVGG, freeze_ranker, score_pairs
@@ -234,11 +236,15 @@ def test_every_mmagic_training_config_sets_the_original_s_groups():
     assert all(size == (8 if name.startswith('ranker_') else 4) for name, size in groups.items()), groups
 
 
-def test_basicsr_ranksrgan_groups_its_discriminator_and_ranker(workspace):  # noqa: F811
+def test_basicsr_ranksrgan_groups_its_discriminator_and_ranker(workspace, caplog, monkeypatch):  # noqa: F811
     options = tiny_options(workspace, perceptual=False)
     options['train']['batchnorm_group'] = 1
-    model = _build(options)
+    monkeypatch.setattr(logging.getLogger('basicsr'), 'handlers', [caplog.handler])  # BasicSR's logger: no propagation
+    with caplog.at_level('INFO', logger='basicsr'):
+        model = _build(options)
     assert batchnorm_group_size(model.get_bare_model(model.net_d)) == 1 and batchnorm_group_size(model.net_r) == 1
+    assert ('BatchNorm statistics (train.batchnorm_group): network_d: groups of 1 images; Ranker: groups of 1 images.'
+            in caplog.text)
     options['train']['batchnorm_group'] = 0
     with pytest.raises(ValueError, match='train.batchnorm_group must be a whole number'):
         _build(options)
@@ -288,3 +294,13 @@ def test_the_road_says_what_more_gpus_change_in_the_batchnorm_statistics(tmp_pat
     assert len(four) == 2 and 'each Ranker process holds 4 images' in four[0] and "not the original's 8" in four[0]
     assert 'each RankSRGAN process holds 2 images' in four[1] and "not the original's 4" in four[1]
     assert 'each RankSRGAN process holds 1 images' in notes(8)[1]
+
+
+def test_the_log_line_names_each_network_s_statistics():
+    grouped = use_batchnorm_groups(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), 4, 'x')
+    line = batchnorm_groups_line({'network_d': grouped, 'Ranker': nn.Sequential(nn.BatchNorm2d(3)),
+                                  'plain': nn.Conv2d(3, 3, 1)}, 'train.batchnorm_group')
+    assert line == ("BatchNorm statistics (train.batchnorm_group): network_d: groups of 4 images; Ranker: each "
+                    "process's batch.")
+    none = batchnorm_groups_line({'g': nn.Conv2d(3, 3, 1)}, 'o')
+    assert none == 'BatchNorm statistics (o): no network has BatchNorm.'

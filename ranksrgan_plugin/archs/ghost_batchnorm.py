@@ -7,7 +7,7 @@ averages (``replicate`` hands device 0 the module's own buffers). :func:`use_bat
 network's BatchNorm layers that behaviour at any process count (docs/fidelity.md S4, R6).
 """
 import warnings
-from typing import Optional, Set, Tuple
+from typing import Mapping, Optional, Set, Tuple
 
 import torch
 from torch import nn
@@ -95,3 +95,14 @@ def batchnorm_group_size(net: nn.Module) -> Optional[int]:
     if len(sizes) > 1:
         raise ValueError(f'{type(net).__name__} mixes BatchNorm group sizes {sorted(sizes)}.')
     return next(iter(sizes), None)
+
+
+
+def batchnorm_groups_line(nets: Mapping[str, nn.Module], option: str) -> str:
+    """The log line saying over how many images each named network's BatchNorm takes its batch statistics."""
+    parts = []
+    for name, net in nets.items():
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+            size = batchnorm_group_size(net)
+            parts.append(f'{name}: ' + ("each process's batch" if size is None else f'groups of {size} images'))
+    return f'BatchNorm statistics ({option}): ' + ('; '.join(parts) or 'no network has BatchNorm') + '.'

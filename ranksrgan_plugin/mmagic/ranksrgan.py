@@ -11,7 +11,7 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.model.weight_init import initialize
 from torch import nn
 
-from ..archs.ghost_batchnorm import check_group_size, use_batchnorm_groups
+from ..archs.ghost_batchnorm import batchnorm_groups_line, check_group_size, use_batchnorm_groups
 from ..checkpoints import is_mmengine_checkpoint, load_ranker, load_ranker_checkpoint, read_ranker_file
 from ..compat.mmagic import honour_perceptual_pretrained
 from ..rank_content import (
@@ -117,6 +117,10 @@ class RankContentMixin(StrictGeneratorLoading):
         for net in (self.discriminator, *self.rank_content.networks.values()):
             if net is not None:
                 use_batchnorm_groups(net, batchnorm_group, 'model.batchnorm_group')
+        MMAGIC_TOOLBOX.log(batchnorm_groups_line(
+            {**({'discriminator': self.discriminator} if self.discriminator is not None else {}),
+             **{f'Ranker {name}'.strip(): net for name, net in self.rank_content.networks.items()}},
+            'model.batchnorm_group'))
 
     @property
     def ranker(self) -> nn.Module:
