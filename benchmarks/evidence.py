@@ -57,6 +57,7 @@ INITIAL = osp.join(ROOT, 'experiments', 'SRResNet_demo', 'models', 'net_g_latest
 GAN_OPTIONS = osp.join(OPTIONS, 'train_RankSRGAN_demo.yml')
 RANKER_RECORDS = osp.join(ROOT, 'results', 'evidence', 'ranker_quality.jsonl')
 TRAIN_LQ = osp.join(ROOT, 'datasets', 'demo', 'sr', 'train', 'lq')
+DEFAULT_ITERS = 200  # runs of other lengths are named (and reported) apart: Chain_..._i<iters>_s<seed>
 TILE = 192  # NIQE over 2 x 2 blocks of 96 px (no shave: tiles are cut from whole SR photos); PSNR shaves 4
 # Ranker qualities (benchmarks/ranker_quality.py runs, seed 0): tag, iterations, locations per key (0: the paper's
 # pairs, two levels of one location), label noise
@@ -115,8 +116,9 @@ def train_seed(seed: int, rankers: Dict[str, Dict[str, Any]], reductions: Sequen
     """{run: experiment} of one seed: SRGAN, then RankSRGAN per Ranker quality and reduction."""
     start = {'path.pretrain_network_g': INITIAL, 'manual_seed': seed, 'train.total_iter': iters,
              'logger.save_checkpoint_freq': every, 'logger.print_freq': 20}
+    length = '' if iters == DEFAULT_ITERS else f'_i{iters}'
     print(f'seed {seed}: SRGAN, {iters} iterations', flush=True)
-    runs = {'srgan': train({**start, 'model_type': 'SRGANModel'}, f'Chain_SRGAN_s{seed}', fresh)}
+    runs = {'srgan': train({**start, 'model_type': 'SRGANModel'}, f'Chain_SRGAN{length}_s{seed}', fresh)}
     initial = demo.upscale_photos(demo.generator_upscalers({'i': (osp.join(OPTIONS, 'train_SRResNet_demo.yml'),
                                                                     INITIAL)}), TRAIN_LQ)['i']
     for quality, ranker in rankers.items():
@@ -127,7 +129,7 @@ def train_seed(seed: int, rankers: Dict[str, Dict[str, Any]], reductions: Sequen
             runs[f'{quality}_{reduction}'] = train(
                 {**start, 'network_r': network_r, 'path.pretrain_network_r': ranker['weights'],
                  'train.rank_opt.bias': bias, 'train.rank_opt.reduction': reduction},
-                f'Chain_RankSRGAN_{quality}_{reduction}_s{seed}', fresh)
+                f'Chain_RankSRGAN_{quality}_{reduction}{length}_s{seed}', fresh)
     return runs
 
 
@@ -181,9 +183,9 @@ def measure_seed(runs: Dict[str, str], rankers: Dict[str, Dict[str, Any]], iters
         ranker = nets.get(run.split('_')[0])
         checkpoints = {0: INITIAL, **{it: osp.join(experiment, 'models', f'net_g_{it}.pth')
                                       for it in range(every, iters + 1, every)}}
-        curve = {str(it): measure(weights, ranker, hrs, lq_folder, tiles, osp.join(
-            OUT, 'measurements', f'{run}_s{seed}_{it}_{int(osp.getmtime(weights))}.json'))  # a retrained file: anew
-            for it, weights in checkpoints.items()}
+        cache = osp.join(OUT, 'measurements', osp.basename(experiment) + '_{}_{}.json')  # a retrained file: anew
+        curve = {str(it): measure(weights, ranker, hrs, lq_folder, tiles, cache.format(it, int(osp.getmtime(weights))))
+                 for it, weights in checkpoints.items()}
         result['runs'][run] = {'experiment': osp.relpath(experiment, ROOT), 'curve': curve}
         if run != 'srgan':
             result['runs'][run]['monitor'] = ranker_monitor_log(experiment)
@@ -216,6 +218,14 @@ def paired(results: Dict[str, Any], run: str, metric: str, first: int, last: int
     return interval(per_seed)
 
 
+def tiles_lower(results: Dict[str, Any], run: str, metric: str, iteration: int) -> float:
+    """The share of (seed, tile) pairs where ``run``'s ``metric`` at ``iteration`` is below SRGAN's."""
+    below = [np.asarray(seed['runs'][run]['curve'][str(iteration)][metric])
+             < np.asarray(seed['runs']['srgan']['curve'][str(iteration)][metric])
+             for seed in results['per_seed'].values()]
+    return float(np.mean(np.concatenate(below)))
+
+
 def monitor_share(results: Dict[str, Any], run: str) -> Optional[float]:
     shares = [np.mean([p['out_beats_gt'] for p in seed['runs'][run]['monitor']['points']])
               for seed in results['per_seed'].values() if seed['runs'][run]['monitor']['points']]
@@ -241,14 +251,15 @@ def markdown(results: Dict[str, Any]) -> str:
              f'photos), seeds {seeds}, {it} iterations; RankSRGAN minus SRGAN from the same start, seed and data: '
              'mean over seeds of the per-seed mean over tiles, [95% interval over seeds] (t, n - 1 degrees of '
              'freedom). NIQE: lower is better.', '',
-             '| Ranker (held-out SROCC) | rank-content loss | NIQE at the end | NIQE, 2nd half | PSNR (dB) at the end '
-             '| own Ranker score at the end | monitor: out_beats_gt |', '|---|---|---|---|---|---|---|']
+             '| Ranker (held-out SROCC) | rank-content loss | NIQE at the end | NIQE, 2nd half | tiles with lower NIQE '
+             '| PSNR (dB) at the end | own Ranker score at the end | monitor: out_beats_gt |',
+             '|---|---|---|---|---|---|---|---|']
     for quality, ranker in rankers.items():
         for reduction in [r for r in results['reductions'] if f'{quality}_{r}' in any_seed['runs']]:
             run = f'{quality}_{reduction}'
             share = monitor_share(results, run)
             cells = [fmt(paired(results, run, 'niqe', it, it)), fmt(paired(results, run, 'niqe', it // 2, it)),
-                     fmt(paired(results, run, 'psnr', it, it), 2),
+                     f'{tiles_lower(results, run, "niqe", it):.0%}', fmt(paired(results, run, 'psnr', it, it), 2),
                      f'{final_mean(results, run, "ranker_score"):.3f}',
                      '-' if share is None else f'{share:.0%}']
             lines.append(f'| {quality} ({ranker["srocc"]:.2f}) | {REDUCTIONS[reduction]} | ' + ' | '.join(cells)
@@ -288,22 +299,28 @@ def plot_crops(results: Dict[str, Any], output: str) -> None:
     sources = {'initial': (osp.join(OPTIONS, 'train_SRResNet_demo.yml'), INITIAL)}
     sources.update({run: (GAN_OPTIONS, osp.join(ROOT, seed['runs'][run]['experiment'], 'models',
                                                 f'net_g_{results["iters"]}.pth'))
-                    for run in seed['runs'] if run == 'srgan' or run.endswith('_sum')})
+                    for run in seed['runs'] if run in ('srgan', 'high_mean') or run.endswith('_sum')})
     srs = demo.upscale_photos(demo.generator_upscalers(sources), lq_folder)
     demo.plot_comparison(srs, hrs, output)
+
+
+def report_name(iters: int, kind: str) -> str:
+    """``chain.json``, ``curves.png``, ...; ``chain_i600.json`` for runs of 600 iterations (not the default)."""
+    stem, extension = osp.splitext(kind)
+    return osp.join(OUT, stem + ('' if iters == DEFAULT_ITERS else f'_i{iters}') + extension)
 
 
 def report(results: Dict[str, Any]) -> None:
     text = markdown(results)
     print(text)
     os.makedirs(OUT, exist_ok=True)
-    with open(osp.join(OUT, 'chain.json'), 'w', encoding='utf-8') as f:
+    with open(report_name(results['iters'], 'chain.json'), 'w', encoding='utf-8') as f:
         json.dump(results, f)
-    with open(osp.join(OUT, 'chain.md'), 'w', encoding='utf-8') as f:
+    with open(report_name(results['iters'], 'chain.md'), 'w', encoding='utf-8') as f:
         f.write(text)
-    plot_curves(results, osp.join(OUT, 'curves.png'))
-    plot_crops(results, osp.join(OUT, 'crops.png'))
-    print(f'Written: {osp.relpath(OUT, ROOT)}/ (chain.json, chain.md, curves.png, crops.png)')
+    plot_curves(results, report_name(results['iters'], 'curves.png'))
+    plot_crops(results, report_name(results['iters'], 'crops.png'))
+    print(f'Written: {osp.relpath(report_name(results["iters"], "chain.json"), ROOT)} (and .md, curves, crops)')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -317,7 +334,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--report', action='store_true', help='only the tables and figures, from chain.json')
     args = parser.parse_args(argv)
     if args.report:
-        with open(osp.join(OUT, 'chain.json'), encoding='utf-8') as f:
+        with open(report_name(args.iters, 'chain.json'), encoding='utf-8') as f:
             return report(json.load(f))
     if not osp.isfile(INITIAL):
         sys.exit(f'{INITIAL} is missing: run `make demo` first (the photos and the initial generator).')
