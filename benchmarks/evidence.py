@@ -16,11 +16,13 @@ after a kill goes on with the next; ``--fresh`` retrains):
 3. every checkpoint (``--every``; iteration 0 is the initial generator) on the held-out photos, which neither the
    Rankers nor the generators trained on: per 192 px tile with content (NIQE over its 2 x 2 blocks of 96 px, no
    shave, as the tiles are cut from whole SR photos; PSNR with a 4-pixel shave; both Y), and the run's own
-   Ranker's score.
+   Ranker's score; the last checkpoint also on the whole held-out photos (NIQE and PSNR with a 4-pixel shave, as
+   the paper measures test images).
 
 Writes results/evidence/chain/: chain.json (every reading), chain.md (the tables: per Ranker quality, the paired
 NIQE / PSNR difference against SRGAN with its 95% interval over seeds, the monitor's readings), curves.png and
-crops.png. ``--report`` re-renders them from chain.json.
+crops.png. ``--report`` re-renders them from chain.json. Runs of another length than 200 iterations are named
+``Chain_..._i<iters>_s<seed>`` and reported in ``chain_i<iters>.*``.
 """
 import argparse
 import json
@@ -173,6 +175,24 @@ def measure(weights: str, ranker: Optional[torch.nn.Module], hrs: Dict[str, np.n
     return result
 
 
+@torch.no_grad()
+def measure_whole(weights: str, hrs: Dict[str, np.ndarray], lq_folder: str, cache: str) -> Dict[str, List[float]]:
+    """Per held-out photo, as the paper measures test images: NIQE and PSNR (Y, 4-pixel shave) of the whole SR
+    output of ``weights``."""
+    if osp.isfile(cache):
+        with open(cache, encoding='utf-8') as f:
+            return json.load(f)
+    srs = demo.upscale_photos(demo.generator_upscalers({'g': (GAN_OPTIONS, weights)}), lq_folder)['g']
+    niqe = demo.per_image_niqe(srs)
+    result = {'photos': sorted(hrs), 'niqe': [niqe[name] for name in sorted(hrs)],
+              'psnr': [float(calculate_psnr(srs[name], hrs[name], crop_border=4, test_y_channel=True))
+                       for name in sorted(hrs)]}
+    os.makedirs(osp.dirname(cache), exist_ok=True)
+    with open(cache, 'w', encoding='utf-8') as f:
+        json.dump(result, f)
+    return result
+
+
 def measure_seed(runs: Dict[str, str], rankers: Dict[str, Dict[str, Any]], iters: int, every: int,
                  seed: int) -> Dict[str, Any]:
     """Every checkpoint of every run of one seed, per tile; the RankSRGAN runs' monitor readings."""
@@ -186,7 +206,9 @@ def measure_seed(runs: Dict[str, str], rankers: Dict[str, Dict[str, Any]], iters
         cache = osp.join(OUT, 'measurements', osp.basename(experiment) + '_{}_{}.json')  # a retrained file: anew
         curve = {str(it): measure(weights, ranker, hrs, lq_folder, tiles, cache.format(it, int(osp.getmtime(weights))))
                  for it, weights in checkpoints.items()}
-        result['runs'][run] = {'experiment': osp.relpath(experiment, ROOT), 'curve': curve}
+        result['runs'][run] = {'experiment': osp.relpath(experiment, ROOT), 'curve': curve,
+                               'whole': measure_whole(checkpoints[iters], hrs, lq_folder, cache.format(
+                                   f'{iters}_whole', int(osp.getmtime(checkpoints[iters]))))}
         if run != 'srgan':
             result['runs'][run]['monitor'] = ranker_monitor_log(experiment)
     print(f'seed {seed}: measured {len(runs)} runs on {len(tiles)} held-out tiles', flush=True)
@@ -218,6 +240,15 @@ def paired(results: Dict[str, Any], run: str, metric: str, first: int, last: int
     return interval(per_seed)
 
 
+def paired_whole(results: Dict[str, Any], run: str, metric: str) -> Optional[Dict[str, Any]]:
+    """As :func:`paired`, on the whole held-out photos at the last checkpoint (None: not measured)."""
+    seeds = list(results['per_seed'].values())
+    if any('whole' not in seed['runs'][run] for seed in seeds):
+        return None
+    return interval([float(np.mean(np.subtract(seed['runs'][run]['whole'][metric],
+                                               seed['runs']['srgan']['whole'][metric]))) for seed in seeds])
+
+
 def tiles_lower(results: Dict[str, Any], run: str, metric: str, iteration: int) -> float:
     """The share of (seed, tile) pairs where ``run``'s ``metric`` at ``iteration`` is below SRGAN's."""
     below = [np.asarray(seed['runs'][run]['curve'][str(iteration)][metric])
@@ -244,6 +275,14 @@ def fmt(d: Dict[str, Any], digits: int = 3) -> str:
     return f'{d["mean"]:+.{digits}f} [{d["low"]:+.{digits}f}, {d["high"]:+.{digits}f}]'
 
 
+def hrs_of(results: Dict[str, Any]) -> List[str]:
+    return next(iter(results['per_seed'].values()))['runs']['srgan']['whole']['photos']
+
+
+def fmt_or_dash(d: Optional[Dict[str, Any]]) -> str:
+    return '-' if d is None else fmt(d)
+
+
 def markdown(results: Dict[str, Any]) -> str:
     it, seeds, rankers = results['iters'], results['seeds'], results['rankers']
     any_seed = next(iter(results['per_seed'].values()))
@@ -252,14 +291,15 @@ def markdown(results: Dict[str, Any]) -> str:
              'mean over seeds of the per-seed mean over tiles, [95% interval over seeds] (t, n - 1 degrees of '
              'freedom). NIQE: lower is better.', '',
              '| Ranker (held-out SROCC) | rank-content loss | NIQE at the end | NIQE, 2nd half | tiles with lower NIQE '
-             '| PSNR (dB) at the end | own Ranker score at the end | monitor: out_beats_gt |',
-             '|---|---|---|---|---|---|---|---|']
+             '| NIQE of the whole photos at the end | PSNR (dB) at the end | own Ranker score at the end '
+             '| monitor: out_beats_gt |', '|---|---|---|---|---|---|---|---|---|']
     for quality, ranker in rankers.items():
         for reduction in [r for r in results['reductions'] if f'{quality}_{r}' in any_seed['runs']]:
             run = f'{quality}_{reduction}'
             share = monitor_share(results, run)
             cells = [fmt(paired(results, run, 'niqe', it, it)), fmt(paired(results, run, 'niqe', it // 2, it)),
-                     f'{tiles_lower(results, run, "niqe", it):.0%}', fmt(paired(results, run, 'psnr', it, it), 2),
+                     f'{tiles_lower(results, run, "niqe", it):.0%}', fmt_or_dash(paired_whole(results, run, 'niqe')),
+                     fmt(paired(results, run, 'psnr', it, it), 2),
                      f'{final_mean(results, run, "ranker_score"):.3f}',
                      '-' if share is None else f'{share:.0%}']
             lines.append(f'| {quality} ({ranker["srocc"]:.2f}) | {REDUCTIONS[reduction]} | ' + ' | '.join(cells)
@@ -267,6 +307,10 @@ def markdown(results: Dict[str, Any]) -> str:
     lines += ['', f'SRGAN at iteration {it}: NIQE {final_mean(results, "srgan", "niqe"):.3f}, PSNR '
               f'{final_mean(results, "srgan", "psnr"):.2f} dB (the initial generator: NIQE '
               f'{final_mean(results, "srgan", "niqe", 0):.3f}, PSNR {final_mean(results, "srgan", "psnr", 0):.2f} dB).']
+    if all('whole' in seed['runs']['srgan'] for seed in results['per_seed'].values()):
+        whole = np.mean([seed['runs']['srgan']['whole']['niqe'] for seed in results['per_seed'].values()])
+        lines += ['', f'Whole photos: NIQE with a 4-pixel shave of each whole SR output of the {len(hrs_of(results))} '
+                  f'held-out photos, as the paper measures test images; SRGAN at iteration {it}: {whole:.3f}.']
     return '\n'.join(lines) + '\n'
 
 
