@@ -348,23 +348,29 @@ def plot_crops(results: Dict[str, Any], output: str) -> None:
     demo.plot_comparison(srs, hrs, output)
 
 
-def report_name(iters: int, kind: str) -> str:
-    """``chain.json``, ``curves.png``, ...; ``chain_i600.json`` for runs of 600 iterations (not the default)."""
+def report_name(iters: int, kind: str, label: Optional[str] = None) -> str:
+    """``chain.json``, ``curves.png``, ...; ``chain_i600.json`` for runs of 600 iterations (not the default);
+    ``chain_i600_<label>.json`` with ``--label``."""
     stem, extension = osp.splitext(kind)
-    return osp.join(OUT, stem + ('' if iters == DEFAULT_ITERS else f'_i{iters}') + extension)
+    return osp.join(OUT, stem + ('' if iters == DEFAULT_ITERS else f'_i{iters}') + (f'_{label}' if label else '')
+                    + extension)
 
 
 def report(results: Dict[str, Any]) -> None:
     text = markdown(results)
     print(text)
     os.makedirs(OUT, exist_ok=True)
-    with open(report_name(results['iters'], 'chain.json'), 'w', encoding='utf-8') as f:
+
+    def named(kind: str) -> str:
+        return report_name(results['iters'], kind, results.get('label'))
+
+    with open(named('chain.json'), 'w', encoding='utf-8') as f:
         json.dump(results, f)
-    with open(report_name(results['iters'], 'chain.md'), 'w', encoding='utf-8') as f:
+    with open(named('chain.md'), 'w', encoding='utf-8') as f:
         f.write(text)
-    plot_curves(results, report_name(results['iters'], 'curves.png'))
-    plot_crops(results, report_name(results['iters'], 'crops.png'))
-    print(f'Written: {osp.relpath(report_name(results["iters"], "chain.json"), ROOT)} (and .md, curves, crops)')
+    plot_curves(results, named('curves.png'))
+    plot_crops(results, named('crops.png'))
+    print(f'Written: {osp.relpath(named("chain.json"), ROOT)} (and .md, curves, crops)')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -375,10 +381,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--qualities', nargs='+', choices=list(QUALITIES), default=list(QUALITIES))
     parser.add_argument('--reductions', nargs='+', choices=list(REDUCTIONS), default=list(REDUCTIONS))
     parser.add_argument('--fresh', action='store_true', help='retrain runs that finished before')
+    parser.add_argument('--label', help='report files chain[_i<iters>]_<label>.*: a subset beside the full run')
     parser.add_argument('--report', action='store_true', help='only the tables and figures, from chain.json')
     args = parser.parse_args(argv)
     if args.report:
-        with open(report_name(args.iters, 'chain.json'), encoding='utf-8') as f:
+        with open(report_name(args.iters, 'chain.json', args.label), encoding='utf-8') as f:
             return report(json.load(f))
     if not osp.isfile(INITIAL):
         sys.exit(f'{INITIAL} is missing: run `make demo` first (the photos and the initial generator).')
@@ -390,7 +397,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         runs = train_seed(seed, rankers, args.reductions, args.iters, args.every, args.fresh)
         per_seed[seed] = measure_seed(runs, rankers, args.iters, args.every, seed)
         report({'seeds': args.seeds[:len(per_seed)], 'iters': args.iters, 'every': args.every, 'rankers': rankers,
-                'reductions': args.reductions, 'per_seed': per_seed})
+                'reductions': args.reductions, 'per_seed': per_seed, 'label': args.label})
 
 
 if __name__ == '__main__':
