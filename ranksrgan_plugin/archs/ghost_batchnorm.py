@@ -97,6 +97,12 @@ def batchnorm_group_size(net: nn.Module) -> Optional[int]:
     return next(iter(sizes), None)
 
 
+def group_batchnorms(nets: Mapping[str, nn.Module], group_size: Optional[int], option: str) -> str:
+    """:func:`use_batchnorm_groups` on each of ``nets``; returns their :func:`batchnorm_groups_line`."""
+    for net in nets.values():
+        use_batchnorm_groups(net, group_size, option)
+    return batchnorm_groups_line(nets, option)
+
 
 def batchnorm_groups_line(nets: Mapping[str, nn.Module], option: str) -> str:
     """The log line saying over how many images each named network's BatchNorm takes its batch statistics."""

@@ -181,6 +181,3 @@ def read_image_shape(path: str) -> Shape:
     except OSError as error:
         raise RankDatasetError(f'Cannot read image {path}: {error}') from error
     return height, width, channels
-
-
-

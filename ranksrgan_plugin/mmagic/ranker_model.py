@@ -6,7 +6,7 @@ from mmagic.registry import MODELS
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 
-from ..archs.ghost_batchnorm import batchnorm_groups_line, check_group_size, use_batchnorm_groups
+from ..archs.ghost_batchnorm import check_group_size, group_batchnorms
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
 from ..losses.loss_options import check_ranker_loss_options
 from ..metrics.rank_metrics import batch_pair_accuracy
@@ -60,8 +60,8 @@ class RankerModel(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'), init_cfg=init_cfg)
         if pair_forward not in PAIR_FORWARDS:
             raise ValueError(f'RankerModel pair_forward must be one of {PAIR_FORWARDS}, got {pair_forward!r}.')
-        self.ranker = use_batchnorm_groups(MODELS.build(ranker), batchnorm_group, 'model.batchnorm_group')
-        print_log(batchnorm_groups_line({'ranker': self.ranker}, 'model.batchnorm_group'), logger='current')
+        self.ranker = MODELS.build(ranker)
+        print_log(group_batchnorms({'ranker': self.ranker}, batchnorm_group, 'model.batchnorm_group'), logger='current')
         self.rank_loss = MODELS.build(rank_loss or DEFAULT_RANK_LOSS)
         self.pair_forward = pair_forward
         self._recorded_split: Optional[str] = None

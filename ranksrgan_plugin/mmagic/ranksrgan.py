@@ -11,7 +11,7 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.model.weight_init import initialize
 from torch import nn
 
-from ..archs.ghost_batchnorm import batchnorm_groups_line, check_group_size, use_batchnorm_groups
+from ..archs.ghost_batchnorm import check_group_size, group_batchnorms
 from ..checkpoints import is_mmengine_checkpoint, load_ranker, load_ranker_checkpoint, read_ranker_file
 from ..compat.mmagic import honour_perceptual_pretrained
 from ..rank_content import (
@@ -114,13 +114,9 @@ class RankContentMixin(StrictGeneratorLoading):
         self._generator_init = strict_generator_init(generator.pop('init_cfg', None))
         with vgg_weights:
             super().__init__(generator=generator, perceptual_loss=perceptual_loss, **kwargs)
-        for net in (self.discriminator, *self.rank_content.networks.values()):
-            if net is not None:
-                use_batchnorm_groups(net, batchnorm_group, 'model.batchnorm_group')
-        MMAGIC_TOOLBOX.log(batchnorm_groups_line(
-            {**({'discriminator': self.discriminator} if self.discriminator is not None else {}),
-             **{f'Ranker {name}'.strip(): net for name, net in self.rank_content.networks.items()}},
-            'model.batchnorm_group'))
+        discriminator = {} if self.discriminator is None else {'discriminator': self.discriminator}
+        MMAGIC_TOOLBOX.log(group_batchnorms({**discriminator, **self.rank_content.labelled_networks},
+                                            batchnorm_group, 'model.batchnorm_group'))
 
     @property
     def ranker(self) -> nn.Module:

@@ -14,7 +14,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from tqdm import tqdm
 
-from ..archs.ghost_batchnorm import batchnorm_groups_line, use_batchnorm_groups
+from ..archs.ghost_batchnorm import group_batchnorms
 from ..archs.ranker_arch import PAIR_FORWARDS, score_pairs
 from ..checkpoints import strip_module_prefix
 from ..losses.loss_options import check_ranker_loss_options
@@ -81,9 +81,8 @@ class RankerModel(TrainingPrecision, NamedCheckpointLoading, BaseModel):
         self.pair_forward = train_opt.get('pair_forward', 'separate')
         if self.pair_forward not in PAIR_FORWARDS:
             raise ValueError(f'train.pair_forward must be one of {PAIR_FORWARDS}, got {self.pair_forward!r}.')
-        use_batchnorm_groups(self.get_bare_model(self.net_r), train_opt.get('batchnorm_group'), 'train.batchnorm_group')
-        get_root_logger().info(batchnorm_groups_line({'network_r': self.get_bare_model(self.net_r)},
-                                                     'train.batchnorm_group'))
+        get_root_logger().info(group_batchnorms({'network_r': self.get_bare_model(self.net_r)},
+                                                train_opt.get('batchnorm_group'), 'train.batchnorm_group'))
         self.setup_optimizers()
         self.setup_schedulers()
         self.prepare_networks([self.net_r])

@@ -10,7 +10,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from torch import nn
 
-from ..archs.ghost_batchnorm import batchnorm_groups_line, check_group_size, use_batchnorm_groups
+from ..archs.ghost_batchnorm import check_group_size, group_batchnorms
 from ..checkpoints import load_ranker, read_checkpoint
 from ..compat.basicsr import check_generator_scale, check_perceptual_weights
 from ..rank_content import RankContent, RankerSpec, Registries, Toolbox, monitor_settings, ranker_specs
@@ -86,12 +86,9 @@ class RankSRGANModel(TrainingPrecision, NamedCheckpointLoading, SRGANModel):
         self.relativistic = bool(train_opt.get('relativistic', False))
         self.rank_content = RankContent.build(specs, monitoring, self._toolbox())
         super().init_training_settings()
-        for net in (self.get_bare_model(self.net_d), *self.rank_content.networks.values()):
-            use_batchnorm_groups(net, self.batchnorm_group, 'train.batchnorm_group')
-        get_root_logger().info(batchnorm_groups_line(
-            {'network_d': self.get_bare_model(self.net_d), **{f'Ranker {name}'.strip(): net for name, net in
-                                                             self.rank_content.networks.items()}},
-            'train.batchnorm_group'))
+        get_root_logger().info(group_batchnorms({'network_d': self.get_bare_model(self.net_d),
+                                                 **self.rank_content.labelled_networks},
+                                                self.batchnorm_group, 'train.batchnorm_group'))
         self.prepare_networks([self.net_g, self.net_d, *self.rank_content.networks.values()]
                               + ([self.cri_perceptual] if self.cri_perceptual else []))
 

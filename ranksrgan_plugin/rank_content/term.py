@@ -105,6 +105,11 @@ class RankContent:
         """``{name: frozen Ranker}``."""
         return OrderedDict((name, ranker.net) for name, ranker in self.rankers.items())
 
+    @property
+    def labelled_networks(self) -> Dict[str, nn.Module]:
+        """``{'Ranker <name>': frozen Ranker}`` (``'Ranker'``: the paper's single one), for messages."""
+        return OrderedDict((f'Ranker {name}'.strip(), net) for name, net in self.networks.items())
+
     def single(self, what: str) -> FrozenRanker:
         """The paper's single Ranker; ``what`` (the asked attribute) names it when the Rankers are a list."""
         if '' not in self.rankers:

@@ -228,7 +228,7 @@ def write_split(split_dir: str, rows: Sequence[Tuple[str, str, float]], levels: 
                 with open(osp.join(store, f'{key}.png'), 'wb') as f:
                     f.write(read_patch(level, key))
     write_text_atomically(osp.join(split_dir, 'labels.txt'),
-                 format_labels((key, level, labels[(key, level)]) for key in keys for level in levels))
+                          format_labels((key, level, labels[(key, level)]) for key in keys for level in levels))
     write_manifest(split_dir, {**manifest, 'num_keys': len(keys)})
 
 

@@ -5,8 +5,9 @@ written in place and cut mid-write keeps its final name: a later ``--auto_resume
 ``<iter>.state`` and stops, and a stage output looks done. Each writer here stages the file beside ``path``,
 flushes it to disk and renames it over ``path`` (``os.replace`` is atomic on one filesystem).
 """
+import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -28,24 +29,26 @@ def publish(staged: str, path: str) -> None:
     os.replace(staged, path)
 
 
-def save_torch_atomically(obj: Any, path: str) -> None:
-    """``torch.save(obj, path)``, atomic: ``path`` is the old file or the whole new one, whenever the writer dies."""
-    staged = partial_path(path)
+@contextlib.contextmanager
+def staged_file(path: str, writers: str = 'one') -> Iterator[str]:
+    """The path to write ``path``'s new content to; published over ``path`` when the block ends without an
+    error, removed otherwise."""
+    staged = partial_path(path, writers)
     try:
-        torch.save(obj, staged)
+        yield staged
         publish(staged, path)
     finally:
         if os.path.exists(staged):
             os.remove(staged)
+
+
+def save_torch_atomically(obj: Any, path: str) -> None:
+    """``torch.save(obj, path)``, atomic: ``path`` is the old file or the whole new one, whenever the writer dies."""
+    with staged_file(path) as staged:
+        torch.save(obj, staged)
 
 
 def write_text_atomically(path: str, text: str) -> None:
     """A text file written atomically (UTF-8); several processes may write it at once."""
-    staged = partial_path(path, writers='many')
-    try:
-        with open(staged, 'w', encoding='utf-8') as f:
-            f.write(text)
-        publish(staged, path)
-    finally:
-        if os.path.exists(staged):
-            os.remove(staged)
+    with staged_file(path, writers='many') as staged, open(staged, 'w', encoding='utf-8') as f:
+        f.write(text)
