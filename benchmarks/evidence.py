@@ -158,9 +158,11 @@ def held_out() -> Tuple[Dict[str, np.ndarray], str, List[Tuple[str, int, int]]]:
 def measure(weights: str, ranker: Optional[torch.nn.Module], hrs: Dict[str, np.ndarray], lq_folder: str,
             tiles: List[Tuple[str, int, int]], cache: str) -> Dict[str, List[float]]:
     """Per tile: NIQE (Y, no shave), PSNR (Y, 4-pixel shave) and the Ranker's score of ``weights``'s output."""
-    if osp.isfile(cache):
-        with open(cache, encoding='utf-8') as f:
-            return json.load(f)
+    return cached(cache, lambda: measure_tiles(weights, ranker, hrs, lq_folder, tiles))
+
+
+def measure_tiles(weights: str, ranker: Optional[torch.nn.Module], hrs: Dict[str, np.ndarray], lq_folder: str,
+                  tiles: List[Tuple[str, int, int]]) -> Dict[str, List[float]]:
     srs = demo.upscale_photos(demo.generator_upscalers({'g': (GAN_OPTIONS, weights)}), lq_folder)['g']
     crops = [(srs[name][top:top + TILE, left:left + TILE], hrs[name][top:top + TILE, left:left + TILE])
              for name, top, left in tiles]
@@ -169,6 +171,15 @@ def measure(weights: str, ranker: Optional[torch.nn.Module], hrs: Dict[str, np.n
     if ranker is not None:
         batch = torch.stack([img2tensor(sr.astype(np.float32) / 255.0, bgr2rgb=True) for sr, _ in crops])
         result['ranker_score'] = ranker(batch.to(next(ranker.parameters()).device)).reshape(-1).tolist()
+    return result
+
+
+def cached(cache: str, compute: Any) -> Dict[str, Any]:
+    """The JSON in ``cache``, or ``compute()``'s result written there."""
+    if osp.isfile(cache):
+        with open(cache, encoding='utf-8') as f:
+            return json.load(f)
+    result = compute()
     os.makedirs(osp.dirname(cache), exist_ok=True)
     with open(cache, 'w', encoding='utf-8') as f:
         json.dump(result, f)
@@ -179,18 +190,14 @@ def measure(weights: str, ranker: Optional[torch.nn.Module], hrs: Dict[str, np.n
 def measure_whole(weights: str, hrs: Dict[str, np.ndarray], lq_folder: str, cache: str) -> Dict[str, List[float]]:
     """Per held-out photo, as the paper measures test images: NIQE and PSNR (Y, 4-pixel shave) of the whole SR
     output of ``weights``."""
-    if osp.isfile(cache):
-        with open(cache, encoding='utf-8') as f:
-            return json.load(f)
-    srs = demo.upscale_photos(demo.generator_upscalers({'g': (GAN_OPTIONS, weights)}), lq_folder)['g']
-    niqe = demo.per_image_niqe(srs)
-    result = {'photos': sorted(hrs), 'niqe': [niqe[name] for name in sorted(hrs)],
-              'psnr': [float(calculate_psnr(srs[name], hrs[name], crop_border=4, test_y_channel=True))
-                       for name in sorted(hrs)]}
-    os.makedirs(osp.dirname(cache), exist_ok=True)
-    with open(cache, 'w', encoding='utf-8') as f:
-        json.dump(result, f)
-    return result
+    def compute() -> Dict[str, List[float]]:
+        srs = demo.upscale_photos(demo.generator_upscalers({'g': (GAN_OPTIONS, weights)}), lq_folder)['g']
+        niqe = demo.per_image_niqe(srs)
+        return {'photos': sorted(hrs), 'niqe': [niqe[name] for name in sorted(hrs)],
+                'psnr': [float(calculate_psnr(srs[name], hrs[name], crop_border=4, test_y_channel=True))
+                         for name in sorted(hrs)]}
+
+    return cached(cache, compute)
 
 
 def measure_seed(runs: Dict[str, str], rankers: Dict[str, Dict[str, Any]], iters: int, every: int,
@@ -275,10 +282,6 @@ def fmt(d: Dict[str, Any], digits: int = 3) -> str:
     return f'{d["mean"]:+.{digits}f} [{d["low"]:+.{digits}f}, {d["high"]:+.{digits}f}]'
 
 
-def hrs_of(results: Dict[str, Any]) -> List[str]:
-    return next(iter(results['per_seed'].values()))['runs']['srgan']['whole']['photos']
-
-
 def fmt_or_dash(d: Optional[Dict[str, Any]]) -> str:
     return '-' if d is None else fmt(d)
 
@@ -309,7 +312,8 @@ def markdown(results: Dict[str, Any]) -> str:
               f'{final_mean(results, "srgan", "niqe", 0):.3f}, PSNR {final_mean(results, "srgan", "psnr", 0):.2f} dB).']
     if all('whole' in seed['runs']['srgan'] for seed in results['per_seed'].values()):
         whole = np.mean([seed['runs']['srgan']['whole']['niqe'] for seed in results['per_seed'].values()])
-        lines += ['', f'Whole photos: NIQE with a 4-pixel shave of each whole SR output of the {len(hrs_of(results))} '
+        photos = len(any_seed['runs']['srgan']['whole']['photos'])
+        lines += ['', f'Whole photos: NIQE with a 4-pixel shave of each whole SR output of the {photos} '
                   f'held-out photos, as the paper measures test images; SRGAN at iteration {it}: {whole:.3f}.']
     return '\n'.join(lines) + '\n'
 
